@@ -1,0 +1,1 @@
+//! The rwc node (in progress).

@@ -1,0 +1,162 @@
+//! The one place that knows the binary encoding (bincode 2, through serde).
+//!
+//! Everything that turns messages or values into bytes and back goes through here, so the
+//! encoding can be swapped in one module. Decoding is bounded by [`DecodeLimits`].
+
+use bincode::config::{Configuration, standard};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind};
+use crate::message::Message;
+use crate::value::{DecodeLimits, Value, with_decode_limits};
+
+fn config() -> Configuration {
+    standard()
+}
+
+/// Encodes `msg`, appending to `out`.
+pub fn encode_message_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), Error> {
+    encode_into(msg, out)
+}
+
+/// Encodes `msg` into a new buffer.
+pub fn encode_message(msg: &Message) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes one message that must fill `bytes` exactly.
+pub fn decode_message(bytes: &[u8], limits: DecodeLimits) -> Result<Message, Error> {
+    decode_exact(bytes, limits)
+}
+
+/// Encodes a value on its own (the guest ABI's buffers).
+pub fn encode_value(value: &Value) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a value that must fill `bytes` exactly.
+pub fn decode_value(bytes: &[u8], limits: DecodeLimits) -> Result<Value, Error> {
+    decode_exact(bytes, limits)
+}
+
+/// Encodes any serde type with the wire encoding (handshake records, ABI headers).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes any serde type that must fill `bytes` exactly.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limits: DecodeLimits) -> Result<T, Error> {
+    decode_exact(bytes, limits)
+}
+
+fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(drop)
+        .map_err(|e| Error::new(ErrorKind::BadArgument, format!("cannot encode: {e}")))
+}
+
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8], limits: DecodeLimits) -> Result<T, Error> {
+    let (value, used) = with_decode_limits(limits, || {
+        bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config())
+    })
+    .map_err(|e| Error::protocol(format!("malformed message: {e}")))?;
+    if used != bytes.len() {
+        return Err(Error::protocol(format!(
+            "malformed message: {} trailing bytes after the end",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Call, Return, Target};
+    use crate::value::{Ref, WireRef};
+
+    #[test]
+    fn message_round_trip() {
+        let msg = Message::Call(Call {
+            question: 7,
+            target: Target::Export(3),
+            method: "add".into(),
+            args: vec![
+                Value::U64(2),
+                Value::Map(vec![(
+                    Value::Ref(Ref::Wire(WireRef::Receiver(1))),
+                    Value::Bytes(vec![1, 2]),
+                )]),
+            ],
+            deadline_ms: Some(30_000),
+        });
+        let bytes = encode_message(&msg).unwrap();
+        assert_eq!(
+            decode_message(&bytes, DecodeLimits::default()).unwrap(),
+            msg
+        );
+        let ret = Message::Return(Return {
+            question: 7,
+            result: Err(Error::new(ErrorKind::Denied, "no").with_trace("t")),
+        });
+        let bytes = encode_message(&ret).unwrap();
+        assert_eq!(
+            decode_message(&bytes, DecodeLimits::default()).unwrap(),
+            ret
+        );
+    }
+
+    #[test]
+    fn trailing_and_truncated_bytes_are_errors() {
+        let mut bytes = encode_message(&Message::Ping { nonce: 1 }).unwrap();
+        bytes.push(0);
+        let err = decode_message(&bytes, DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(err.message().contains("trailing"), "{err}");
+
+        let bytes = encode_value(&Value::String("hello".into())).unwrap();
+        let err = decode_value(&bytes[..bytes.len() - 1], DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn nesting_bomb_is_refused_without_overflowing_the_stack() {
+        // 100 000 nested single-element lists, written by hand: tag 7 (List), length 1.
+        let mut bytes = Vec::new();
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&[7, 1]);
+        }
+        bytes.push(0);
+        let err = decode_value(&bytes, DecodeLimits::default()).unwrap_err();
+        assert!(err.message().contains("deeper than 128"), "{err}");
+    }
+
+    #[test]
+    fn lying_collection_length_is_refused_cheaply() {
+        // A list claiming u64::MAX/2 elements followed by nothing.
+        let mut bytes = vec![7u8, 253];
+        bytes.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let err = decode_value(&bytes, DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        let limits = DecodeLimits {
+            max_values: 10,
+            ..DecodeLimits::default()
+        };
+        let many = encode_value(&Value::List(vec![Value::Unit; 100])).unwrap();
+        let err = decode_value(&many, limits).unwrap_err();
+        assert!(err.message().contains("more than 10 values"), "{err}");
+    }
+
+    #[test]
+    fn unknown_error_kind_decodes_as_failed() {
+        let kind: ErrorKind = decode(&encode(&200u8).unwrap(), DecodeLimits::default()).unwrap();
+        assert_eq!(kind, ErrorKind::Failed);
+    }
+}

@@ -1,0 +1,274 @@
+//! The connection's two tasks: the reader (decode, dispatch) and the writer (batch, write).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::FutureExt;
+use futures::future::abortable;
+use futures::task::noop_waker_ref;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{Connection, Shared, lock};
+use crate::codec;
+use crate::error::{Error, ErrorKind};
+use crate::frame;
+use crate::message::{Call, Message, Target};
+use crate::netref::{METHODS_METHOD, Proxy};
+use crate::object::{CallContext, Object};
+use crate::value::{Value, to_value};
+
+/// What the writer task is asked to do.
+pub(crate) enum Outgoing {
+    /// Write one encoded frame.
+    Frame(Vec<u8>),
+    /// Flush what is queued before this, then shut the stream down.
+    Shutdown,
+}
+
+/// Frames at least this big are written from their own buffer rather than copied into the
+/// batch.
+const DIRECT_WRITE: usize = 64 * 1024;
+/// A batch is written out once it holds this much.
+const BATCH_LIMIT: usize = 256 * 1024;
+
+pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let mut batch: Vec<u8> = Vec::with_capacity(DIRECT_WRITE);
+    while let Some(first) = rx.recv().await {
+        let mut shutdown = false;
+        let mut next = Some(first);
+        let result: std::io::Result<()> = async {
+            while let Some(item) = next.take() {
+                match item {
+                    Outgoing::Frame(f) if f.len() >= DIRECT_WRITE => {
+                        if !batch.is_empty() {
+                            w.write_all(&batch).await?;
+                            batch.clear();
+                        }
+                        w.write_all(&f).await?;
+                    }
+                    Outgoing::Frame(f) => batch.extend_from_slice(&f),
+                    Outgoing::Shutdown => {
+                        shutdown = true;
+                        break;
+                    }
+                }
+                if batch.len() >= BATCH_LIMIT {
+                    w.write_all(&batch).await?;
+                    batch.clear();
+                }
+                next = rx.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                w.write_all(&batch).await?;
+                batch.clear();
+            }
+            w.flush().await
+        }
+        .await;
+        if let Err(e) = result {
+            shared.close(Error::disconnected(format!("write failed: {e}")));
+            break;
+        }
+        if shutdown {
+            let _ = w.shutdown().await;
+            break;
+        }
+    }
+}
+
+pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
+    mut r: BufReader<R>,
+    shared: Arc<Shared>,
+    mut closed: watch::Receiver<bool>,
+) {
+    let max_frame = shared.config.max_frame;
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => break,
+            f = frame::read_frame(&mut r, max_frame) => f,
+        };
+        match frame {
+            Ok(Some(bytes)) => {
+                if let Err(e) = shared.handle_frame(&bytes) {
+                    shared.abort(e);
+                    break;
+                }
+            }
+            Ok(None) => {
+                shared.close(Error::disconnected("peer closed the connection"));
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Protocol => {
+                shared.abort(e);
+                break;
+            }
+            Err(e) => {
+                shared.close(e);
+                break;
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Decodes and dispatches one frame. An error is a protocol violation by the peer.
+    fn handle_frame(self: &Arc<Self>, bytes: &[u8]) -> Result<(), Error> {
+        let mut msg = codec::decode_message(bytes, self.config.limits)?;
+        self.import_refs(&mut msg)?;
+        match msg {
+            Message::Call(call) => self.incoming_call(call)?,
+            Message::Return(ret) => {
+                let waiter = lock(&self.questions).remove(&ret.question);
+                // No waiter: the call was cancelled or timed out; the late reply is dropped.
+                if let Some(tx) = waiter {
+                    let _ = tx.send(ret.result.map_err(Error::into_remote));
+                }
+            }
+            Message::Cancel { question } => {
+                if let Some(handle) = lock(&self.answers).remove(&question) {
+                    handle.abort();
+                }
+            }
+            Message::Release { export, count } => {
+                let freed = lock(&self.exports).release(export, count)?;
+                drop(freed);
+            }
+            Message::Ping { nonce } => self.send(Message::Pong { nonce })?,
+            Message::Pong { nonce } => {
+                if let Some(tx) = lock(&self.pings).remove(&nonce) {
+                    let _ = tx.send(());
+                }
+            }
+            Message::Abort { reason } => {
+                let reason = reason.into_remote();
+                self.close(
+                    Error::disconnected("peer aborted the connection")
+                        .with_cause(reason.to_string()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn incoming_call(self: &Arc<Self>, call: Call) -> Result<(), Error> {
+        let Call {
+            question,
+            target,
+            method,
+            args,
+            deadline_ms,
+        } = call;
+        let object = match target {
+            Target::Export(id) => lock(&self.exports).object(id).ok_or_else(|| {
+                Error::protocol(format!(
+                    "peer called export #{id}, which this side never exported"
+                ))
+            })?,
+            Target::Promise { .. } => {
+                self.reply(
+                    question,
+                    Err(Error::new(
+                        ErrorKind::Unimplemented,
+                        "promise pipelining is not implemented by this peer",
+                    )),
+                );
+                return Ok(());
+            }
+        };
+        if method == METHODS_METHOD && !is_proxy(&object) {
+            self.reply(question, to_value(&object.methods()));
+            return Ok(());
+        }
+        if lock(&self.answers).len() >= self.config.max_incoming_calls {
+            self.reply(
+                question,
+                Err(Error::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "peer is running {} calls from this connection already; retry later",
+                        self.config.max_incoming_calls
+                    ),
+                )),
+            );
+            return Ok(());
+        }
+        let deadline = deadline_ms.map(|ms| Instant::now() + std::time::Duration::from_millis(ms));
+        let ctx = CallContext {
+            connection: self
+                .link
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .map(Connection::from_link),
+            deadline,
+        };
+        let runs_long = object.runs_long();
+        let mut fut = Box::pin(run_method(object, ctx, method, args, deadline));
+        if !runs_long {
+            // Most methods finish at once: answering inline saves a task and two wakeups.
+            // If it is not ready, the spawned task polls it again with a real waker.
+            if let Poll::Ready(result) = fut
+                .as_mut()
+                .poll(&mut Context::from_waker(noop_waker_ref()))
+            {
+                self.reply(question, result);
+                return Ok(());
+            }
+        }
+        let (fut, handle) = abortable(fut);
+        lock(&self.answers).insert(question, handle);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            // `Err(Aborted)`: the peer cancelled; it expects no answer.
+            if let Ok(result) = fut.await
+                && lock(&shared.answers).remove(&question).is_some()
+            {
+                shared.reply(question, result);
+            }
+        });
+        Ok(())
+    }
+}
+
+fn is_proxy(object: &Arc<dyn Object>) -> bool {
+    let any: &dyn std::any::Any = &**object;
+    any.is::<Proxy>()
+}
+
+/// Runs one method call with its deadline, turning a panic into an error for that call.
+pub(crate) async fn run_method(
+    object: Arc<dyn Object>,
+    ctx: CallContext,
+    method: String,
+    args: Vec<Value>,
+    deadline: Option<Instant>,
+) -> Result<Value, Error> {
+    let call = AssertUnwindSafe(object.call(ctx, &method, args)).catch_unwind();
+    let outcome = match deadline {
+        Some(at) => match tokio::time::timeout_at(at, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::TimedOut,
+                    format!("`{method}` did not finish before its deadline"),
+                ));
+            }
+        },
+        None => call.await,
+    };
+    outcome.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        Err(Error::failed(format!("`{method}` panicked: {msg}")))
+    })
+}

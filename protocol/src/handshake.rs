@@ -1,0 +1,147 @@
+//! The handshake: magic bytes, protocol version, optional credentials, feature lists.
+//!
+//! The connecting side writes the magic and its [`Hello`]; the accepting side checks both,
+//! asks its [`Authenticator`] about the credentials, and answers with the magic and either
+//! its own `Hello` or the reason it refuses. One round trip; a peer that is not rwc, or
+//! speaks another version, gets a clear error on both sides.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::PROTOCOL_VERSION;
+use crate::codec;
+use crate::error::{Error, ErrorKind};
+use crate::frame;
+use crate::value::DecodeLimits;
+
+/// The first bytes of every rwc connection, in each direction.
+pub const MAGIC: [u8; 8] = *b"\x89RWC\r\n\x1a\n";
+
+/// Largest handshake frame accepted.
+const MAX_HELLO: usize = 64 * 1024;
+
+/// What each side says about itself when the connection opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version ([`PROTOCOL_VERSION`]).
+    pub version: u16,
+    /// Optional features this side supports (informational; unknown ones are ignored).
+    pub features: Vec<String>,
+    /// Credentials for the accepting side (a token); `None` when anonymous.
+    pub credentials: Option<Vec<u8>>,
+    /// Free-form description of the software ("rwc-node 0.1.0").
+    pub agent: String,
+}
+
+/// Decides whether a connecting peer may use this side.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Checks the peer's credentials; returns the principal's name, or a `denied` error
+    /// that is sent to the peer.
+    fn authenticate(&self, credentials: Option<&[u8]>) -> Result<String, Error>;
+}
+
+impl fmt::Debug for dyn Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authenticator")
+    }
+}
+
+/// The connecting side of the handshake. Returns the acceptor's `Hello`.
+pub(crate) async fn connect<R, W>(r: &mut R, w: &mut W, hello: &Hello) -> Result<Hello, Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    write_hello(w, &Ok::<_, Error>(hello.clone())).await?;
+    read_magic(r).await?;
+    let payload = frame::read_frame(r, MAX_HELLO)
+        .await?
+        .ok_or_else(|| Error::disconnected("peer closed the connection during the handshake"))?;
+    let answer: Result<Hello, Error> = codec::decode(&payload, DecodeLimits::default())?;
+    let theirs = answer.map_err(Error::into_remote)?;
+    check_version(&theirs)?;
+    Ok(theirs)
+}
+
+/// The accepting side of the handshake. Returns the connector's `Hello` and principal.
+pub(crate) async fn accept<R, W>(
+    r: &mut R,
+    w: &mut W,
+    hello: &Hello,
+    auth: Option<&dyn Authenticator>,
+) -> Result<(Hello, Option<String>), Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    read_magic(r).await?;
+    let payload = frame::read_frame(r, MAX_HELLO)
+        .await?
+        .ok_or_else(|| Error::disconnected("peer closed the connection during the handshake"))?;
+    let theirs: Result<Hello, Error> = codec::decode(&payload, DecodeLimits::default())?;
+    let theirs = theirs.map_err(Error::into_remote)?;
+    let verdict = check_version(&theirs).and_then(|()| match auth {
+        Some(auth) => auth.authenticate(theirs.credentials.as_deref()).map(Some),
+        None => Ok(None),
+    });
+    match verdict {
+        Ok(principal) => {
+            write_hello(w, &Ok::<_, Error>(hello.clone())).await?;
+            Ok((theirs, principal))
+        }
+        Err(e) => {
+            // Tell the peer why; it gets no object at all.
+            let _ = write_hello(w, &Err::<Hello, _>(e.clone())).await;
+            Err(e)
+        }
+    }
+}
+
+fn check_version(theirs: &Hello) -> Result<(), Error> {
+    if theirs.version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(Error::protocol(format!(
+            "peer speaks rwc protocol version {}, this side speaks version {PROTOCOL_VERSION}; upgrade the older side",
+            theirs.version
+        )))
+    }
+}
+
+async fn write_hello<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    hello: &Result<Hello, Error>,
+) -> Result<(), Error> {
+    let payload = codec::encode(hello)?;
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(frame::frame(&payload, MAX_HELLO)?);
+    w.write_all(&bytes).await.map_err(io_err)?;
+    w.flush().await.map_err(io_err)
+}
+
+async fn read_magic<R: AsyncRead + Unpin>(r: &mut R) -> Result<(), Error> {
+    let mut got = [0u8; MAGIC.len()];
+    let mut n = 0;
+    while n < got.len() {
+        let k = r.read(&mut got[n..]).await.map_err(io_err)?;
+        if k == 0 {
+            return Err(Error::disconnected(
+                "peer closed the connection during the handshake (is it an rwc node?)",
+            ));
+        }
+        if got[n..n + k] != MAGIC[n..n + k] {
+            return Err(Error::protocol(format!(
+                "peer is not speaking rwc: expected the rwc magic bytes, got {:?}",
+                String::from_utf8_lossy(&got[..n + k])
+            )));
+        }
+        n += k;
+    }
+    Ok(())
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Disconnected, format!("handshake failed: {e}"))
+}
