@@ -45,7 +45,7 @@ mod handshake;
 #[cfg(feature = "io")]
 mod netref;
 #[cfg(feature = "io")]
-mod object;
+pub mod object;
 #[cfg(feature = "io")]
 pub mod transport;
 

@@ -1,0 +1,199 @@
+//! The `sys` capability: read-only facts about the node's machine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use futures::future::BoxFuture;
+use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
+use serde::Serialize;
+
+/// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
+#[derive(Debug)]
+pub struct SysCapability;
+
+const METHODS: &[(&str, &str)] = &[
+    ("hostname", "the machine's host name"),
+    ("os", "operating system (linux, macos, …)"),
+    ("arch", "CPU architecture (x86_64, aarch64, …)"),
+    ("cpu_count", "CPUs available to the node"),
+    ("uptime_secs", "seconds since the machine booted"),
+    ("load_average", "1, 5 and 15 minute load averages"),
+    ("memory", "total and available memory in bytes"),
+    (
+        "disk",
+        "(path?) total and free bytes of the file system holding path (default /)",
+    ),
+    ("report", "all of the above in one map"),
+];
+
+#[derive(Serialize)]
+struct Memory {
+    total: u64,
+    available: u64,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    path: String,
+    total: u64,
+    free: u64,
+}
+
+impl Object for SysCapability {
+    fn call<'a>(
+        &'a self,
+        _ctx: CallContext,
+        method: &'a str,
+        args: Vec<Value>,
+    ) -> BoxFuture<'a, Result<Value, Error>> {
+        Box::pin(async move {
+            match method {
+                "hostname" => to_value(&hostname()),
+                "os" => to_value(std::env::consts::OS),
+                "arch" => to_value(std::env::consts::ARCH),
+                "cpu_count" => to_value(&cpu_count()),
+                "uptime_secs" => to_value(&uptime_secs()?),
+                "load_average" => to_value(&load_average()?),
+                "memory" => to_value(&memory()?),
+                "disk" => {
+                    let path = match args.first() {
+                        Some(Value::String(p)) => p.clone(),
+                        _ => "/".to_owned(),
+                    };
+                    to_value(&disk(&path)?)
+                }
+                "report" => {
+                    let mut m = BTreeMap::new();
+                    m.insert("hostname", to_value(&hostname())?);
+                    m.insert("os", to_value(std::env::consts::OS)?);
+                    m.insert("arch", to_value(std::env::consts::ARCH)?);
+                    m.insert("cpu_count", to_value(&cpu_count())?);
+                    m.insert("uptime_secs", to_value(&uptime_secs()?)?);
+                    m.insert("load_average", to_value(&load_average()?)?);
+                    m.insert("memory", to_value(&memory()?)?);
+                    m.insert("disk", to_value(&disk("/")?)?);
+                    to_value(&m)
+                }
+                _ => Err(rwc_protocol::object::no_such_method(
+                    "sys",
+                    method,
+                    &METHODS
+                        .iter()
+                        .map(|(n, _)| (*n).to_owned())
+                        .collect::<Vec<_>>(),
+                )),
+            }
+        })
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        METHODS
+            .iter()
+            .map(|(n, d)| MethodInfo::new(*n, *d))
+            .collect()
+    }
+
+    fn type_name(&self) -> &str {
+        "sys"
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+fn proc_file(path: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::failed(format!("cannot read {path}: {e}")))
+}
+
+fn uptime_secs() -> Result<f64, Error> {
+    let text = proc_file("/proc/uptime")?;
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::failed("cannot parse /proc/uptime"))
+}
+
+fn load_average() -> Result<[f64; 3], Error> {
+    let text = proc_file("/proc/loadavg")?;
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => Ok([a, b, c]),
+        _ => Err(Error::failed("cannot parse /proc/loadavg")),
+    }
+}
+
+fn memory() -> Result<Memory, Error> {
+    let text = proc_file("/proc/meminfo")?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| Error::failed(format!("cannot find {name} in /proc/meminfo")))
+    };
+    Ok(Memory {
+        total: field("MemTotal:")?,
+        available: field("MemAvailable:")?,
+    })
+}
+
+fn disk(path: &str) -> Result<Disk, Error> {
+    let st = rustix::fs::statvfs(Path::new(path))
+        .map_err(|e| Error::failed(format!("cannot stat file system of {path}: {e}")))?;
+    Ok(Disk {
+        path: path.to_owned(),
+        total: st.f_blocks.saturating_mul(st.f_frsize),
+        free: st.f_bavail.saturating_mul(st.f_frsize),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn report_has_every_field() {
+        let r = SysCapability
+            .call(CallContext::local(), "report", vec![])
+            .await
+            .unwrap();
+        for key in [
+            "hostname",
+            "os",
+            "arch",
+            "cpu_count",
+            "uptime_secs",
+            "load_average",
+            "memory",
+            "disk",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key} in {r:?}");
+        }
+        assert!(
+            r.get("memory")
+                .and_then(|m| m.get("total"))
+                .and_then(Value::as_u64)
+                .unwrap()
+                > 0
+        );
+        let err = SysCapability
+            .call(CallContext::local(), "reboot", vec![])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), rwc_protocol::ErrorKind::Unimplemented);
+    }
+}

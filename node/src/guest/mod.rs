@@ -1,0 +1,393 @@
+//! Running guests: one actor task per instance owns its store and runs the jobs sent to
+//! it (calls of exports and of guest objects, memory access) one at a time.
+//!
+//! When a guest calls out through `rwc.call` (to a client callback, say), the host import
+//! keeps taking this instance's jobs while it waits, and runs them nested inside the
+//! suspended call: so a client callback can call back into the same instance, to any depth,
+//! without deadlock.
+
+pub(crate) mod abi;
+mod handles;
+pub(crate) mod object;
+pub(crate) mod output;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rwc_protocol::{DecodeLimits, Error, NetRef, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use wasmtime::Caller;
+
+use self::abi::{Fault, TopLevel, lift};
+use self::handles::HandleTable;
+use self::object::GuestObject;
+use self::output::OutputForwarder;
+use crate::error::{to_error, to_error_with_panic};
+use crate::sandbox::{
+    Instance, InstanceOptions, LoadedModule, Number, Sandbox, SandboxError, StoreState, WasmArg,
+};
+
+/// Per-instance state of the ABI, kept in the store.
+pub(crate) struct AbiState {
+    pub(crate) handles: HandleTable,
+    pub(crate) guest_objects: HashMap<u64, Weak<GuestObject>>,
+    pub(crate) capabilities: HashMap<String, NetRef>,
+    pub(crate) pending_result: Option<Vec<u8>>,
+    pub(crate) panic: Option<String>,
+    pub(crate) jobs: JobQueue,
+    pub(crate) jobs_tx: mpsc::WeakUnboundedSender<Job>,
+    pub(crate) instance_id: u64,
+    pub(crate) limits: DecodeLimits,
+}
+
+/// Work for an instance.
+pub(crate) struct Job {
+    pub(crate) kind: JobKind,
+    /// Where the result goes; `None` for fire-and-forget jobs (object drops).
+    pub(crate) reply: Option<oneshot::Sender<Result<Value, Error>>>,
+    /// The caller's deadline, if it gave one; the instance's own call timeout still caps it.
+    pub(crate) deadline: Option<Instant>,
+}
+
+pub(crate) enum JobKind {
+    /// Call an export: a rich one (`rwc_export_NAME`) with values, or a numeric one.
+    Export {
+        name: String,
+        args: Vec<Value>,
+    },
+    ObjectCall {
+        id: u64,
+        method: String,
+        args: Vec<Value>,
+    },
+    ObjectDrop {
+        id: u64,
+    },
+    ReadMemory {
+        offset: u64,
+        len: u64,
+    },
+    WriteMemory {
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Fuel,
+    Close,
+}
+
+/// The receiving end of an instance's jobs, shared by its actor and its suspended host calls.
+#[derive(Clone)]
+pub(crate) struct JobQueue(Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>);
+
+impl JobQueue {
+    pub(crate) async fn next(&self) -> Option<Job> {
+        self.0.lock().await.recv().await
+    }
+}
+
+/// What starting an instance gives the service layer.
+pub(crate) struct Started {
+    pub(crate) jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// Instantiates `module` and starts its actor. `capabilities` are what the guest can look
+/// up by name; `output` receives its stdout/stderr.
+pub(crate) async fn start(
+    sandbox: &Sandbox,
+    module: &Arc<LoadedModule>,
+    mut options: InstanceOptions,
+    capabilities: HashMap<String, NetRef>,
+    output: Option<OutputForwarder>,
+    instance_id: u64,
+) -> Result<Started, Error> {
+    if let Some(out) = &output {
+        options.output = Some(out.sink());
+    }
+    let mut instance = sandbox
+        .instantiate(module, options)
+        .await
+        .map_err(to_error)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queue = JobQueue(Arc::new(tokio::sync::Mutex::new(rx)));
+    instance.store_mut().data_mut().ext = Some(Box::new(AbiState {
+        handles: HandleTable::default(),
+        guest_objects: HashMap::new(),
+        capabilities,
+        pending_result: None,
+        panic: None,
+        jobs: queue.clone(),
+        jobs_tx: tx.downgrade(),
+        instance_id,
+        limits: DecodeLimits::default(),
+    }));
+    // A WASI reactor (what Rust and C libraries compile to) must be initialised once
+    // before any other export is called.
+    if module.export("_initialize").is_some() {
+        instance.call("_initialize", &[]).await.map_err(to_error)?;
+    }
+    let rich_exports = abi::rich_exports(module.exports());
+    tokio::spawn(actor(instance, queue, output, rich_exports));
+    Ok(Started { jobs: tx })
+}
+
+async fn actor(
+    mut instance: Instance,
+    queue: JobQueue,
+    output: Option<OutputForwarder>,
+    rich: Vec<String>,
+) {
+    let default_timeout = instance.call_timeout();
+    while let Some(job) = queue.next().await {
+        let Job {
+            kind,
+            reply,
+            deadline,
+        } = job;
+        if matches!(kind, JobKind::Close) {
+            if let Some(r) = reply {
+                let _ = r.send(Ok(Value::Unit));
+            }
+            break;
+        }
+        let timeout = deadline.map_or(default_timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(default_timeout)
+        });
+        instance.set_call_timeout(timeout.max(Duration::from_millis(1)));
+        match reply {
+            Some(mut reply) => {
+                // A caller that stops waiting cancels the job: the guest stops at its next
+                // yield point.
+                let outcome = tokio::select! {
+                    result = run_top(&mut instance, kind, &rich) => Some(result),
+                    () = reply.closed() => None,
+                };
+                if let Some(result) = outcome {
+                    if let Some(out) = &output {
+                        out.flush().await;
+                    }
+                    let _ = reply.send(result);
+                }
+            }
+            None => {
+                if let Err(e) = run_top(&mut instance, kind, &rich).await {
+                    tracing::debug!(error = %e, "background guest job failed");
+                }
+            }
+        }
+        instance.set_call_timeout(default_timeout);
+    }
+    // Dropping the instance frees its slot in the pool.
+}
+
+async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Result<Value, Error> {
+    take_panic(instance);
+    let outcome = match kind {
+        JobKind::Export { name, args } if rich.contains(&name) => {
+            instance
+                .call_with(move |store, inst| {
+                    Box::pin(async move {
+                        lift(
+                            abi::call_export(
+                                &mut TopLevel {
+                                    store,
+                                    instance: inst,
+                                },
+                                &name,
+                                args,
+                            )
+                            .await,
+                        )
+                    })
+                })
+                .await
+        }
+        JobKind::Export { name, args } => return call_numeric(instance, &name, &args, rich).await,
+        JobKind::ObjectCall { id, method, args } => {
+            instance
+                .call_with(move |store, inst| {
+                    Box::pin(async move {
+                        lift(
+                            abi::call_object(
+                                &mut TopLevel {
+                                    store,
+                                    instance: inst,
+                                },
+                                id,
+                                &method,
+                                args,
+                            )
+                            .await,
+                        )
+                    })
+                })
+                .await
+        }
+        JobKind::ObjectDrop { id } => {
+            instance
+                .call_with(move |store, inst| {
+                    Box::pin(async move {
+                        lift(
+                            abi::drop_object(
+                                &mut TopLevel {
+                                    store,
+                                    instance: inst,
+                                },
+                                id,
+                            )
+                            .await,
+                        )
+                    })
+                })
+                .await
+        }
+        JobKind::ReadMemory { offset, len } => {
+            return instance
+                .read_memory(offset, len)
+                .map(Value::Bytes)
+                .map_err(to_error);
+        }
+        JobKind::WriteMemory { offset, bytes } => {
+            return instance
+                .write_memory(offset, &bytes)
+                .map(|()| Value::Unit)
+                .map_err(to_error);
+        }
+        JobKind::Fuel => return Ok(instance.fuel_remaining().map_or(Value::Unit, Value::U64)),
+        JobKind::Close => return Ok(Value::Unit),
+    };
+    match outcome {
+        Ok(result) => result,
+        Err(e) => Err(to_error_with_panic(e, take_panic(instance))),
+    }
+}
+
+fn take_panic(instance: &mut Instance) -> Option<String> {
+    abi::state(instance.store_mut())
+        .ok()
+        .and_then(|s| s.panic.take())
+}
+
+/// Calls a numeric export with numbers.
+async fn call_numeric(
+    instance: &mut Instance,
+    name: &str,
+    args: &[Value],
+    rich: &[String],
+) -> Result<Value, Error> {
+    if instance
+        .module()
+        .export(name)
+        .is_none_or(|e| !e.is_numeric_func())
+    {
+        let mut callable: Vec<String> = rich.to_vec();
+        callable.extend(
+            instance
+                .exports()
+                .iter()
+                .filter(|e| {
+                    e.is_numeric_func()
+                        && !e.name.starts_with(abi::EXPORT_PREFIX)
+                        && !e.name.starts_with("rwc_")
+                })
+                .map(|e| e.name.clone()),
+        );
+        return Err(to_error(SandboxError::NoSuchExport {
+            name: name.to_owned(),
+            available: callable,
+        }));
+    }
+    let numbers = args
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match *v {
+            Value::I64(n) => Ok(Number::Int(n)),
+            Value::U64(n) => Ok(Number::UInt(n)),
+            Value::F64(n) => Ok(Number::Float(n)),
+            Value::Bool(b) => Ok(Number::Int(i64::from(b))),
+            ref other => Err(Error::bad_argument(format!(
+                "`{name}` is a numeric export; argument {} is a {}, not a number",
+                i + 1,
+                other.type_name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = match instance.call_numbers(name, &numbers).await {
+        Ok(r) => r,
+        Err(e) => return Err(to_error_with_panic(e, take_panic(instance))),
+    };
+    let mut values: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            WasmArg::I32(v) => Value::I64(v.into()),
+            WasmArg::I64(v) => Value::I64(v),
+            WasmArg::F32(v) => Value::F64(v.into()),
+            WasmArg::F64(v) => Value::F64(v),
+        })
+        .collect();
+    Ok(match values.len() {
+        0 => Value::Unit,
+        1 => values.remove(0),
+        _ => Value::List(values),
+    })
+}
+
+/// Runs a job that arrived while the instance is suspended in a host call.
+pub(crate) async fn run_nested(caller: &mut Caller<'_, StoreState>, job: Job) {
+    let Job { kind, reply, .. } = job;
+    let result = match kind {
+        JobKind::Export { name, args } => {
+            if caller
+                .get_export(&format!("{}{name}", abi::EXPORT_PREFIX))
+                .is_some()
+            {
+                let r = abi::call_export(caller, &name, args).await;
+                nested_outcome(caller, r)
+            } else {
+                Err(Error::new(
+                    rwc_protocol::ErrorKind::Overloaded,
+                    format!(
+                        "instance is inside a call; only its rich exports can be called meanwhile, and `{name}` is not one"
+                    ),
+                ))
+            }
+        }
+        JobKind::ObjectCall { id, method, args } => {
+            let r = abi::call_object(caller, id, &method, args).await;
+            nested_outcome(caller, r)
+        }
+        JobKind::ObjectDrop { id } => {
+            let r = abi::drop_object(caller, id).await;
+            nested_outcome(caller, r)
+        }
+        JobKind::Close
+        | JobKind::ReadMemory { .. }
+        | JobKind::WriteMemory { .. }
+        | JobKind::Fuel => Err(Error::new(
+            rwc_protocol::ErrorKind::Overloaded,
+            "instance is inside a call; retry when it returns",
+        )),
+    };
+    if let Some(r) = reply {
+        let _ = r.send(result);
+    }
+}
+
+fn nested_outcome(
+    caller: &mut Caller<'_, StoreState>,
+    r: Result<Value, Fault>,
+) -> Result<Value, Error> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(Fault::Abi(e)) => Err(e),
+        Err(Fault::Trap(t)) => {
+            let panic = abi::state(caller).ok().and_then(|s| s.panic.take());
+            Err(to_error_with_panic(
+                SandboxError::from_execution(t, Duration::ZERO),
+                panic,
+            ))
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `rwc-node`: makes this machine a place to run uploaded Wasm.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rwc_node::server::{Server, serve_stdio};
+use rwc_node::{Node, NodeConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Run uploaded WebAssembly in a sandbox, for rwc clients.
+///
+/// Every flag has a key of the same name in the TOML config file (limits under `[limits]`);
+/// flags win over the file.
+#[derive(Debug, Parser)]
+#[command(name = "rwc-node", version)]
+struct Args {
+    /// Address to listen on: HOST:PORT (port 0 picks a free one) or unix:/path.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Serve one connection over stdin/stdout (for inetd, or `ssh host rwc-node --stdio`).
+    #[arg(long)]
+    stdio: bool,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the on-disk cache of compiled modules.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Seconds calls in flight may take to finish after SIGINT/SIGTERM.
+    #[arg(long)]
+    grace_period_secs: Option<u64>,
+    /// Capability granted to clients (repeat for several; replaces the config's list).
+    #[arg(long = "grant")]
+    grants: Vec<String>,
+    /// Deadline of one call, in milliseconds.
+    #[arg(long)]
+    call_timeout_ms: Option<u64>,
+    /// Memory of one instance, in bytes.
+    #[arg(long)]
+    memory_bytes: Option<u64>,
+    /// Guest output captured per call, in bytes.
+    #[arg(long)]
+    max_output_bytes: Option<u64>,
+    /// Largest module accepted, in bytes.
+    #[arg(long)]
+    max_module_bytes: Option<u64>,
+    /// Most live instances on the node.
+    #[arg(long)]
+    max_instances: Option<usize>,
+    /// Most live instances one connection may hold.
+    #[arg(long)]
+    max_instances_per_connection: Option<usize>,
+    /// Most guest calls running at once.
+    #[arg(long)]
+    max_concurrent_calls: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rwc-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rwc-node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, args.stdio)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rwc-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config(args: &Args) -> Result<NodeConfig, String> {
+    let mut c = match &args.config {
+        Some(path) => NodeConfig::from_file(path)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(v) = &args.listen {
+        c.listen.clone_from(v);
+    }
+    if args.cache_dir.is_some() {
+        c.cache_dir.clone_from(&args.cache_dir);
+    }
+    if let Some(v) = args.grace_period_secs {
+        c.grace_period_secs = v;
+    }
+    if !args.grants.is_empty() {
+        c.grants.clone_from(&args.grants);
+    }
+    let l = &mut c.limits;
+    let set = |slot: &mut u64, v: Option<u64>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut l.call_timeout_ms, args.call_timeout_ms);
+    set(&mut l.memory_bytes, args.memory_bytes);
+    set(&mut l.max_output_bytes, args.max_output_bytes);
+    set(&mut l.max_module_bytes, args.max_module_bytes);
+    if let Some(v) = args.max_instances {
+        l.max_instances = v;
+    }
+    if let Some(v) = args.max_instances_per_connection {
+        l.max_instances_per_connection = v;
+    }
+    if let Some(v) = args.max_concurrent_calls {
+        l.max_concurrent_calls = v;
+    }
+    Ok(c)
+}
+
+async fn run(config: NodeConfig, stdio: bool) -> Result<(), String> {
+    let listen = config.listen.clone();
+    let node = Node::new(config).map_err(|e| e.to_string())?;
+    if stdio {
+        return serve_stdio(node).await.map_err(|e| e.to_string());
+    }
+    let server = Server::bind(node, &listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.address()).map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    tracing::info!(address = server.address(), "rwc-node ready");
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! [`SandboxError`]: everything that can go wrong loading a module or running a guest.
+//!
+//! Each variant is a distinct reaction for the caller (shrink the module, fix the
+//! arguments, raise a limit, retry later…), so the RPC layer can map them onto
+//! `RemoteError` kinds without parsing messages. Guest traces (wasm backtraces) travel in
+//! a separate `trace` field so they can be shown or dropped independently of the message.
+
+use std::fmt;
+use std::time::Duration;
+
+use wasmtime::{Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+/// An error from the sandbox: a rejected module, a bad call, or a guest that failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The uploaded module is bigger than the node accepts; it was not parsed.
+    #[error(
+        "module is {size} bytes, over this node's limit of {limit} bytes; \
+         shrink it (strip debug info, run wasm-opt) or raise the node's max module size"
+    )]
+    TooLarge {
+        /// Size of the upload in bytes.
+        size: u64,
+        /// The node's `max_module_bytes`.
+        limit: u64,
+    },
+
+    /// The upload is neither a valid Wasm binary nor valid WAT text.
+    #[error("not a valid Wasm module: {message}")]
+    Invalid {
+        /// The parser's or validator's message.
+        message: String,
+    },
+
+    /// The module is valid Wasm but this node's configuration cannot run it (for example
+    /// its initial memory is larger than the node's memory cap, or it defines more than
+    /// one memory), or it imports something with a type the node does not match.
+    #[error("this node cannot run the module: {message}")]
+    Unsupported {
+        /// What wasmtime objected to.
+        message: String,
+    },
+
+    /// The module imports something the node does not provide.
+    #[error(
+        "module imports {module}::{name} {ty}, which this node does not provide; \
+         a guest may only import WASI preview 1 (wasi_snapshot_preview1) and the node's host functions"
+    )]
+    MissingImport {
+        /// Import module name (the part before `::`).
+        module: String,
+        /// Import field name.
+        name: String,
+        /// The import's type in WAT-like syntax, e.g. `(func (param i32))`.
+        ty: String,
+    },
+
+    /// The instance has no export with this name (or it is not of the kind needed).
+    #[error("{}", no_such_export(.name, .available))]
+    NoSuchExport {
+        /// The name asked for.
+        name: String,
+        /// What the module does export, so the caller can spot a typo.
+        available: Vec<String>,
+    },
+
+    /// The arguments do not fit the export's signature, or a memory range is out of bounds.
+    #[error("{0}")]
+    BadArgument(String),
+
+    /// The call ran past its wall-clock deadline and was stopped.
+    #[error(
+        "call exceeded its {} deadline; raise --timeout or the call's deadline option",
+        human_duration(*.deadline)
+    )]
+    TimedOut {
+        /// The deadline that was exceeded.
+        deadline: Duration,
+        /// Wasm backtrace at the point the guest was stopped (may be empty).
+        trace: String,
+    },
+
+    /// The guest used up its fuel budget.
+    #[error(
+        "guest ran out of fuel (its instruction budget); raise the instance's fuel budget \
+         or give it less work per call"
+    )]
+    OutOfFuel {
+        /// Wasm backtrace at the point fuel ran out.
+        trace: String,
+    },
+
+    /// The guest tried to grow (or start with) more memory than its limit allows.
+    #[error(
+        "guest needs {requested} bytes of linear memory, over its limit of {limit} bytes; \
+         raise the instance's memory limit"
+    )]
+    MemoryLimit {
+        /// Bytes the guest asked for.
+        requested: u64,
+        /// The instance's memory limit in bytes.
+        limit: u64,
+        /// Wasm backtrace at the failing `memory.grow` (empty at instantiation).
+        trace: String,
+    },
+
+    /// The guest trapped: `unreachable`, stack overflow, out-of-bounds access, a host
+    /// function rejecting a malformed guest buffer, …
+    #[error("guest trapped: {message}")]
+    Trap {
+        /// What happened, including the trap code.
+        message: String,
+        /// Wasm backtrace at the trap.
+        trace: String,
+    },
+
+    /// The node is at its limit of live instances.
+    #[error(
+        "node is at its limit of {limit} live instances; retry later, drop unused instances, \
+         or raise the node's max live instances"
+    )]
+    Overloaded {
+        /// The node's `max_live_instances`.
+        limit: usize,
+    },
+
+    /// The guest called WASI `proc_exit` with this status.
+    #[error("guest exited with status {0}")]
+    Exit(i32),
+
+    /// Anything else (I/O on the node, an internal wasmtime error).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SandboxError {
+    /// The wasm backtrace attached to a guest failure, if there is a non-empty one.
+    pub fn trace(&self) -> Option<&str> {
+        let trace = match self {
+            Self::TimedOut { trace, .. }
+            | Self::OutOfFuel { trace }
+            | Self::MemoryLimit { trace, .. }
+            | Self::Trap { trace, .. } => trace,
+            _ => return None,
+        };
+        (!trace.is_empty()).then_some(trace.as_str())
+    }
+
+    /// Maps an error raised while guest code ran (instantiation or a call).
+    ///
+    /// `deadline` is the wall-clock deadline the execution ran under, for the message of
+    /// a timeout.
+    pub(crate) fn from_execution(err: wasmtime::Error, deadline: Duration) -> Self {
+        if let Some(exit) = err.downcast_ref::<I32Exit>() {
+            return Self::Exit(exit.0);
+        }
+        let trace = err
+            .downcast_ref::<WasmBacktrace>()
+            .map(|bt| bt.to_string())
+            .unwrap_or_default();
+        if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
+            return Self::MemoryLimit {
+                requested: limit.requested,
+                limit: limit.limit,
+                trace,
+            };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Self::TimedOut { deadline, trace },
+            Some(Trap::OutOfFuel) => Self::OutOfFuel { trace },
+            Some(trap) => Self::Trap {
+                message: describe_trap(*trap),
+                trace,
+            },
+            // A host function (WASI) failed the call, e.g. a guest pointer out of bounds:
+            // from the guest's point of view that is a trap.
+            None => Self::Trap {
+                message: error_chain(&err),
+                trace,
+            },
+        }
+    }
+}
+
+/// Raised by the store's resource limiter when a guest asks for more memory than its
+/// limit. A typed error (rather than wasmtime's `trap_on_grow_failure` message) so that
+/// it maps to [`SandboxError::MemoryLimit`] without string matching.
+#[derive(Debug)]
+pub(crate) struct MemoryLimitExceeded {
+    pub(crate) requested: u64,
+    pub(crate) limit: u64,
+}
+
+impl fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memory of {} bytes requested, over the limit of {} bytes",
+            self.requested, self.limit
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+/// The error's messages joined by `: `, leaving out the wasm backtrace (which travels
+/// separately as a trace).
+pub(crate) fn error_chain(err: &wasmtime::Error) -> String {
+    // The backtrace is attached as a context layer; `WasmBacktrace` is not an
+    // `std::error::Error`, so that layer is recognised by its text.
+    let trace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+    err.chain()
+        .map(|e| e.to_string())
+        .filter(|message| Some(message) != trace.as_ref())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// A trap's message with its code, phrased so the likely cause is obvious.
+fn describe_trap(trap: Trap) -> String {
+    match trap {
+        Trap::StackOverflow => {
+            "stack overflow (wasm trap: call stack exhausted); look for unbounded recursion"
+                .to_string()
+        }
+        Trap::UnreachableCodeReached => {
+            "unreachable executed (wasm trap: unreachable); the guest hit `unreachable` \
+             or panicked"
+                .to_string()
+        }
+        Trap::MemoryOutOfBounds => {
+            "out-of-bounds memory access (wasm trap: memory out of bounds)".to_string()
+        }
+        other => format!("{other} (trap code {other:?})"),
+    }
+}
+
+fn no_such_export(name: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        format!("module has no export named `{name}` (it exports nothing)")
+    } else {
+        format!(
+            "module has no export named `{name}`; it exports: {}",
+            available.join(", ")
+        )
+    }
+}
+
+/// `30s`, `200ms`, `1.5s`: how deadlines are written in messages.
+pub(crate) fn human_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_message_is_actionable() {
+        let err = SandboxError::TimedOut {
+            deadline: Duration::from_secs(30),
+            trace: String::new(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "call exceeded its 30s deadline; raise --timeout or the call's deadline option"
+        );
+        assert_eq!(err.trace(), None);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.500s");
+        assert_eq!(human_duration(Duration::from_secs(5)), "5s");
+    }
+
+    #[test]
+    fn exit_and_memory_limit_are_recognised() {
+        let err = SandboxError::from_execution(I32Exit(3).into(), Duration::from_secs(1));
+        assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
+
+        let err = SandboxError::from_execution(
+            MemoryLimitExceeded {
+                requested: 2 << 20,
+                limit: 1 << 20,
+            }
+            .into(),
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(
+                err,
+                SandboxError::MemoryLimit {
+                    requested: 2097152,
+                    limit: 1048576,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn trap_codes_map_to_variants() {
+        let deadline = Duration::from_millis(200);
+        let err = SandboxError::from_execution(Trap::Interrupt.into(), deadline);
+        assert!(matches!(err, SandboxError::TimedOut { deadline: d, .. } if d == deadline));
+        let err = SandboxError::from_execution(Trap::OutOfFuel.into(), deadline);
+        assert!(matches!(err, SandboxError::OutOfFuel { .. }));
+        let err = SandboxError::from_execution(Trap::StackOverflow.into(), deadline);
+        match err {
+            SandboxError::Trap { message, .. } => assert!(message.contains("stack overflow")),
+            other => panic!("expected a trap, got {other:?}"),
+        }
+    }
+}

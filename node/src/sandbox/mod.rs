@@ -1,0 +1,223 @@
+//! The sandbox: compiles uploaded Wasm modules and runs them in wasmtime instances with
+//! hard limits.
+//!
+//! A [`Sandbox`] owns one wasmtime engine (pooling allocator, epoch interruption, fuel),
+//! the module caches and the instance accounting. [`Sandbox::load`] turns uploaded bytes
+//! (Wasm binary or WAT) into a [`LoadedModule`] named by the SHA-256 of the upload;
+//! [`Sandbox::instantiate`] makes an [`Instance`] with its own store, WASI preview 1
+//! context (nothing granted), limits and output capture; [`Instance::call`] runs an
+//! export with numeric arguments under a wall-clock deadline.
+//!
+//! ```
+//! use rwc_node::sandbox::{InstanceOptions, Sandbox, SandboxConfig, WasmArg};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::new(SandboxConfig { max_live_instances: 4, ..Default::default() })?;
+//! let module = sandbox.load(
+//!     br#"(module (func (export "add") (param i32 i32) (result i32)
+//!            local.get 0 local.get 1 i32.add))"#,
+//! )?;
+//! let mut instance = sandbox.instantiate(&module, InstanceOptions::default()).await?;
+//! let sum = instance.call("add", &[WasmArg::I32(2), WasmArg::I32(3)]).await?;
+//! assert_eq!(sum, vec![WasmArg::I32(5)]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod engine;
+mod error;
+mod instance;
+mod modules;
+mod output;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Engine, Linker};
+
+use self::engine::EpochTicker;
+use self::modules::ModuleCache;
+
+pub use self::error::SandboxError;
+pub use self::instance::{Instance, InstanceOptions, Number, StoreState, WasmArg};
+pub use self::modules::{ExportInfo, ExternKind, ImportInfo, LoadedModule};
+pub use self::output::{OutputCapture, OutputSink, Stream};
+
+/// Limits and knobs of a [`Sandbox`]. `Default` gives the node's defaults.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Instances alive at once, across all clients (default 256). The engine's pools are
+    /// sized from this; one more instantiation gives [`SandboxError::Overloaded`].
+    pub max_live_instances: usize,
+    /// Largest linear memory any instance may have, in bytes (default 256 MiB); also the
+    /// default per-instance memory limit.
+    pub max_memory: u64,
+    /// Largest table any instance may have, in elements (default 20 000).
+    pub max_table_elements: usize,
+    /// Wall-clock deadline of a call when the caller gives none (default 30 s).
+    pub default_call_timeout: Duration,
+    /// Guest output delivered per call when the caller gives no cap (default 16 MiB).
+    pub default_max_output: u64,
+    /// Largest upload accepted, checked before parsing (default 64 MiB).
+    pub max_module_bytes: u64,
+    /// Budget of compiled code kept in the memory cache, in bytes (default 512 MiB).
+    pub memory_cache_bytes: u64,
+    /// Modules kept in the memory cache (default 1024).
+    pub memory_cache_modules: usize,
+    /// Where compiled artifacts are kept across restarts; `None` disables the disk
+    /// cache. The directory must be writable only by the node: its files are loaded as
+    /// native code.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the engine's epoch advances (default 10 ms): the granularity of call
+    /// deadlines and of a busy guest yielding to other tasks.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            max_live_instances: 256,
+            max_memory: 256 << 20,
+            max_table_elements: 20_000,
+            default_call_timeout: Duration::from_secs(30),
+            default_max_output: 16 << 20,
+            max_module_bytes: 64 << 20,
+            memory_cache_bytes: 512 << 20,
+            memory_cache_modules: 1024,
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Counters describing a sandbox, from [`Sandbox::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SandboxStats {
+    /// Instances currently alive.
+    pub live_instances: usize,
+    /// Modules compiled from Wasm since the sandbox started.
+    pub compiles: u64,
+    /// Modules found compiled in the disk cache.
+    pub disk_cache_hits: u64,
+    /// Modules found in the memory cache.
+    pub memory_cache_hits: u64,
+    /// Modules now in the memory cache.
+    pub cached_modules: usize,
+    /// Compiled bytes now in the memory cache.
+    pub cached_bytes: u64,
+}
+
+/// The node's sandbox: engine, module caches and instance accounting.
+///
+/// Cloning is cheap and gives another handle on the same sandbox. The epoch thread stops
+/// when the last handle and the last [`Instance`] are dropped.
+///
+/// Instantiation and calls must run inside a Tokio runtime with its time driver enabled:
+/// WASI relies on Tokio, and a call stuck in a host function past its deadline is
+/// cancelled with a Tokio timer.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+struct SandboxInner {
+    config: SandboxConfig,
+    engine: Engine,
+    linker: Linker<StoreState>,
+    modules: ModuleCache,
+    live_instances: Arc<AtomicUsize>,
+    ticker: Arc<EpochTicker>,
+}
+
+impl Sandbox {
+    /// Creates a sandbox whose guests may import WASI preview 1 only.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        Self::with_host_functions(config, |_| Ok(()))
+    }
+
+    /// Creates a sandbox whose guests may import WASI preview 1 plus whatever `define`
+    /// adds to the linker (the node's guest ABI).
+    ///
+    /// Host functions should be defined with the `*_async` linker methods or be quick:
+    /// guests run as async tasks on the node's runtime.
+    pub fn with_host_functions(
+        config: SandboxConfig,
+        define: impl FnOnce(&mut Linker<StoreState>) -> wasmtime::Result<()>,
+    ) -> Result<Self, SandboxError> {
+        let engine = engine::new_engine(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut StoreState| {
+            &mut state.wasi
+        })
+        .and_then(|()| define(&mut linker))
+        .map_err(|err| {
+            SandboxError::Other(format!(
+                "cannot set up the guest linker: {}",
+                error::error_chain(&err)
+            ))
+        })?;
+        let modules = ModuleCache::new(&config, &engine)?;
+        let ticker = Arc::new(EpochTicker::start(&engine, config.epoch_tick)?);
+        Ok(Self {
+            inner: Arc::new(SandboxInner {
+                config,
+                engine,
+                linker,
+                modules,
+                live_instances: Arc::new(AtomicUsize::new(0)),
+                ticker,
+            }),
+        })
+    }
+
+    /// The configuration this sandbox was created with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// The wasmtime engine, for code that needs to build its own wasmtime objects.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> SandboxStats {
+        let cache = self.inner.modules.stats();
+        SandboxStats {
+            live_instances: self.inner.live_instances.load(Ordering::Acquire),
+            compiles: cache.compiles,
+            disk_cache_hits: cache.disk_cache_hits,
+            memory_cache_hits: cache.memory_cache_hits,
+            cached_modules: cache.cached_modules,
+            cached_bytes: cache.cached_bytes,
+        }
+    }
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Sandbox>();
+        send_sync::<LoadedModule>();
+        send_sync::<OutputCapture>();
+        send::<Instance>();
+    }
+}

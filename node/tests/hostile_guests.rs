@@ -1,0 +1,242 @@
+//! Hostile guests each get a clear error, while a second client keeps getting answers.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{TestClient, TestNode, options, output_channel, wat};
+use rwc_protocol::{Error, ErrorKind, Value};
+
+/// A second client calling `add` in a loop; counts answers and failures.
+struct Bystander {
+    answers: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bystander {
+    async fn start(node: &TestNode) -> Bystander {
+        let c = node.client().await;
+        let inst = c.instance_of(wat::ADD).await;
+        let (answers, failures, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (a, f, s) = (answers.clone(), failures.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let _keep = c;
+            while !s.load(Ordering::SeqCst) {
+                let call = inst.call::<i32>("add", (20, 22));
+                match tokio::time::timeout(Duration::from_secs(2), call).await {
+                    Ok(Ok(42)) => a.fetch_add(1, Ordering::SeqCst),
+                    _ => f.fetch_add(1, Ordering::SeqCst),
+                };
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Bystander {
+            answers,
+            failures,
+            stop,
+            task,
+        }
+    }
+
+    /// Runs `hostile` and checks the bystander kept being answered meanwhile.
+    async fn during<T>(&self, what: &str, hostile: impl Future<Output = T>) -> T {
+        let before = self.answers.load(Ordering::SeqCst);
+        let out = hostile.await;
+        // Give the bystander a moment to be seen answering after the storm too.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let after = self.answers.load(Ordering::SeqCst);
+        assert!(
+            after > before,
+            "{what}: the other client got no answers meanwhile"
+        );
+        assert_eq!(
+            self.failures.load(Ordering::SeqCst),
+            0,
+            "{what}: the other client saw failures"
+        );
+        out
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+    }
+}
+
+async fn call_err(c: &TestClient, wat_text: &str, opts: Value, export: &str) -> Error {
+    let module = c.upload(wat_text.as_bytes()).await.unwrap();
+    let inst = c.instantiate(&module, opts).await.unwrap();
+    inst.call_value(export, vec![]).await.unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guests_fail_alone() {
+    let mut config = rwc_node::NodeConfig::default();
+    config.limits.max_module_bytes = 1 << 20;
+    let node = TestNode::start_with(config).await;
+    let by = Bystander::start(&node).await;
+    let c = node.client().await;
+
+    let e = by
+        .during(
+            "infinite loop",
+            call_err(
+                &c,
+                wat::SPIN,
+                options(&[("timeout_ms", Value::U64(500))]),
+                "spin",
+            ),
+        )
+        .await;
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(
+        e.trace().is_some_and(|t| t.contains("spin")),
+        "wasm backtrace kept: {e}"
+    );
+
+    let e = by
+        .during(
+            "infinite loop with fuel",
+            call_err(
+                &c,
+                wat::SPIN,
+                options(&[("fuel", Value::U64(10_000_000))]),
+                "spin",
+            ),
+        )
+        .await;
+    assert_eq!(e.kind(), ErrorKind::OutOfFuel, "{e}");
+
+    let e = by
+        .during(
+            "memory.grow bomb",
+            call_err(
+                &c,
+                wat::GROW_BOMB,
+                options(&[("memory", Value::U64(16 << 20))]),
+                "grow",
+            ),
+        )
+        .await;
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert!(e.message().contains("limit"), "{e}");
+
+    let module = c.upload(wat::RECURSE.as_bytes()).await.unwrap();
+    let inst = c.instantiate(&module, Value::Unit).await.unwrap();
+    let e = by
+        .during("stack overflow", inst.call::<i32>("down", (0,)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Trapped, "{e}");
+    assert!(e.message().contains("stack overflow"), "{e}");
+
+    let e = by
+        .during(
+            "unreachable",
+            call_err(&c, wat::UNREACHABLE, Value::Unit, "boom"),
+        )
+        .await;
+    assert_eq!(e.kind(), ErrorKind::Trapped, "{e}");
+    assert!(e.message().contains("unreachable"), "{e}");
+    assert!(
+        e.trace()
+            .is_some_and(|t| t.contains("inner") && t.contains("outer")),
+        "{e}"
+    );
+
+    let (cb, mut rx) = output_channel();
+    let module = c.upload(wat::FLOOD.as_bytes()).await.unwrap();
+    let inst = c
+        .instantiate(
+            &module,
+            options(&[("output", cb.into()), ("max_output", Value::U64(1 << 20))]),
+        )
+        .await
+        .unwrap();
+    let r: i32 = by
+        .during("100 MiB stdout flood", inst.call("flood", ()))
+        .await
+        .unwrap();
+    assert_eq!(r, 0);
+    let mut got = Vec::new();
+    while let Ok((_, bytes, _)) = rx.try_recv() {
+        got.extend(bytes);
+    }
+    assert!(
+        got.len() <= (1 << 20) + 100,
+        "captured {} bytes past a 1 MiB cap",
+        got.len()
+    );
+    assert!(
+        String::from_utf8_lossy(&got[got.len() - 60..]).contains("output truncated"),
+        "marker at the end"
+    );
+
+    let too_big = [b"\0asm\x01\0\0\0".as_slice(), &vec![0u8; 2 << 20]].concat();
+    let e = by
+        .during("module over the size cap", c.upload(&too_big))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert!(e.message().contains("limit"), "{e}");
+
+    let e = by
+        .during("invalid wasm", c.upload(b"\0asm\x01\0\0\0\x99garbage"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
+    let e = by
+        .during("not wasm or wat at all", c.upload(b"this is not a module"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
+
+    let e = by
+        .during("missing import", c.upload(wat::IMPORTS_ENV_FOO.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
+    assert!(e.message().contains("env::foo"), "{e}");
+
+    by.stop().await;
+    // Nothing leaked: only the bystander's instance remains until its client drops.
+    assert!(node.node.stats().live_instances <= 1 + 4);
+    assert!(
+        !c.conn.is_closed(),
+        "hostile guests never cost the client its connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_guest_does_not_slow_another_connection() {
+    let node = TestNode::start().await;
+    let spinner = node.client().await;
+    let inst = spinner.instance_of(wat::SPIN).await;
+    let spinning = tokio::spawn(async move { inst.call_value("spin", vec![]).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let other = node.client().await;
+    let add = other.instance_of(wat::ADD).await;
+    let start = tokio::time::Instant::now();
+    for i in 0..100 {
+        let r: i32 = add.call("add", (i, 1)).await.unwrap();
+        assert_eq!(r, i + 1);
+    }
+    let took = start.elapsed();
+    assert!(!spinning.is_finished(), "the spinner is still running");
+    assert!(
+        took < Duration::from_secs(10),
+        "100 calls took {took:?} beside a spinning guest"
+    );
+    spinner.conn.close();
+    let e = spinning.await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected);
+}

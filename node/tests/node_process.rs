@@ -1,0 +1,266 @@
+//! The `rwc-node` binary as a user runs it: a real process on 127.0.0.1.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::wat;
+use rwc_protocol::transport::{connect_child, connect_tcp};
+use rwc_protocol::{Connection, ConnectionConfig, ErrorKind, NetRef, Service, Value};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rwc-node");
+
+/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and reads the address it prints.
+async fn spawn(args: &[&str]) -> (Child, String) {
+    let (child, addr, _) = spawn_watched(args).await;
+    (child, addr)
+}
+
+/// Like [`spawn`], also collecting any further stdout lines (there must be none).
+async fn spawn_watched(args: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let extra = Arc::new(Mutex::new(Vec::new()));
+    let sink = extra.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, extra)
+}
+
+async fn connect(addr: &str) -> Connection {
+    connect_tcp(
+        addr,
+        Service::new("t").into_object(),
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn info_u64(conn: &Connection, key: &str) -> u64 {
+    conn.root()
+        .call_value("info", vec![])
+        .await
+        .unwrap()
+        .get(key)
+        .and_then(Value::as_u64)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_serves_a_cached_module_without_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let (mut first, addr) = spawn(&["--cache-dir", cache]).await;
+    let conn = connect(&addr).await;
+    let module: NetRef = conn
+        .root()
+        .call("upload", (ByteBuf::from(wat::ADD.as_bytes()),))
+        .await
+        .unwrap();
+    let hash: String = module.call("hash", ()).await.unwrap();
+    assert_eq!(info_u64(&conn, "compiles").await, 1);
+    drop((module, conn));
+    assert!(terminate(&mut first).await.success());
+
+    let (mut second, addr) = spawn(&["--cache-dir", cache]).await;
+    let conn = connect(&addr).await;
+    let module: Option<NetRef> = conn.root().call("module", (hash,)).await.unwrap();
+    let module = module.expect("the restarted node finds the module in its disk cache");
+    let r = conn
+        .root()
+        .call_value(
+            "run",
+            vec![
+                module.into(),
+                Value::from("add"),
+                Value::List(vec![Value::I64(2), Value::I64(3)]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Value::I64(5));
+    assert_eq!(
+        info_u64(&conn, "compiles").await,
+        0,
+        "served with no compile"
+    );
+    assert_eq!(info_u64(&conn, "disk_cache_hits").await, 1);
+    drop(conn);
+    assert!(terminate(&mut second).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_in_flight_finish_then_exits_zero() {
+    let (mut child, addr) = spawn(&["--grace-period-secs", "20"]).await;
+    let conn = connect(&addr).await;
+    let module: NetRef = conn
+        .root()
+        .call("upload", (ByteBuf::from(wat::PRINT_THEN_SPIN.as_bytes()),))
+        .await
+        .unwrap();
+    let inst: NetRef = conn
+        .root()
+        .call("instantiate", (module, Value::Unit))
+        .await
+        .unwrap();
+    let call = tokio::spawn(async move { inst.call::<i32>("run", (1500,)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    // The call in flight still gets its answer.
+    assert_eq!(call.await.unwrap().unwrap(), 7);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // And nobody new gets in.
+    assert!(
+        connect_tcp(
+            &addr,
+            Service::new("t").into_object(),
+            ConnectionConfig::default()
+        )
+        .await
+        .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_mode_serves_one_connection() {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--stdio");
+    let (conn, mut child) = connect_child(
+        cmd,
+        Service::new("t").into_object(),
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap();
+    let module: NetRef = conn
+        .root()
+        .call("upload", (ByteBuf::from(wat::ADD.as_bytes()),))
+        .await
+        .unwrap();
+    let r = conn
+        .root()
+        .call_value(
+            "run",
+            vec![
+                module.into(),
+                Value::from("add"),
+                Value::List(vec![Value::I64(20), Value::I64(22)]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Value::I64(42));
+    conn.close();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_sets_limits_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, "grace_period_secs = 1\n[limits]\ncall_timeout_ms = 300\nmax_instances_per_connection = 3\n").unwrap();
+    let (mut child, addr, extra) = spawn_watched(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--max-instances-per-connection",
+        "4",
+    ])
+    .await;
+    let conn = connect(&addr).await;
+    let info = conn.root().call_value("info", vec![]).await.unwrap();
+    let limits = info.get("limits").unwrap();
+    assert_eq!(
+        limits.get("call_timeout_ms").and_then(Value::as_u64),
+        Some(300)
+    );
+    assert_eq!(
+        limits
+            .get("max_instances_per_connection")
+            .and_then(Value::as_u64),
+        Some(4)
+    );
+    let module: NetRef = conn
+        .root()
+        .call("upload", (ByteBuf::from(wat::SPIN.as_bytes()),))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let e = conn
+        .root()
+        .call_value(
+            "run",
+            vec![module.into(), Value::from("spin"), Value::List(vec![])],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    drop(conn);
+    assert!(terminate(&mut child).await.success());
+    assert!(
+        extra.lock().unwrap().is_empty(),
+        "stdout holds only the `listening on` line: {extra:?}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[limits]\ncall_timeout = 1\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("call_timeout"),
+        "names the bad key"
+    );
+}

@@ -1,0 +1,633 @@
+//! The sandbox against real wasmtime: calls, limits, traps, output, caches, concurrency.
+//! Guests are WAT written inline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rwc_node::sandbox::{
+    InstanceOptions, Number, OutputSink, Sandbox, SandboxConfig, SandboxError, Stream, WasmArg,
+};
+
+/// A small sandbox: tests run in parallel, each with its own engine.
+fn sandbox() -> Sandbox {
+    Sandbox::new(config()).expect("sandbox")
+}
+
+fn config() -> SandboxConfig {
+    SandboxConfig {
+        max_live_instances: 8,
+        ..SandboxConfig::default()
+    }
+}
+
+fn timeout(d: Duration) -> InstanceOptions {
+    InstanceOptions {
+        call_timeout: Some(d),
+        ..InstanceOptions::default()
+    }
+}
+
+const ADD: &str = r#"(module
+    (memory (export "memory") 1)
+    (func $add (export "add") (param i32 i32) (result i32)
+        local.get 0 local.get 1 i32.add)
+    (func (export "half") (param f64) (result f64)
+        local.get 0 f64.const 0.5 f64.mul)
+    (func (export "byte_at") (param i32) (result i32)
+        local.get 0 i32.load8_u))"#;
+
+const SPIN: &str = r#"(module
+    (func $spin (export "spin") (loop $forever (br $forever))))"#;
+
+#[tokio::test]
+async fn add_returns_the_sum() {
+    let sandbox = sandbox();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let sum = instance
+        .call("add", &[WasmArg::I32(40), WasmArg::I32(2)])
+        .await
+        .unwrap();
+    assert_eq!(sum, vec![WasmArg::I32(42)]);
+    let half = instance
+        .call_numbers("half", &[Number::Int(3)])
+        .await
+        .unwrap();
+    assert_eq!(half, vec![WasmArg::F64(1.5)]);
+
+    let names: Vec<_> = instance.exports().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["memory", "add", "half", "byte_at"]);
+}
+
+#[tokio::test]
+async fn bad_arguments_name_the_signature() {
+    let sandbox = sandbox();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+
+    let err = instance.call("add", &[WasmArg::I32(1)]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::BadArgument(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "add takes (i32, i32) -> i32, got 1 argument"
+    );
+
+    let err = instance
+        .call("add", &[WasmArg::I32(1), WasmArg::F64(2.0)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "add takes (i32, i32) -> i32, got an f64 as argument 2"
+    );
+
+    let err = instance
+        .call_numbers("add", &[Number::Int(1), Number::Int(1 << 40)])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("add takes (i32, i32) -> i32; argument 2: 1099511627776"),
+        "{err}"
+    );
+
+    let err = instance.call("sub", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::NoSuchExport { .. }), "{err:?}");
+    assert!(err.to_string().contains("add, half, byte_at"), "{err}");
+
+    // The instance is still fine after refusing those calls.
+    let sum = instance
+        .call("add", &[WasmArg::I32(1), WasmArg::I32(1)])
+        .await
+        .unwrap();
+    assert_eq!(sum, vec![WasmArg::I32(2)]);
+}
+
+#[tokio::test]
+async fn memory_can_be_read_and_written_within_bounds() {
+    let sandbox = sandbox();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    instance.write_memory(100, &[7, 8, 9]).unwrap();
+    assert_eq!(instance.read_memory(100, 3).unwrap(), [7, 8, 9]);
+    let seen = instance
+        .call("byte_at", &[WasmArg::I32(101)])
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![WasmArg::I32(8)], "the guest sees the write");
+
+    let err = instance.read_memory(65_535, 2).unwrap_err();
+    assert!(matches!(err, SandboxError::BadArgument(_)), "{err:?}");
+    assert!(instance.write_memory(u64::MAX, &[1]).is_err());
+
+    let spin = sandbox.load(SPIN.as_bytes()).unwrap();
+    let mut no_memory = sandbox
+        .instantiate(&spin, InstanceOptions::default())
+        .await
+        .unwrap();
+    let err = no_memory.read_memory(0, 1).unwrap_err();
+    assert!(matches!(err, SandboxError::NoSuchExport { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn infinite_loop_times_out_at_its_deadline() {
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, timeout(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    let elapsed = start.elapsed();
+    match &err {
+        SandboxError::TimedOut { deadline, trace } => {
+            assert_eq!(*deadline, Duration::from_millis(200));
+            assert!(trace.contains("spin"), "{trace}");
+        }
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "call exceeded its 200ms deadline; raise --timeout or the call's deadline option"
+    );
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+
+    // A timed-out instance can be called again, with a fresh deadline.
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn deadlines_hold_after_the_sandbox_is_dropped() {
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, timeout(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    drop(module);
+    drop(sandbox);
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn fuel_budget_stops_an_infinite_loop() {
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                fuel: Some(100_000),
+                ..timeout(Duration::from_secs(60))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(instance.fuel_remaining(), Some(100_000));
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+    assert!(err.trace().is_some_and(|t| t.contains("spin")), "{err:?}");
+    assert_eq!(instance.fuel_remaining(), Some(0));
+
+    // Unmetered instances report no budget.
+    let plain = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plain.fuel_remaining(), None);
+}
+
+#[tokio::test]
+async fn memory_grow_over_the_limit_is_a_memory_limit_error() {
+    let sandbox = sandbox();
+    // Grows by 1 MiB (16 pages) until memory.grow fails.
+    let module = sandbox
+        .load(
+            br#"(module
+                (memory 1)
+                (func (export "bomb")
+                    (loop $more
+                        (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#,
+        )
+        .unwrap();
+    let mut instance = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                memory_limit: Some(16 << 20),
+                ..InstanceOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = instance.call("bomb", &[]).await.unwrap_err();
+    match &err {
+        SandboxError::MemoryLimit {
+            requested, limit, ..
+        } => {
+            assert_eq!(*limit, 16 << 20);
+            assert!(*requested > 16 << 20);
+        }
+        other => panic!("expected MemoryLimit, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("raise the instance's memory limit")
+    );
+}
+
+#[tokio::test]
+async fn initial_memory_over_the_limit_fails_instantiation() {
+    let sandbox = sandbox();
+    // 32 pages = 2 MiB.
+    let module = sandbox.load(b"(module (memory 32))").unwrap();
+    let err = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                memory_limit: Some(1 << 20),
+                ..InstanceOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SandboxError::MemoryLimit {
+                requested: 2097152,
+                limit: 1048576,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(sandbox.stats().live_instances, 0);
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow_trap() {
+    let sandbox = sandbox();
+    let module = sandbox
+        .load(br#"(module (func $recurse (export "recurse") (call $recurse)))"#)
+        .unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let err = instance.call("recurse", &[]).await.unwrap_err();
+    match &err {
+        SandboxError::Trap { message, .. } => {
+            assert!(message.contains("stack overflow"), "{message}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unreachable_traps_with_a_named_backtrace() {
+    let sandbox = sandbox();
+    let module = sandbox
+        .load(
+            br#"(module
+                (func $inner_fails unreachable)
+                (func $outer_calls (export "boom") (call $inner_fails)))"#,
+        )
+        .unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let err = instance.call("boom", &[]).await.unwrap_err();
+    match &err {
+        SandboxError::Trap { message, trace } => {
+            assert!(message.contains("unreachable"), "{message}");
+            assert!(trace.contains("inner_fails"), "{trace}");
+            assert!(trace.contains("outer_calls"), "{trace}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn proc_exit_is_an_exit() {
+    let sandbox = sandbox();
+    let module = sandbox
+        .load(
+            br#"(module
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "quit") (call $exit (i32.const 3))))"#,
+        )
+        .unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let err = instance.call("quit", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
+}
+
+#[tokio::test]
+async fn guest_sees_only_the_env_it_was_given() {
+    let sandbox = sandbox();
+    let module = sandbox
+        .load(
+            br#"(module
+                (import "wasi_snapshot_preview1" "environ_sizes_get"
+                    (func $sizes (param i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "env_count") (result i32)
+                    (drop (call $sizes (i32.const 0) (i32.const 4)))
+                    (i32.load (i32.const 0))))"#,
+        )
+        .unwrap();
+    let mut bare = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        bare.call("env_count", &[]).await.unwrap(),
+        vec![WasmArg::I32(0)]
+    );
+    let mut given = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                env: vec![("A".into(), "1".into()), ("B".into(), "2".into())],
+                ..InstanceOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        given.call("env_count", &[]).await.unwrap(),
+        vec![WasmArg::I32(2)]
+    );
+}
+
+/// Writes "hello from the guest\n" to stdout, then spins until its deadline.
+const HELLO_THEN_SPIN: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_write"
+        (func $fd_write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "hello from the guest\n")
+    (func (export "hello_then_spin")
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 21))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (loop $forever (br $forever))))"#;
+
+#[tokio::test]
+async fn stdout_reaches_the_sink_while_the_guest_runs() {
+    let sandbox = sandbox();
+    let module = sandbox.load(HELLO_THEN_SPIN.as_bytes()).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = OutputSink::new(move |stream, bytes| {
+        let _ = tx.send((stream, bytes.to_vec()));
+    });
+    let mut instance = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                output: Some(sink),
+                ..timeout(Duration::from_secs(20))
+            },
+        )
+        .await
+        .unwrap();
+    let call = tokio::spawn(async move { instance.call("hello_then_spin", &[]).await });
+
+    let (stream, bytes) = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("output arrives long before the deadline")
+        .expect("sink alive");
+    assert_eq!(stream, Stream::Stdout);
+    assert_eq!(bytes, b"hello from the guest\n");
+    assert!(
+        !call.is_finished(),
+        "the output arrived while the guest was still running"
+    );
+    call.abort();
+}
+
+#[tokio::test]
+async fn output_flood_is_capped_and_not_buffered() {
+    let sandbox = sandbox();
+    // Writes a 64 KiB buffer of 'x' to stdout `n` times.
+    let module = sandbox
+        .load(
+            br#"(module
+                (import "wasi_snapshot_preview1" "fd_write"
+                    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+                (memory (export "memory") 2)
+                (func (export "flood") (param $n i32) (local $i i32)
+                    (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
+                    (i32.store (i32.const 0) (i32.const 65536))
+                    (i32.store (i32.const 4) (i32.const 65536))
+                    (block $done
+                        (loop $again
+                            (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+                            (drop (call $fd_write
+                                (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+                            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                            (br $again)))))"#,
+        )
+        .unwrap();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let delivered = Arc::clone(&delivered);
+        let tail = Arc::clone(&tail);
+        OutputSink::new(move |_, bytes| {
+            delivered.fetch_add(u64::try_from(bytes.len()).unwrap(), Ordering::Relaxed);
+            *tail.lock().unwrap() = bytes.to_vec();
+        })
+    };
+    let mut instance = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                max_output: Some(1 << 20),
+                output: Some(sink),
+                ..timeout(Duration::from_secs(120))
+            },
+        )
+        .await
+        .unwrap();
+
+    let rss_before = resident_bytes();
+    // 1600 × 64 KiB = 100 MiB.
+    instance.call("flood", &[WasmArg::I32(1600)]).await.unwrap();
+    let rss_after = resident_bytes();
+
+    let marker = b"\n[rwc: output truncated after 1048576 bytes]\n";
+    let delivered = delivered.load(Ordering::Relaxed);
+    assert_eq!(
+        delivered,
+        (1 << 20) + u64::try_from(marker.len()).unwrap(),
+        "exactly the cap, then the marker"
+    );
+    assert_eq!(tail.lock().unwrap().as_slice(), marker);
+    assert_eq!(instance.output().written(), 100 << 20);
+    assert!(instance.output().truncated());
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        // Buffering the flood would add 100 MiB; allow for other tests' noise.
+        assert!(
+            after.saturating_sub(before) < 48 << 20,
+            "resident memory grew from {before} to {after}"
+        );
+    }
+
+    // The next call gets a fresh budget.
+    instance.call("flood", &[WasmArg::I32(1)]).await.unwrap();
+    assert!(!instance.output().truncated());
+}
+
+/// Resident set size from /proc, where there is one.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[tokio::test]
+async fn disk_cache_survives_a_new_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_cache = || {
+        Sandbox::new(SandboxConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..config()
+        })
+        .unwrap()
+    };
+
+    let first = with_cache();
+    let id = first.load(ADD.as_bytes()).unwrap().id().to_string();
+    assert_eq!(first.stats().compiles, 1);
+    drop(first);
+
+    let second = with_cache();
+    let module = second.load(ADD.as_bytes()).unwrap();
+    let stats = second.stats();
+    assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 1));
+    assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
+    let mut instance = second
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let sum = instance
+        .call("add", &[WasmArg::I32(2), WasmArg::I32(2)])
+        .await
+        .unwrap();
+    assert_eq!(sum, vec![WasmArg::I32(4)]);
+
+    // A module only on disk is found by id alone.
+    let third = with_cache();
+    let module = third.module(&id).expect("found on disk");
+    assert_eq!(module.id(), id);
+    assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
+    assert_eq!(third.stats().compiles, 0);
+}
+
+#[tokio::test]
+async fn live_instances_are_counted_and_capped() {
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_live_instances: 2,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let a = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    let b = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sandbox.stats().live_instances, 2);
+    let err = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SandboxError::Overloaded { limit: 2 }),
+        "{err:?}"
+    );
+    drop(a);
+    assert_eq!(sandbox.stats().live_instances, 1);
+    let c = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    drop((b, c));
+    assert_eq!(sandbox.stats().live_instances, 0);
+}
+
+/// While one guest spins, 20 calls on another instance all finish long before the
+/// spinner's deadline.
+async fn busy_guest_does_not_stall_others() {
+    let sandbox = sandbox();
+    let spin = sandbox.load(SPIN.as_bytes()).unwrap();
+    let add = sandbox.load(ADD.as_bytes()).unwrap();
+    let mut spinner = sandbox
+        .instantiate(&spin, timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let mut adder = sandbox
+        .instantiate(&add, InstanceOptions::default())
+        .await
+        .unwrap();
+
+    let spinning = tokio::spawn(async move {
+        let result = spinner.call("spin", &[]).await;
+        (result, tokio::time::Instant::now())
+    });
+    // Let the spinner get going before the other calls start.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let adding = tokio::spawn(async move {
+        for i in 0..20 {
+            let sum = adder
+                .call("add", &[WasmArg::I32(i), WasmArg::I32(1)])
+                .await
+                .unwrap();
+            assert_eq!(sum, vec![WasmArg::I32(i + 1)]);
+        }
+        tokio::time::Instant::now()
+    });
+
+    let adds_done = adding.await.unwrap();
+    let (spin_result, spin_done) = spinning.await.unwrap();
+    assert!(
+        matches!(spin_result, Err(SandboxError::TimedOut { .. })),
+        "{spin_result:?}"
+    );
+    assert!(adds_done < spin_done, "the adds waited for the spinner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_guest_does_not_stall_others_multi_thread() {
+    busy_guest_does_not_stall_others().await;
+}
+
+/// On a single thread only the guest's epoch yields let the other calls run.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_guest_yields_on_a_single_thread() {
+    busy_guest_does_not_stall_others().await;
+}
