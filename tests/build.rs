@@ -50,8 +50,10 @@ fn main() {
         ]
         .map(String::from),
     );
+    // Every file, not the directories: cargo does not reliably notice a change deep inside
+    // a watched directory, and a stale guest makes tests fail for no visible reason.
     for path in watched {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+        watch(&workspace.join(path));
     }
 
     check_target_installed();
@@ -164,4 +166,23 @@ fn build_guests(examples: &Path, target_dir: &Path) {
 fn path_str(path: &Path) -> &str {
     path.to_str()
         .unwrap_or_else(|| panic!("{} is not valid UTF-8", path.display()))
+}
+
+/// Tells cargo to rerun when `path` changes: a file, or every file below a directory
+/// (build output under `target/` excepted).
+fn watch(path: &Path) {
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            watch(&p);
+        }
+    } else {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
 }

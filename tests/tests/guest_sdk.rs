@@ -372,3 +372,114 @@ async fn guests_that_break_the_abi_get_clear_errors_and_the_node_goes_on() {
     let counts: BTreeMap<String, u32> = other.call("word_count", ("ok",)).await.unwrap();
     assert_eq!(counts.get("ok"), Some(&1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_println_and_log_lines_reach_the_caller() {
+    let client = Client::connect(&node().await).await.unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let sink = lines.clone();
+    let output = rwc_client::OutputHandler::new(move |stream, bytes| {
+        sink.lock().unwrap().push((
+            stream.to_owned(),
+            String::from_utf8_lossy(bytes).into_owned(),
+        ));
+    });
+    let options = InstanceOptions {
+        output: Some(output),
+        capabilities: vec!["log".into()],
+        ..Default::default()
+    };
+    let wc = instance(&client, guests::WORDCOUNT, options).await;
+    let n: u64 = wc.call("shout", ("hi there",)).await.unwrap();
+    assert_eq!(n, 8);
+    // Flushed before the call returned: everything is here already.
+    let lines = lines.lock().unwrap().clone();
+    let text = |s: &str| {
+        lines
+            .iter()
+            .filter(|(st, _)| st == s)
+            .map(|(_, t)| t.as_str())
+            .collect::<String>()
+    };
+    assert_eq!(text("stdout"), "stdout: hi there\n");
+    assert_eq!(text("stderr"), "stderr: hi there\n");
+    assert!(text("log").contains("[info] logged: hi there"), "{lines:?}");
+}
+
+/// The same escape-time computation as the mandelbrot guest, natively.
+fn native_tile(width: u32, height: u32, rows: std::ops::Range<u32>, max_iter: u32) -> Vec<u8> {
+    let coord = |i: u32, n: u32, min: f64, max: f64| {
+        min + (max - min) * (f64::from(i) + 0.5) / f64::from(n)
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let cy = coord(row, height, -1.5, 1.5);
+        for col in 0..width {
+            let cx = coord(col, width, -2.0, 1.0);
+            let (mut x, mut y, mut i) = (0.0f64, 0.0f64, 0u32);
+            while i < max_iter && x * x + y * y <= 4.0 {
+                let xt = x * x - y * y + cx;
+                y = 2.0 * x * y + cy;
+                x = xt;
+                i += 1;
+            }
+            out.push(u8::try_from(i).unwrap_or(u8::MAX));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mandelbrot_tiles_match_a_native_render() {
+    #[derive(Serialize)]
+    struct Tile {
+        width: u32,
+        height: u32,
+        row_start: u32,
+        row_end: u32,
+        x_min: f64,
+        x_max: f64,
+        y_min: f64,
+        y_max: f64,
+        max_iter: u32,
+    }
+    let client = Client::connect(&node().await).await.unwrap();
+    let m = instance(&client, guests::MANDELBROT, InstanceOptions::default()).await;
+    let (w, h) = (96, 64);
+    let mut image = Vec::new();
+    for band in (0..h).step_by(16) {
+        let tile = Tile {
+            width: w,
+            height: h,
+            row_start: band,
+            row_end: band + 16,
+            x_min: -2.0,
+            x_max: 1.0,
+            y_min: -1.5,
+            y_max: 1.5,
+            max_iter: 200,
+        };
+        let bytes: ByteBuf = m.call("render", (tile,)).await.unwrap();
+        assert_eq!(bytes.len(), (w * 16) as usize);
+        image.extend(bytes.into_vec());
+    }
+    assert_eq!(image, native_tile(w, h, 0..h, 200));
+    assert!(
+        image.contains(&200) && image.iter().any(|&p| p < 5),
+        "inside and outside both present"
+    );
+    let bad = Tile {
+        width: w,
+        height: h,
+        row_start: 10,
+        row_end: 100,
+        x_min: -2.0,
+        x_max: 1.0,
+        y_min: -1.5,
+        y_max: 1.5,
+        max_iter: 10,
+    };
+    let e = m.call::<ByteBuf>("render", (bad,)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Failed);
+    assert!(e.message().contains("rows 10..100"), "{e}");
+}

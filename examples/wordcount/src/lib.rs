@@ -93,6 +93,18 @@ fn fail(msg: String) -> Result<(), String> {
     Err(msg)
 }
 
+/// Prints `text` to stdout and stderr (which the node streams to the caller) and, when the
+/// instance was handed the `log` capability, logs it too. Returns the text's length.
+#[export]
+fn shout(text: String) -> Result<u64, rwc_guest::Error> {
+    println!("stdout: {text}");
+    eprintln!("stderr: {text}");
+    if let Ok(log) = rwc_guest::capability("log") {
+        log.call::<()>("info", (format!("logged: {text}"),))?;
+    }
+    Ok(u64::try_from(text.len()).unwrap_or(u64::MAX))
+}
+
 /// Panics with `msg` (a `trapped` error carrying the message for the caller).
 #[export]
 fn panic_now(msg: String) {
