@@ -91,8 +91,8 @@ impl NetRef {
     /// The methods the object answers.
     pub async fn methods(&self) -> Result<Vec<MethodInfo>, Error> {
         match &self.0 {
-            Handle::Local(obj) => Ok(obj.methods()),
-            Handle::Remote(_) => self.call(METHODS_METHOD, ()).await,
+            Handle::Local(obj) if obj.knows_methods() => Ok(obj.methods()),
+            _ => self.call(METHODS_METHOD, ()).await,
         }
     }
 
@@ -224,5 +224,9 @@ impl Object for Proxy {
 
     fn type_name(&self) -> &str {
         "proxy"
+    }
+
+    fn knows_methods(&self) -> bool {
+        false
     }
 }

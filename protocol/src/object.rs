@@ -42,6 +42,13 @@ pub trait Object: Any + Send + Sync {
         "object"
     }
 
+    /// Whether [`methods`](Object::methods) is the whole answer to introspection. Objects
+    /// whose methods are known only elsewhere (a proxy, a Wasm guest's object) return
+    /// false and receive the `rwc.methods` request as an ordinary call.
+    fn knows_methods(&self) -> bool {
+        true
+    }
+
     /// Whether calls may run long without yielding (e.g. Wasm execution). The connection
     /// then always runs them as their own task instead of first trying them inline.
     fn runs_long(&self) -> bool {

@@ -483,3 +483,34 @@ async fn mandelbrot_tiles_match_a_native_render() {
     assert_eq!(e.kind(), ErrorKind::Failed);
     assert!(e.message().contains("rows 10..100"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_object_describes_its_own_methods() {
+    let client = Client::connect(&node().await).await.unwrap();
+    let guest = instance(&client, guests::COUNTER, InstanceOptions::default()).await;
+    let counter: NetRef = guest.call("new_counter", (0,)).await.unwrap();
+    let names: Vec<String> = counter
+        .methods()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(
+        names.contains(&"incr".to_owned()) && names.contains(&"get".to_owned()),
+        "{names:?}"
+    );
+    // The instance lists its exports as methods too.
+    let names: Vec<String> = guest
+        .netref()
+        .methods()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(
+        names.contains(&"new_counter".to_owned()) && names.contains(&"rwc.close".to_owned()),
+        "{names:?}"
+    );
+}

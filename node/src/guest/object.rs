@@ -58,9 +58,12 @@ impl Object for GuestObject {
     }
 
     fn methods(&self) -> Vec<MethodInfo> {
-        // A guest object's methods are known only to the guest; calling an unknown one
-        // gives an `unimplemented` error that lists them.
+        // Known only to the guest: `rwc.methods` is forwarded to it (see `knows_methods`).
         Vec::new()
+    }
+
+    fn knows_methods(&self) -> bool {
+        false
     }
 
     fn type_name(&self) -> &str {

@@ -16,7 +16,7 @@ use crate::codec;
 use crate::error::{Error, ErrorKind};
 use crate::frame;
 use crate::message::{Call, Message, Target};
-use crate::netref::{METHODS_METHOD, Proxy};
+use crate::netref::METHODS_METHOD;
 use crate::object::{CallContext, Object};
 use crate::value::{Value, to_value};
 
@@ -183,7 +183,7 @@ impl Shared {
                 return Ok(());
             }
         };
-        if method == METHODS_METHOD && !is_proxy(&object) {
+        if method == METHODS_METHOD && object.knows_methods() {
             self.reply(question, to_value(&object.methods()));
             return Ok(());
         }
@@ -235,11 +235,6 @@ impl Shared {
         });
         Ok(())
     }
-}
-
-fn is_proxy(object: &Arc<dyn Object>) -> bool {
-    let any: &dyn std::any::Any = &**object;
-    any.is::<Proxy>()
 }
 
 /// Runs one method call with its deadline, turning a panic into an error for that call.
