@@ -239,13 +239,36 @@ where
     Service::new("callable").method("call", f).into_object()
 }
 
+/// The methods of an object written by hand, as `(name, doc)` pairs: what introspection
+/// answers, and what an unknown-method error lists.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodTable(pub &'static [(&'static str, &'static str)]);
+
+impl MethodTable {
+    /// The methods, for [`Object::methods`].
+    pub fn infos(&self) -> Vec<MethodInfo> {
+        self.0
+            .iter()
+            .map(|(n, d)| MethodInfo::new(*n, *d))
+            .collect()
+    }
+
+    /// The `unimplemented` error for `method`, which is not in the table.
+    pub fn unknown(&self, type_name: &str, method: &str) -> Error {
+        no_such_method(type_name, method, self.0.iter().map(|(n, _)| *n))
+    }
+}
+
 /// The `unimplemented` error for a missing method, listing what the object has.
-pub fn no_such_method<'a>(
+pub fn no_such_method<S: AsRef<str>>(
     type_name: &str,
     method: &str,
-    available: impl IntoIterator<Item = &'a String>,
+    available: impl IntoIterator<Item = S>,
 ) -> Error {
-    let names: Vec<&str> = available.into_iter().map(String::as_str).collect();
+    let names: Vec<String> = available
+        .into_iter()
+        .map(|s| s.as_ref().to_owned())
+        .collect();
     Error::new(
         ErrorKind::Unimplemented,
         format!(

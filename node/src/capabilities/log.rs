@@ -37,11 +37,7 @@ impl Object for LogCapability {
     ) -> BoxFuture<'a, Result<Value, Error>> {
         Box::pin(async move {
             if !LEVELS.contains(&method) {
-                return Err(rwc_protocol::object::no_such_method(
-                    "log",
-                    method,
-                    &LEVELS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
-                ));
+                return Err(rwc_protocol::object::no_such_method("log", method, LEVELS));
             }
             let (message, fields): (String, Option<Value>) = match args.len() {
                 1 => {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use futures::future::BoxFuture;
+use rwc_protocol::object::MethodTable;
 use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
 use serde::Serialize;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug)]
 pub struct SysCapability;
 
-const METHODS: &[(&str, &str)] = &[
+const METHODS: MethodTable = MethodTable(&[
     ("hostname", "the machine's host name"),
     ("os", "operating system (linux, macos, …)"),
     ("arch", "CPU architecture (x86_64, aarch64, …)"),
@@ -24,7 +25,7 @@ const METHODS: &[(&str, &str)] = &[
         "(path?) total and free bytes of the file system holding path (default /)",
     ),
     ("report", "all of the above in one map"),
-];
+]);
 
 #[derive(Serialize)]
 struct Memory {
@@ -74,23 +75,13 @@ impl Object for SysCapability {
                     m.insert("disk", to_value(&disk("/")?)?);
                     to_value(&m)
                 }
-                _ => Err(rwc_protocol::object::no_such_method(
-                    "sys",
-                    method,
-                    &METHODS
-                        .iter()
-                        .map(|(n, _)| (*n).to_owned())
-                        .collect::<Vec<_>>(),
-                )),
+                _ => Err(METHODS.unknown("sys", method)),
             }
         })
     }
 
     fn methods(&self) -> Vec<MethodInfo> {
-        METHODS
-            .iter()
-            .map(|(n, d)| MethodInfo::new(*n, *d))
-            .collect()
+        METHODS.infos()
     }
 
     fn type_name(&self) -> &str {

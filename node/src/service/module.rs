@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use rwc_protocol::object::MethodTable;
 use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
 use serde::Serialize;
 
@@ -34,7 +35,7 @@ struct ModuleInfo<'a> {
     imports: Vec<String>,
 }
 
-const METHODS: &[(&str, &str)] = &[
+const METHODS: MethodTable = MethodTable(&[
     (
         "hash",
         "() the module's id: SHA-256 of the uploaded bytes, hex",
@@ -46,7 +47,7 @@ const METHODS: &[(&str, &str)] = &[
     ),
     ("imports", "() what the module imports"),
     ("info", "() all of the above"),
-];
+]);
 
 impl ModuleObject {
     pub(crate) fn new(module: Arc<LoadedModule>) -> Self {
@@ -123,23 +124,13 @@ impl Object for ModuleObject {
                 "exports" => to_value(&describe_exports(&self.module)),
                 "imports" => to_value(&self.info().imports),
                 "info" => to_value(&self.info()),
-                _ => Err(rwc_protocol::object::no_such_method(
-                    "module",
-                    method,
-                    &METHODS
-                        .iter()
-                        .map(|(n, _)| (*n).to_owned())
-                        .collect::<Vec<_>>(),
-                )),
+                _ => Err(METHODS.unknown("module", method)),
             }
         })
     }
 
     fn methods(&self) -> Vec<MethodInfo> {
-        METHODS
-            .iter()
-            .map(|(n, d)| MethodInfo::new(*n, *d))
-            .collect()
+        METHODS.infos()
     }
 
     fn type_name(&self) -> &str {
