@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rwc_protocol::transport::{connect_child, connect_tcp, connect_unix};
 use rwc_protocol::{
-    Connection, ConnectionConfig, Error, ErrorKind, NetRef, Service, Value, from_value,
+    CallOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, Service,
+    Value, from_value,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,8 +18,9 @@ use crate::options::InstanceOptions;
 
 /// A connection to a node.
 ///
+/// # Cancel safety
 /// Every async method is cancel safe in the protocol's sense: dropping its future cancels
-/// the call on the node.
+/// the call on the node, and nothing is left half-done on this side.
 #[derive(Debug)]
 pub struct Client {
     conn: Connection,
@@ -38,6 +40,9 @@ pub struct Module {
 pub struct Instance {
     netref: NetRef,
 }
+
+/// Size of the chunks [`Client::upload_with_progress`] sends.
+pub const UPLOAD_CHUNK: usize = 1 << 20;
 
 /// The id a node gives these bytes: lowercase hex SHA-256.
 pub fn module_hash(bytes: &[u8]) -> String {
@@ -59,6 +64,9 @@ fn client_root() -> NetRef {
 
 impl Client {
     /// Connects to `addr`: `HOST:PORT`, or `unix:/path/to/socket`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the attempt.
     pub async fn connect(addr: &str) -> Result<Client, Error> {
         let conn = match addr.strip_prefix("unix:") {
             Some(path) => connect_unix(path, client_root(), config()).await,
@@ -74,6 +82,9 @@ impl Client {
     }
 
     /// Connects over a Unix socket.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the attempt.
     pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Client, Error> {
         let conn = connect_unix(path, client_root(), config()).await?;
         Ok(Client::from_connection(conn, None))
@@ -81,6 +92,9 @@ impl Client {
 
     /// Starts `command` (e.g. `rwc-node --stdio`, or `ssh host rwc-node --stdio`) and talks
     /// over its stdin/stdout. The process is killed when the client drops.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the process.
     pub async fn connect_stdio(command: Command) -> Result<Client, Error> {
         let (conn, child) = connect_child(command, client_root(), config()).await?;
         Ok(Client::from_connection(conn, Some(child)))
@@ -106,17 +120,36 @@ impl Client {
     }
 
     /// The node's info (version, limits, caches, live instances, uptime), as a value.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
     pub async fn info(&self) -> Result<Value, Error> {
         self.root.call_value("info", vec![]).await
     }
 
     /// Round-trip time of a ping.
+    ///
+    /// # Cancel safety
+    /// Dropping the future forgets the ping.
     pub async fn ping(&self) -> Result<Duration, Error> {
         self.conn.ping().await
     }
 
+    /// A host capability the node grants this client (`sys`, `log`), or `None` if it
+    /// does not.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
+    pub async fn capability(&self, name: &str) -> Result<Option<NetRef>, Error> {
+        self.root.call("capability", (name,)).await
+    }
+
     /// Makes sure the node has `bytes` as a module: asks by hash first and uploads only if
-    /// the node does not have it.
+    /// the node does not have it, in one request (for small modules; see
+    /// [`upload_with_progress`](Client::upload_with_progress) for big ones).
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the upload; the node keeps nothing of it.
     pub async fn upload(&self, bytes: &[u8]) -> Result<Module, Error> {
         let hash = module_hash(bytes);
         if let Some(m) = self.module(&hash).await? {
@@ -126,7 +159,50 @@ impl Client {
         Ok(Module { netref, hash })
     }
 
+    /// Like [`upload`](Client::upload), in chunks of [`UPLOAD_CHUNK`] bytes, calling
+    /// `progress(sent, total)` after each one the node has taken (and once with
+    /// `sent == total` if the node already has the module). A node refuses a module over
+    /// its size limit before any byte is sent.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the upload: the node frees the chunks it holds.
+    pub async fn upload_with_progress(
+        &self,
+        bytes: &[u8],
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Module, Error> {
+        let hash = module_hash(bytes);
+        let total = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if let Some(m) = self.module(&hash).await? {
+            progress(total, total);
+            return Ok(m);
+        }
+        let uploader: NetRef = match self.root.call("upload_stream", (total,)).await {
+            Ok(u) => u,
+            // A node without chunked uploads still takes the whole module at once.
+            Err(e) if e.kind() == ErrorKind::Unimplemented => {
+                progress(0, total);
+                let m = self.upload(bytes).await?;
+                progress(total, total);
+                return Ok(m);
+            }
+            Err(e) => return Err(e),
+        };
+        progress(0, total);
+        let mut sent = 0u64;
+        for chunk in bytes.chunks(UPLOAD_CHUNK) {
+            let _: u64 = uploader.call("write", (ByteBuf::from(chunk),)).await?;
+            sent += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+            progress(sent, total);
+        }
+        let netref: NetRef = uploader.call("finish", ()).await?;
+        Ok(Module { netref, hash })
+    }
+
     /// The module with this hash, if the node has it.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
     pub async fn module(&self, hash: &str) -> Result<Option<Module>, Error> {
         let found: Option<NetRef> = self.root.call("module", (hash,)).await?;
         Ok(found.map(|netref| Module {
@@ -136,6 +212,10 @@ impl Client {
     }
 
     /// A new instance of `module`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request; an instance the node made anyway is freed
+    /// when its netref arrives and is dropped.
     pub async fn instantiate(
         &self,
         module: &Module,
@@ -153,6 +233,10 @@ impl Client {
     }
 
     /// Instantiates, calls `export`, drops the instance: one request.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call; the node stops the guest at its next yield
+    /// point and frees the instance.
     pub async fn run(
         &self,
         module: &Module,
@@ -191,13 +275,25 @@ impl Module {
     }
 
     /// Callable exports: name, ABI (`rich` or `numeric`) and signature.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
     pub async fn exports(&self) -> Result<Value, Error> {
         self.netref.call_value("exports", vec![]).await
     }
 }
 
 impl Instance {
+    /// The instance behind a netref a node handed out (from `instantiate`, or returned by
+    /// a guest).
+    pub fn from_netref(netref: NetRef) -> Instance {
+        Instance { netref }
+    }
+
     /// Calls `export` with `args` (a tuple), converting the result.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call: the guest stops at its next yield point.
     pub async fn call<R: DeserializeOwned>(
         &self,
         export: &str,
@@ -207,8 +303,18 @@ impl Instance {
     }
 
     /// Calls `export` with positional values.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call.
     pub async fn call_value(&self, export: &str, args: Vec<Value>) -> Result<Value, Error> {
         self.netref.call_value(export, args).await
+    }
+
+    /// Starts a call and returns at once: the [`PendingCall`] can be polled, awaited with a
+    /// timeout, or given a callback. Several calls may be queued on one instance; it runs
+    /// them one at a time, in order.
+    pub fn call_async(&self, export: &str, args: Vec<Value>) -> PendingCall {
+        self.netref.call_with(export, args, CallOptions::default())
     }
 
     /// The instance's netref, to pass to other calls.
@@ -217,24 +323,37 @@ impl Instance {
     }
 
     /// Callable exports.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
     pub async fn exports(&self) -> Result<Value, Error> {
         self.netref.call_value("rwc.exports", vec![]).await
     }
 
     /// Bytes of the guest's linear memory.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request.
     pub async fn read_memory(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
         let b: ByteBuf = self.netref.call("rwc.read_memory", (offset, len)).await?;
         Ok(b.into_vec())
     }
 
     /// Writes into the guest's linear memory.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the request; the write may or may not have happened.
     pub async fn write_memory(&self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
         self.netref
             .call("rwc.write_memory", (offset, ByteBuf::from(bytes)))
             .await
     }
 
-    /// Frees the instance on the node now.
+    /// Frees the instance on the node now (later calls fail).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the request; the instance is still freed when the
+    /// last handle to it drops.
     pub async fn close(&self) -> Result<(), Error> {
         match self.netref.call::<()>("rwc.close", ()).await {
             Err(e) if e.kind() == ErrorKind::Disconnected => Ok(()),

@@ -2,25 +2,50 @@
 //!
 //! Talk to rwc nodes: upload Wasm modules (skipping bytes a node already has), instantiate
 //! them with limits and capabilities, call their exports with typed values, and stream
-//! guest output while they run.
+//! guest output while they run. Split work across many nodes with a [`Pool`].
+//!
+//! - [`Client`]: one node, over TCP ([`Client::connect`]), a Unix socket, or the pipes of
+//!   a child process ([`Client::connect_stdio`], e.g. `ssh host rwc-node --stdio`).
+//! - [`Module`] and [`Instance`]: what the node holds for you; an instance's exports are
+//!   called by name with typed arguments.
+//! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
+//!   input order, and survives nodes dying.
+//! - [`registry`]: where nodes list themselves and clients find them by tag.
+//! - [`json`]: the JSON the `rwc` command line reads and prints.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rwc_client::Error> {
-//! use rwc_client::{Client, InstanceOptions};
+//! use rwc_client::{Client, InstanceOptions, OutputHandler};
 //!
 //! let client = Client::connect("127.0.0.1:18870").await?;
-//! let module = client.upload(&std::fs::read("add.wasm").unwrap()).await?;
-//! let instance = client.instantiate(&module, InstanceOptions::default()).await?;
+//! // The node compiles WAT text as well as Wasm binaries.
+//! let wat = r#"(module (func (export "add") (param i64 i64) (result i64)
+//!                 local.get 0 local.get 1 i64.add))"#;
+//! let module = client.upload(wat.as_bytes()).await?;
+//! let options = InstanceOptions {
+//!     fuel: Some(1_000_000),
+//!     output: Some(OutputHandler::stderr()),
+//!     ..InstanceOptions::default()
+//! };
+//! let instance = client.instantiate(&module, options).await?;
 //! let sum: i64 = instance.call("add", (2, 3)).await?;
 //! assert_eq!(sum, 5);
 //! # Ok(()) }
 //! ```
+//!
+//! Every async method documents what dropping its future does ("Cancel safety"): for a
+//! remote call, it cancels the call on the node.
 #![forbid(unsafe_code)]
 
 mod client;
 pub mod json;
 mod options;
+pub mod pool;
+pub mod registry;
 
-pub use client::{Client, Instance, Module, module_hash};
+pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash};
 pub use options::{InstanceOptions, OutputHandler};
-pub use rwc_protocol::{Error, ErrorKind, NetRef, Value, from_value, to_value};
+pub use pool::{MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool};
+pub use rwc_protocol::{
+    Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
+};

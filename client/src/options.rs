@@ -1,9 +1,11 @@
 //! Options of a new instance, and where its output goes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rwc_protocol::{NetRef, Service, Value};
+use rwc_protocol::{Error, NetRef, Service, Value, from_value};
+use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
 type OutputFn = dyn Fn(&str, &[u8]) + Send + Sync;
@@ -25,6 +27,23 @@ impl OutputHandler {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(bytes);
             let _ = err.flush();
+        })
+    }
+
+    /// Output goes to this process's stdout or stderr, as the guest wrote it (`log`
+    /// records to stderr): for interactive use, where guest output and results mix.
+    pub fn terminal() -> Self {
+        OutputHandler::new(|stream, bytes| {
+            use std::io::Write;
+            if stream == "stdout" {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(bytes);
+                let _ = out.flush();
+            } else {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(bytes);
+                let _ = err.flush();
+            }
         })
     }
 
@@ -69,7 +88,53 @@ pub struct InstanceOptions {
     pub output: Option<OutputHandler>,
 }
 
+/// The keys a person may write in an options map (`rwc shell`'s `new $m {…}`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionsMap {
+    memory: Option<u64>,
+    fuel: Option<u64>,
+    timeout_ms: Option<u64>,
+    max_output: Option<u64>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    grant: BTreeMap<String, NetRef>,
+}
+
 impl InstanceOptions {
+    /// Options from a map with the node's keys: `memory`, `fuel`, `timeout_ms`,
+    /// `max_output`, `env` (map), `args` (list), `capabilities` (list of names) and
+    /// `grant` (map of name to netref). Unit gives the defaults; an unknown key is an
+    /// error naming it.
+    pub fn from_value(value: Value) -> Result<InstanceOptions, Error> {
+        if value == Value::Unit {
+            return Ok(InstanceOptions::default());
+        }
+        let m: OptionsMap = from_value(value).map_err(|e| {
+            Error::bad_argument(format!(
+                "bad instance options: {} (keys: memory, fuel, timeout_ms, max_output, env, \
+                 args, capabilities, grant)",
+                e.message()
+            ))
+        })?;
+        Ok(InstanceOptions {
+            memory: m.memory,
+            fuel: m.fuel,
+            timeout: m.timeout_ms.map(Duration::from_millis),
+            max_output: m.max_output,
+            env: m.env.into_iter().collect(),
+            args: m.args,
+            capabilities: m.capabilities,
+            grant: m.grant.into_iter().collect(),
+            output: None,
+        })
+    }
+
     /// The options as the node's `instantiate` takes them.
     pub fn to_value(&self) -> Value {
         let mut m: Vec<(Value, Value)> = Vec::new();

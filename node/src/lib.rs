@@ -6,6 +6,7 @@
 //! - [`Node`] puts a sandbox behind the rwc protocol: each connection's root is a
 //!   [`service::RootService`] (upload, module, instantiate, run, info, capability).
 //! - [`server`] listens (TCP, Unix socket, stdio) and shuts down gracefully.
+//! - [`registry`] keeps the node listed in a registry, so clients find it by tag.
 //! - The guest ABI (`docs/abi.md`) and the host capabilities (`sys`, `log`) live in
 //!   `guest` and [`capabilities`].
 
@@ -13,6 +14,7 @@ pub mod capabilities;
 pub mod config;
 pub mod error;
 mod guest;
+pub mod registry;
 pub mod sandbox;
 pub mod server;
 pub mod service;

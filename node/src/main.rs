@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use rwc_node::registry::Registration;
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
 use tracing_subscriber::EnvFilter;
@@ -55,6 +57,20 @@ struct Args {
     /// Most guest calls running at once.
     #[arg(long)]
     max_concurrent_calls: Option<usize>,
+    /// Register with the registry at HOST:PORT (see `rwc registry`) and keep the entry
+    /// fresh, so clients find this node with `rwc nodes` or `Pool::from_registry`.
+    #[arg(long, value_name = "REGISTRY_ADDR")]
+    register: Option<String>,
+    /// Tag to register under (repeat for several), e.g. `--tag gpu --tag eu`.
+    #[arg(long = "tag", value_name = "TAG", requires = "register")]
+    tags: Vec<String>,
+    /// Address clients should reach this node at (default: the address it listens on).
+    #[arg(long, value_name = "ADDR", requires = "register")]
+    advertise: Option<String>,
+    /// Seconds the registry keeps the entry without a refresh; the node refreshes every
+    /// third of it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    register_ttl_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -79,7 +95,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, args.stdio)) {
+    if args.stdio && args.register.is_some() {
+        eprintln!(
+            "rwc-node: --register needs --listen: a --stdio node has no address to advertise"
+        );
+        return ExitCode::from(2);
+    }
+    let registry = args.register.clone().map(|registry| Registering {
+        registry,
+        tags: args.tags.clone(),
+        advertise: args.advertise.clone(),
+        ttl: Duration::from_secs(args.register_ttl_secs),
+    });
+    match runtime.block_on(run(config, args.stdio, registry)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rwc-node: {e}");
@@ -127,7 +155,19 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
     Ok(c)
 }
 
-async fn run(config: NodeConfig, stdio: bool) -> Result<(), String> {
+/// What `--register` and its companions asked for.
+struct Registering {
+    registry: String,
+    tags: Vec<String>,
+    advertise: Option<String>,
+    ttl: Duration,
+}
+
+async fn run(
+    config: NodeConfig,
+    stdio: bool,
+    registering: Option<Registering>,
+) -> Result<(), String> {
     let listen = config.listen.clone();
     let node = Node::new(config).map_err(|e| e.to_string())?;
     if stdio {
@@ -142,7 +182,31 @@ async fn run(config: NodeConfig, stdio: bool) -> Result<(), String> {
         out.flush().map_err(|e| e.to_string())?;
     }
     tracing::info!(address = server.address(), "rwc-node ready");
+    let registration = registering.map(|r| {
+        let advertise = r.advertise.unwrap_or_else(|| server.address().to_owned());
+        if advertise.starts_with("0.0.0.0:") || advertise.starts_with("[::]:") {
+            tracing::warn!(
+                %advertise,
+                "registering a wildcard address clients cannot connect to; pass --advertise HOST:PORT"
+            );
+        }
+        Registration {
+            registry: r.registry,
+            advertise,
+            tags: r.tags,
+            ttl: r.ttl,
+        }
+    });
+    let refresher = registration.clone().map(|r| tokio::spawn(r.run()));
     server.run(shutdown_signal()).await;
+    if let (Some(task), Some(r)) = (refresher, registration) {
+        task.abort();
+        // Leave the registry at once rather than after the TTL; a registry that does not
+        // answer quickly just lets the entry expire.
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), r.unregister()).await {
+            tracing::debug!(error = %e, "could not unregister");
+        }
+    }
     Ok(())
 }
 

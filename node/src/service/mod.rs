@@ -5,6 +5,7 @@ mod instance;
 mod module;
 mod options;
 mod root;
+mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use tokio::sync::Semaphore;
 pub use self::instance::InstanceObject;
 pub use self::module::ModuleObject;
 pub use self::root::RootService;
+pub use self::upload::Uploader;
 use crate::config::NodeConfig;
 use crate::error::to_error;
 use crate::sandbox::{Sandbox, SandboxStats};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use futures::future::BoxFuture;
+use rwc_protocol::object::MethodTable;
 use rwc_protocol::{
     CallContext, Error, MethodInfo, NetRef, Object, Value, object::decode_args, to_value,
 };
@@ -25,10 +26,14 @@ pub struct RootService {
     instances: Arc<AtomicUsize>,
 }
 
-const METHODS: &[(&str, &str)] = &[
+const METHODS: MethodTable = MethodTable(&[
     (
         "upload",
         "(bytes) upload a Wasm binary or WAT text; returns the module",
+    ),
+    (
+        "upload_stream",
+        "(total_len) an uploader: write(bytes) chunks, then finish() returns the module",
     ),
     (
         "module",
@@ -47,7 +52,7 @@ const METHODS: &[(&str, &str)] = &[
         "capability",
         "(name) a host capability granted to this client",
     ),
-];
+]);
 
 impl RootService {
     pub(crate) fn new(node: Node, principal: Option<String>) -> Self {
@@ -153,28 +158,19 @@ impl Object for RootService {
         Box::pin(async move {
             match method {
                 "upload" => self.upload(args).await,
+                "upload_stream" => super::upload::upload_stream(&self.node, args),
                 "module" => self.module(args),
                 "instantiate" => Ok(NetRef::new(self.instantiate(args).await?).into()),
                 "run" => self.run(args).await,
                 "info" => to_value(&self.node.info()),
                 "capability" => self.capability(args),
-                _ => Err(rwc_protocol::object::no_such_method(
-                    "node",
-                    method,
-                    &METHODS
-                        .iter()
-                        .map(|(n, _)| (*n).to_owned())
-                        .collect::<Vec<_>>(),
-                )),
+                _ => Err(METHODS.unknown("node", method)),
             }
         })
     }
 
     fn methods(&self) -> Vec<MethodInfo> {
-        METHODS
-            .iter()
-            .map(|(n, d)| MethodInfo::new(*n, *d))
-            .collect()
+        METHODS.infos()
     }
 
     fn type_name(&self) -> &str {

@@ -1,0 +1,150 @@
+//! `rwc map`: one call per input line, spread over several nodes.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rwc_client::json::{from_json, to_json};
+use rwc_client::{Error, MapOptions, MapReport, Pool, Value};
+use serde_json::{Value as Json, json};
+
+use crate::args::{LimitArgs, read_module};
+use crate::progress::{map_bar, node_counts};
+
+/// What `rwc map` was given.
+#[derive(Debug)]
+pub struct MapArgs {
+    pub nodes: Vec<String>,
+    pub registry: Option<String>,
+    pub tag: Option<String>,
+    pub module: PathBuf,
+    pub export: String,
+    pub input: PathBuf,
+    pub per_node: Option<usize>,
+    pub json: bool,
+    pub limits: LimitArgs,
+}
+
+/// Runs the map; the exit code is that of the first failed input, if any.
+pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
+    let bytes = read_module(&a.module)?;
+    let inputs = read_inputs(&a.input)?;
+    let mut pool = match &a.registry {
+        Some(r) => Pool::from_registry(r, a.tag.as_deref()).await?,
+        None => Pool::connect(&a.nodes).await?,
+    };
+    for (addr, e) in pool.unreachable() {
+        eprintln!("rwc: left out {addr}: {}", crate::one_line(e));
+    }
+    pool.load(&bytes).await?;
+
+    let bar = map_bar(u64::try_from(inputs.len()).unwrap_or(u64::MAX));
+    let progress_bar = bar.clone();
+    let mut options = MapOptions::default().on_progress(move |p| {
+        progress_bar.set_position(u64::try_from(p.done).unwrap_or(u64::MAX));
+        progress_bar.set_message(node_counts(p));
+    });
+    options.per_node = a.per_node;
+    options.instance = a.limits.options();
+    let report = pool.map(&a.export, inputs, options).await?;
+    bar.finish_and_clear();
+    pool.close();
+
+    let mut out = std::io::stdout().lock();
+    for r in &report.results {
+        let line = match r {
+            Ok(v) => to_json(v),
+            Err(e) => json!({"error": {"kind": e.kind().as_str(), "message": e.message()}}),
+        };
+        writeln!(out, "{line}").map_err(stdout_error)?;
+    }
+    if a.json {
+        writeln!(out, "{}", json!({ "summary": summary(&report) })).map_err(stdout_error)?;
+    } else {
+        eprintln!("{}", summary_line(&report));
+    }
+    out.flush().map_err(stdout_error)?;
+    Ok(match report.results.iter().find_map(|r| r.as_ref().err()) {
+        Some(e) => ExitCode::from(crate::exit_code(e.kind())),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::failed(format!("cannot write results to stdout: {e}"))
+}
+
+/// Inputs from a JSON lines file: an array is the argument list, anything else one
+/// argument. Blank lines are skipped.
+fn read_inputs(path: &PathBuf) -> Result<Vec<Vec<Value>>, Error> {
+    let read_err = |e: std::io::Error| {
+        Error::bad_argument(format!("cannot read inputs from {}: {e}", path.display()))
+    };
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).map_err(read_err)?,
+        ))
+    };
+    let mut inputs = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(read_err)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let j: Json = serde_json::from_str(&line).map_err(|e| {
+            Error::bad_argument(format!(
+                "{} line {}: not JSON ({e}); each line is a JSON array of arguments or one JSON value",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        inputs.push(match j {
+            Json::Array(items) => items.iter().map(from_json).collect::<Result<_, _>>()?,
+            one => vec![from_json(&one)?],
+        });
+    }
+    Ok(inputs)
+}
+
+fn summary(r: &MapReport) -> Json {
+    let secs = r.elapsed.as_secs_f64();
+    json!({
+        "inputs": r.results.len(),
+        "succeeded": r.succeeded(),
+        "failed": r.failed(),
+        "elapsed_secs": secs,
+        "per_sec": if secs > 0.0 { r.results.len() as f64 / secs } else { 0.0 },
+        "nodes": r.nodes.iter().map(|n| json!({
+            "addr": n.addr,
+            "instances": n.instances,
+            "done": n.done,
+            "failed": n.failed.as_ref().map(crate::one_line),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn summary_line(r: &MapReport) -> String {
+    let secs = r.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        r.results.len() as f64 / secs
+    } else {
+        0.0
+    };
+    let nodes: Vec<String> = r
+        .nodes
+        .iter()
+        .map(|n| match &n.failed {
+            Some(e) => format!("{} {} (failed: {})", n.addr, n.done, crate::one_line(e)),
+            None => format!("{} {}", n.addr, n.done),
+        })
+        .collect();
+    format!(
+        "map: {} inputs ({} ok, {} failed) in {secs:.2} s, {rate:.0}/s; per node: {}",
+        r.results.len(),
+        r.succeeded(),
+        r.failed(),
+        nodes.join(", ")
+    )
+}

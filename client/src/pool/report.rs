@@ -1,0 +1,104 @@
+//! What a map tells its caller: progress while it runs, a report when it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rwc_protocol::{Error, Value};
+
+/// Called as a map makes progress: after every finished input, and when a node fails.
+pub type ProgressFn = Arc<dyn Fn(&MapProgress) + Send + Sync>;
+
+/// A map's progress so far.
+#[derive(Debug, Clone)]
+pub struct MapProgress {
+    /// Inputs with a result (a value or an error).
+    pub done: usize,
+    /// Inputs in the map.
+    pub total: usize,
+    /// How many of the results so far are errors.
+    pub errors: usize,
+    /// Per node, in the pool's order.
+    pub nodes: Vec<NodeProgress>,
+    /// Time since the map started.
+    pub elapsed: Duration,
+}
+
+impl MapProgress {
+    /// Results per second since the map started.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            count_f64(self.done) / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// `done / total`, between 0 and 1 (1 for an empty map).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            count_f64(self.done) / count_f64(self.total)
+        }
+    }
+}
+
+/// One node's part in a map so far.
+#[derive(Debug, Clone)]
+pub struct NodeProgress {
+    /// The node's address.
+    pub addr: String,
+    /// Inputs it has finished.
+    pub done: usize,
+    /// Whether it is still taking work.
+    pub alive: bool,
+}
+
+/// The outcome of [`Pool::map`](super::Pool::map).
+#[derive(Debug)]
+pub struct MapReport {
+    /// One result per input, in input order: the export's return value, or the error it
+    /// failed with (a deterministic guest error, or "no node left" if every node failed).
+    pub results: Vec<Result<Value, Error>>,
+    /// What each node did, in the pool's order.
+    pub nodes: Vec<NodeReport>,
+    /// Wall-clock time of the map.
+    pub elapsed: Duration,
+}
+
+impl MapReport {
+    /// How many inputs succeeded.
+    pub fn succeeded(&self) -> usize {
+        self.results.iter().filter(|r| r.is_ok()).count()
+    }
+
+    /// How many inputs failed.
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.succeeded()
+    }
+
+    /// The nodes that failed during the map (and why).
+    pub fn failed_nodes(&self) -> impl Iterator<Item = &NodeReport> {
+        self.nodes.iter().filter(|n| n.failed.is_some())
+    }
+}
+
+/// One node's part in a map.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The node's address.
+    pub addr: String,
+    /// Instances the map asked for on the node.
+    pub instances: usize,
+    /// Inputs the node finished (results, including deterministic errors).
+    pub done: usize,
+    /// Why the node stopped taking work, if it did (it died, refused instances, or was
+    /// overloaded); its unfinished inputs went to the other nodes.
+    pub failed: Option<Error>,
+}
+
+/// A count as a float, for rates (exact below 2^53, far beyond any map).
+pub(crate) fn count_f64(n: usize) -> f64 {
+    n as f64
+}

@@ -1,0 +1,175 @@
+//! Chunked uploads: `upload_stream(total_len)` hands out an uploader object that takes the
+//! module in pieces (`write(bytes)`, then `finish()`), so a client can show progress for a
+//! big module and the node can refuse one that is too large before any byte arrives.
+//!
+//! The node never holds more than the announced length, and the announced length is never
+//! more than its `max_module_bytes`: a chunk that would go past it is refused.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::BoxFuture;
+use rwc_protocol::object::MethodTable;
+use rwc_protocol::{
+    CallContext, Error, ErrorKind, MethodInfo, NetRef, Object, Value, object::decode_args,
+};
+use serde_bytes::ByteBuf;
+
+use super::Node;
+use super::module::ModuleObject;
+use crate::error::to_error;
+
+/// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.
+pub struct Uploader {
+    node: Node,
+    total: u64,
+    state: Mutex<State>,
+}
+
+enum State {
+    Receiving(Vec<u8>),
+    Finished,
+}
+
+const METHODS: MethodTable = MethodTable(&[
+    ("write", "(bytes) the next chunk of the module"),
+    (
+        "finish",
+        "() check that every announced byte arrived, compile; returns the module",
+    ),
+    ("received", "() bytes received so far"),
+]);
+
+impl std::fmt::Debug for Uploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploader")
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `upload_stream(total_len)`: an uploader for a module of `total_len` bytes, refused at
+/// once (`denied`) if that is over the node's limit.
+pub(crate) fn upload_stream(node: &Node, args: Vec<Value>) -> Result<Value, Error> {
+    let (total,): (u64,) = decode_args("upload_stream", args)?;
+    let limit = node.inner.config.limits.max_module_bytes;
+    if total > limit {
+        return Err(too_large(total, limit));
+    }
+    if total == 0 {
+        return Err(Error::bad_argument(
+            "a module cannot be empty: upload_stream needs its length in bytes",
+        ));
+    }
+    Ok(NetRef::new(Uploader {
+        node: node.clone(),
+        total,
+        state: Mutex::new(State::Receiving(Vec::new())),
+    })
+    .into())
+}
+
+fn too_large(size: u64, limit: u64) -> Error {
+    Error::new(
+        ErrorKind::Denied,
+        format!(
+            "module is {size} bytes, over this node's limit of {limit} bytes; \
+             shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes"
+        ),
+    )
+}
+
+impl Uploader {
+    fn write(&self, chunk: &[u8]) -> Result<u64, Error> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let State::Receiving(buf) = &mut *state else {
+            return Err(finished());
+        };
+        let have = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        let after = have.saturating_add(len);
+        if after > self.total {
+            return Err(Error::bad_argument(format!(
+                "chunk of {len} bytes goes past the announced length: {have} of {} bytes \
+                 already received; announce the right length in upload_stream",
+                self.total
+            )));
+        }
+        // Grow geometrically but never past the announced length (itself within the
+        // node's limit), so a client cannot make the node reserve more than that.
+        let want = after.max(have.saturating_mul(2)).min(self.total);
+        let extra = usize::try_from(want - have).unwrap_or(chunk.len());
+        buf.reserve_exact(extra.max(chunk.len()));
+        buf.extend_from_slice(chunk);
+        Ok(after)
+    }
+
+    fn received(&self) -> u64 {
+        match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            State::Receiving(buf) => u64::try_from(buf.len()).unwrap_or(u64::MAX),
+            State::Finished => self.total,
+        }
+    }
+
+    async fn finish(&self) -> Result<Value, Error> {
+        let bytes = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*state {
+                State::Receiving(buf) if u64::try_from(buf.len()).ok() == Some(self.total) => {}
+                State::Receiving(buf) => {
+                    return Err(Error::bad_argument(format!(
+                        "upload incomplete: {} of {} bytes received; write the rest before finish",
+                        buf.len(),
+                        self.total
+                    )));
+                }
+                State::Finished => return Err(finished()),
+            }
+            match std::mem::replace(&mut *state, State::Finished) {
+                State::Receiving(buf) => buf,
+                State::Finished => return Err(finished()),
+            }
+        };
+        self.node.inner.uploads.fetch_add(1, Ordering::Relaxed);
+        let sandbox = self.node.inner.sandbox.clone();
+        // Compiling is CPU-bound: keep it off the threads that serve connections.
+        let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+            .await
+            .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
+            .map_err(to_error)?;
+        Ok(NetRef::from_object(Arc::new(ModuleObject::new(module))).into())
+    }
+}
+
+fn finished() -> Error {
+    Error::bad_argument("this upload is finished; start another with upload_stream")
+}
+
+impl Object for Uploader {
+    fn call<'a>(
+        &'a self,
+        _ctx: CallContext,
+        method: &'a str,
+        args: Vec<Value>,
+    ) -> BoxFuture<'a, Result<Value, Error>> {
+        Box::pin(async move {
+            match method {
+                "write" => {
+                    let (chunk,): (ByteBuf,) = decode_args("write", args)?;
+                    self.write(&chunk).map(Value::U64)
+                }
+                "finish" => self.finish().await,
+                "received" => Ok(Value::U64(self.received())),
+                _ => Err(METHODS.unknown("uploader", method)),
+            }
+        })
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        METHODS.infos()
+    }
+
+    fn type_name(&self) -> &str {
+        "uploader"
+    }
+}

@@ -1,0 +1,299 @@
+//! `Pool::map` over real `rwc-node` processes: order, exactly-once results, balance, a node
+//! killed mid-map, deterministic guest errors, every node gone, an overloaded node.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rwc_client::{Client, ErrorKind, MapOptions, Pool, Value};
+use support::{Proc, spawn_node, spawn_nodes, wat};
+
+fn int(i: usize) -> i64 {
+    i64::try_from(i).unwrap()
+}
+
+fn numbers(n: usize) -> Vec<Vec<Value>> {
+    (0..n).map(|i| vec![Value::I64(int(i))]).collect()
+}
+
+fn work_inputs(n: usize, spins: i64) -> Vec<Vec<Value>> {
+    (0..n)
+        .map(|i| vec![Value::I64(int(i)), Value::I64(spins)])
+        .collect()
+}
+
+fn addrs(nodes: &[Proc]) -> Vec<String> {
+    nodes.iter().map(|n| n.addr.clone()).collect()
+}
+
+/// Every result is `i * i`, in input order.
+fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
+    for (i, r) in results.iter().enumerate() {
+        let i = int(i);
+        match r {
+            Ok(v) => assert_eq!(v, &Value::I64(i * i), "result {i}"),
+            Err(e) => panic!("input {i} failed: {e}"),
+        }
+    }
+}
+
+/// Guest calls a node has served, from its info.
+async fn calls_served(addr: &str) -> u64 {
+    let c = Client::connect(addr).await.unwrap();
+    let info = c.info().await.unwrap();
+    c.close();
+    let Value::Map(m) = info else {
+        panic!("info is not a map")
+    };
+    m.iter()
+        .find(|(k, _)| k.as_str() == Some("calls"))
+        .and_then(|(_, v)| match v {
+            Value::U64(n) => Some(*n),
+            Value::I64(n) => u64::try_from(*n).ok(),
+            _ => None,
+        })
+        .expect("info has calls")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_inputs_over_three_nodes_in_order_exactly_once_and_balanced() {
+    let nodes = spawn_nodes(3);
+    let mut pool = Pool::connect(addrs(&nodes)).await.unwrap();
+    assert_eq!(pool.len(), 3);
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+
+    let updates = Arc::new(Mutex::new(Vec::new()));
+    let seen = updates.clone();
+    let options = MapOptions::default().on_progress(move |p| {
+        seen.lock().unwrap().push((p.done, p.total));
+    });
+    let n = 10_000;
+    let report = pool.map("sq", numbers(n), options).await.unwrap();
+
+    assert_eq!(report.results.len(), n);
+    assert_squares(&report.results);
+    let per_node: Vec<usize> = report.nodes.iter().map(|r| r.done).collect();
+    assert_eq!(per_node.iter().sum::<usize>(), n, "{per_node:?}");
+    for r in &report.nodes {
+        assert!(r.failed.is_none(), "{}: {:?}", r.addr, r.failed);
+        assert!(
+            r.done * 100 >= n * 15,
+            "node {} did {} of {n}: {per_node:?}",
+            r.addr,
+            r.done
+        );
+    }
+    // The nodes ran each input once: no call was repeated behind the caller's back.
+    let mut served = 0;
+    for node in &nodes {
+        served += calls_served(&node.addr).await;
+    }
+    assert_eq!(served, u64::try_from(n).unwrap());
+
+    let updates = updates.lock().unwrap();
+    assert_eq!(updates.last(), Some(&(n, n)));
+    assert!(
+        updates.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
+    let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
+    let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.clone()))
+        .await
+        .unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+
+    let victim = nodes[1].clone();
+    let killed = Arc::new(AtomicBool::new(false));
+    let k = killed.clone();
+    let options = MapOptions::default().on_progress(move |p| {
+        if p.done * 10 >= p.total * 3 && !k.swap(true, Ordering::SeqCst) {
+            victim.kill();
+        }
+    });
+    let n = 4_000;
+    // Some work per call, so calls are in flight on the victim when it dies.
+    let report = pool
+        .map("work", work_inputs(n, 20_000), options)
+        .await
+        .unwrap();
+
+    assert!(killed.load(Ordering::SeqCst), "the kill never happened");
+    assert_eq!(report.results.len(), n);
+    assert_squares(&report.results);
+    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
+    let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
+    assert_eq!(failed, [nodes[1].addr.as_str()]);
+    let why = report.nodes[1].failed.as_ref().unwrap();
+    assert_eq!(why.kind(), ErrorKind::Disconnected, "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deterministic_guest_errors_are_per_input_and_not_retried() {
+    let nodes = spawn_nodes(2);
+    let mut pool = Pool::connect(addrs(&nodes)).await.unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let n = 300;
+    let report = pool
+        .map("sq_or_trap13", numbers(n), MapOptions::default())
+        .await
+        .unwrap();
+    for (i, r) in report.results.iter().enumerate() {
+        if i == 13 {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Trapped, "{e}");
+        } else {
+            let i = int(i);
+            assert_eq!(r.as_ref().unwrap(), &Value::I64(i * i));
+        }
+    }
+    assert_eq!(report.failed(), 1);
+    assert!(report.failed_nodes().next().is_none());
+    // 300 calls in all: the trap was not run again elsewhere.
+    let mut served = 0;
+    for node in &nodes {
+        served += calls_served(&node.addr).await;
+    }
+    assert_eq!(served, u64::try_from(n).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_node_dies_the_rest_fail_with_a_clear_error() {
+    let nodes: Vec<Arc<Proc>> = spawn_nodes(2).into_iter().map(Arc::new).collect();
+    let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.clone()))
+        .await
+        .unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let victims = nodes.clone();
+    let killed = Arc::new(AtomicBool::new(false));
+    let k = killed.clone();
+    let options = MapOptions::default().on_progress(move |p| {
+        if p.done * 5 >= p.total && !k.swap(true, Ordering::SeqCst) {
+            for v in &victims {
+                v.kill();
+            }
+        }
+    });
+    let n = 2_000;
+    let report = pool
+        .map("work", work_inputs(n, 20_000), options)
+        .await
+        .unwrap();
+    assert_eq!(report.results.len(), n);
+    assert_eq!(report.failed_nodes().count(), 2);
+    let failures: Vec<_> = report
+        .results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    assert!(
+        !failures.is_empty(),
+        "some inputs must be left when both nodes die"
+    );
+    for e in failures {
+        assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+        assert!(e.message().contains("no node left"), "{e}");
+    }
+    for (i, r) in report.results.iter().enumerate() {
+        if let Ok(v) = r {
+            let i = int(i);
+            assert_eq!(v, &Value::I64(i * i));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_node_hands_work_back() {
+    // This node runs one guest call at a time and refuses the rest (`overloaded`).
+    let busy = spawn_node(&["--max-concurrent-calls", "1"]);
+    let normal = spawn_node(&[]);
+    let mut pool = Pool::connect([busy.addr.clone(), normal.addr.clone()])
+        .await
+        .unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let n = 1_000;
+    let report = pool
+        .map(
+            "work",
+            work_inputs(n, 2_000),
+            MapOptions::default().per_node(3),
+        )
+        .await
+        .unwrap();
+    assert_squares(&report.results);
+    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_are_resolved_and_deduplicated() {
+    let node = spawn_node(&[]);
+    let port = node.addr.rsplit_once(':').unwrap().1;
+    // The same node three ways: twice by address, once by name. `localhost` may also
+    // resolve to ::1, where nothing listens: that address is left out, not fatal.
+    let pool = Pool::connect([
+        node.addr.clone(),
+        node.addr.clone(),
+        format!("localhost:{port}"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(pool.addresses(), [node.addr.as_str()]);
+    let unreachable: BTreeMap<&str, ErrorKind> = pool
+        .unreachable()
+        .iter()
+        .map(|(a, e)| (a.as_str(), e.kind()))
+        .collect();
+    assert!(
+        unreachable.keys().all(|a| a.starts_with("[::1]")),
+        "{unreachable:?}"
+    );
+
+    let err = Pool::connect(["127.0.0.1:1"]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Disconnected);
+    assert!(err.message().contains("no node reachable"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_needs_a_module_and_reports_bad_exports_per_input() {
+    let node = spawn_node(&[]);
+    let mut pool = Pool::connect([node.addr.clone()]).await.unwrap();
+    let err = pool
+        .map("sq", numbers(1), MapOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArgument);
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let report = pool
+        .map("nope", numbers(3), MapOptions::default())
+        .await
+        .unwrap();
+    for r in &report.results {
+        assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::Unimplemented);
+    }
+    assert!(report.failed_nodes().next().is_none());
+    // A pool outlives a map: the next one works.
+    let report = pool
+        .map("sq", numbers(50), MapOptions::default())
+        .await
+        .unwrap();
+    assert_squares(&report.results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_per_node_stay_within_what_the_node_allows() {
+    let node = spawn_node(&["--max-instances-per-connection", "2"]);
+    let mut pool = Pool::connect([node.addr.clone()]).await.unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let report = pool
+        .map("sq", numbers(500), MapOptions::default().per_node(5))
+        .await
+        .unwrap();
+    assert_squares(&report.results);
+    assert_eq!(report.nodes[0].instances, 2);
+    assert!(report.nodes[0].failed.is_none());
+}

@@ -1,0 +1,231 @@
+//! What the end-to-end tests share: the `rwc-node` and `rwc` executables (built once per
+//! test process), nodes and registries as real processes on 127.0.0.1, scratch files and
+//! WAT modules that need no guest SDK.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The directory holding the workspace's executables for this profile
+/// (`target/debug`), after making sure `rwc-node` and `rwc` there are up to date.
+///
+/// The test executable lives in `target/<profile>/deps`; the binaries one level up. They
+/// belong to other packages, so cargo does not build them for this one: the first call
+/// runs `cargo build -p rwc-node -p rwc-client --bins` (a no-op when they are fresh, and
+/// what keeps a stale binary from being tested).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable has a path");
+        let deps = exe.parent().expect("the test executable is in a directory");
+        let dir = deps
+            .parent()
+            .expect("deps/ is in the profile directory")
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ is in the workspace");
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-p", "rwc-node", "-p", "rwc-client", "--bins"])
+            .current_dir(workspace);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("cannot run cargo to build rwc-node and rwc");
+        assert!(
+            status.success(),
+            "`cargo build -p rwc-node -p rwc-client --bins` failed"
+        );
+        for name in ["rwc-node", "rwc"] {
+            assert!(
+                dir.join(name).exists(),
+                "{} missing after the build",
+                dir.join(name).display()
+            );
+        }
+        dir
+    })
+}
+
+/// Path of the `rwc-node` executable.
+pub fn node_bin() -> PathBuf {
+    bin_dir().join("rwc-node")
+}
+
+/// Path of the `rwc` executable.
+pub fn rwc_bin() -> PathBuf {
+    bin_dir().join("rwc")
+}
+
+/// A process that printed `listening on ADDR`: a node or a registry. Killed on drop.
+#[derive(Debug)]
+pub struct Proc {
+    pub addr: String,
+    child: Mutex<Child>,
+}
+
+impl Proc {
+    /// Kills the process now (SIGKILL: no goodbye to anyone), and waits for it.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address.
+pub fn spawn_node(args: &[&str]) -> Proc {
+    let mut cmd = Command::new(node_bin());
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    spawn_listening(cmd)
+}
+
+/// Starts `n` nodes.
+pub fn spawn_nodes(n: usize) -> Vec<Proc> {
+    (0..n).map(|_| spawn_node(&[])).collect()
+}
+
+/// Starts `rwc registry --listen 127.0.0.1:0` and waits for its address.
+pub fn spawn_registry() -> Proc {
+    let mut cmd = Command::new(rwc_bin());
+    cmd.args(["registry", "--listen", "127.0.0.1:0"]);
+    spawn_listening(cmd)
+}
+
+fn spawn_listening(mut cmd: Command) -> Proc {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout);
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("read the first line");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{cmd:?} printed {first:?}, not `listening on ADDR`"))
+        .to_owned();
+    // Keep the pipe open and drained, whatever the process prints later.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    Proc {
+        addr,
+        child: Mutex::new(child),
+    }
+}
+
+/// Runs `rwc ARGS…` with `stdin` as its input; returns (exit code, stdout, stderr).
+pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(rwc_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rwc");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let text = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait for rwc");
+    let _ = writer.join();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A scratch directory, removed on drop.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rwc-tests-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
+        Scratch(dir)
+    }
+
+    /// Writes `name` and returns its path as a string.
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write a scratch file");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` until it is true; panics with `what` after `limit`.
+pub async fn eventually(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// WAT modules: numeric exports only, so they need no guest SDK.
+pub mod wat {
+    /// `sq(n) = n * n`; `sq_or_trap13(n)` traps for 13; `work(n, spins)` counts down
+    /// `spins` then returns `n * n`; `spin()` never returns.
+    pub const MATH: &str = r#"(module
+      (func (export "sq") (param i64) (result i64) local.get 0 local.get 0 i64.mul)
+      (func (export "sq_or_trap13") (param i64) (result i64)
+        (if (i64.eq (local.get 0) (i64.const 13)) (then unreachable))
+        local.get 0 local.get 0 i64.mul)
+      (func (export "work") (param $n i64) (param $spins i64) (result i64)
+        (block $done (loop $l
+          (br_if $done (i64.eqz (local.get $spins)))
+          (local.set $spins (i64.sub (local.get $spins) (i64.const 1)))
+          (br $l)))
+        local.get $n local.get $n i64.mul)
+      (func (export "spin") (loop $l (br $l))))"#;
+
+    /// A valid module of about `len` bytes of WAT text (a big data segment).
+    pub fn big(len: usize) -> String {
+        let mut s = String::with_capacity(len + 100);
+        s.push_str(r#"(module (memory 64) (data (i32.const 0) ""#);
+        while s.len() < len {
+            s.push_str("rwc rwc rwc ");
+        }
+        s.push_str(r#"") (func (export "one") (result i32) i32.const 1))"#);
+        s
+    }
+}
