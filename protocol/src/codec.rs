@@ -3,7 +3,7 @@
 //! Everything that turns messages or values into bytes and back goes through here, so the
 //! encoding can be swapped in one module. Decoding is bounded by [`DecodeLimits`].
 
-use bincode::config::{Configuration, standard};
+use bincode::config::{Configuration, Limit, LittleEndian, Varint, standard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,8 +11,13 @@ use crate::error::{Error, ErrorKind};
 use crate::message::Message;
 use crate::value::{DecodeLimits, Value, with_decode_limits};
 
-fn config() -> Configuration {
-    standard()
+/// Most bytes one decode may claim for its strings, buffers and numbers. bincode allocates a
+/// string or byte buffer at its claimed length before reading it; without a bound a few
+/// bytes claiming a terabyte abort the process.
+const DECODE_CLAIM_LIMIT: usize = 1 << 30;
+
+fn config() -> Configuration<LittleEndian, Varint, Limit<DECODE_CLAIM_LIMIT>> {
+    standard().with_limit::<DECODE_CLAIM_LIMIT>()
 }
 
 /// Encodes `msg`, appending to `out`.
@@ -158,5 +163,107 @@ mod tests {
     fn unknown_error_kind_decodes_as_failed() {
         let kind: ErrorKind = decode(&encode(&200u8).unwrap(), DecodeLimits::default()).unwrap();
         assert_eq!(kind, ErrorKind::Failed);
+    }
+}
+
+/// Deserializers of strings and byte buffers that never trust a claimed length.
+///
+/// serde's `String` and `ByteBuf` ask for owned data (`deserialize_string`,
+/// `deserialize_byte_buf`), which bincode serves by allocating the claimed length before
+/// reading a byte: a 10-byte message claiming a 1 TiB string aborts the process. Asking
+/// for borrowed data instead (`deserialize_str`, `deserialize_bytes`) makes bincode check
+/// the claim against the input first; the copy is then made from the input.
+pub mod bounded {
+    use std::fmt;
+
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::{Deserialize, de};
+
+    /// A `String` field (`#[serde(deserialize_with = "…::string")]`).
+    pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        OwnedString::deserialize(d).map(|s| s.0)
+    }
+
+    /// A `Vec<String>` field.
+    pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(s) = seq.next_element::<OwnedString>()? {
+                    out.push(s.0);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+
+    /// An `Option<String>` field.
+    pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Option::<OwnedString>::deserialize(d).map(|s| s.map(|s| s.0))
+    }
+
+    /// An `Option<Vec<u8>>` field.
+    pub(crate) fn opt_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<OwnedBytes>::deserialize(d).map(|b| b.map(|b| b.0))
+    }
+
+    /// A string read as borrowed data, then copied.
+    #[derive(Debug)]
+    pub struct OwnedString(pub String);
+
+    impl<'de> Deserialize<'de> for OwnedString {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = OwnedString;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<OwnedString, E> {
+                    Ok(OwnedString(v.to_owned()))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<OwnedString, E> {
+                    Ok(OwnedString(v))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// A byte buffer read as borrowed data, then copied.
+    #[derive(Debug)]
+    pub struct OwnedBytes(pub Vec<u8>);
+
+    impl<'de> Deserialize<'de> for OwnedBytes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = OwnedBytes;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<OwnedBytes, E> {
+                    Ok(OwnedBytes(v.to_vec()))
+                }
+                fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<OwnedBytes, E> {
+                    Ok(OwnedBytes(v))
+                }
+                // Formats without a bytes type (JSON) write a list of numbers.
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OwnedBytes, A::Error> {
+                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                    while let Some(b) = seq.next_element::<u8>()? {
+                        out.push(b);
+                    }
+                    Ok(OwnedBytes(out))
+                }
+            }
+            d.deserialize_bytes(V)
+        }
     }
 }

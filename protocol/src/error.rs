@@ -107,8 +107,11 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Error {
     kind: ErrorKind,
+    #[serde(deserialize_with = "crate::codec::bounded::string")]
     message: String,
+    #[serde(deserialize_with = "crate::codec::bounded::strings")]
     causes: Vec<String>,
+    #[serde(deserialize_with = "crate::codec::bounded::opt_string")]
     trace: Option<String>,
     remote: bool,
 }

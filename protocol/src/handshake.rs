@@ -28,10 +28,13 @@ pub struct Hello {
     /// Protocol version ([`PROTOCOL_VERSION`]).
     pub version: u16,
     /// Optional features this side supports (informational; unknown ones are ignored).
+    #[serde(deserialize_with = "crate::codec::bounded::strings")]
     pub features: Vec<String>,
     /// Credentials for the accepting side (a token); `None` when anonymous.
+    #[serde(deserialize_with = "crate::codec::bounded::opt_bytes")]
     pub credentials: Option<Vec<u8>>,
     /// Free-form description of the software ("rwc-node 0.1.0").
+    #[serde(deserialize_with = "crate::codec::bounded::string")]
     pub agent: String,
 }
 

@@ -55,6 +55,7 @@ pub struct Call {
     /// The object called.
     pub target: Target,
     /// The method name.
+    #[serde(deserialize_with = "crate::codec::bounded::string")]
     pub method: String,
     /// Positional arguments.
     pub args: Vec<Value>,
@@ -74,6 +75,7 @@ pub enum Target {
         /// The earlier question whose answer is the target.
         question: u64,
         /// Steps into that answer.
+        #[serde(deserialize_with = "crate::codec::bounded::strings")]
         path: Vec<String>,
     },
 }

@@ -260,3 +260,37 @@ async fn undecodable_message_aborts() {
     assert!(reason.message().contains("malformed"), "{reason}");
     still_serving(&server).await;
 }
+
+#[tokio::test]
+async fn hello_claiming_a_terabyte_string_is_refused_before_authentication() {
+    // A Hello whose one feature name claims 1 TiB (varint marker 253 + u64) and carries
+    // nothing: decoding must check the claim against the frame, not allocate it.
+    let server = Server::start(calc).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let payload = [0u8, 1, 1, 253, 0, 0, 0, 0, 0, 1, 0, 0];
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(frame::frame(&payload, 1 << 16).unwrap());
+    s.write_all(&bytes).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf.is_empty(),
+        "no object for a peer whose hello does not decode"
+    );
+    still_serving(&server).await;
+}
+
+#[test]
+fn values_claiming_huge_strings_or_buffers_fail_cleanly() {
+    for bytes in [
+        &[5u8, 253, 0, 0, 0, 0, 0, 1, 0, 0][..],
+        &[6, 253, 0, 0, 0, 0, 0, 1, 0, 0],
+        &[5, 253, 0, 0, 0, 0, 0, 0, 0, 0x80],
+    ] {
+        let err = codec::decode_value(bytes, DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+    }
+}

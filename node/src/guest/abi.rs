@@ -8,6 +8,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 
+use rwc_protocol::codec::bounded::OwnedString;
 use rwc_protocol::{Error, ErrorKind, NetRef, Ref, Value, WireRef, codec};
 use wasmtime::{
     AsContext, AsContextMut, Caller, Extern, Linker, Memory, Store, StoreContext, StoreContextMut,
@@ -288,7 +289,9 @@ async fn host_call(
     let request = read_guest(&mut caller, ptr, len).map_err(trap)?;
     let mut result = async {
         let limits = state(&mut caller)?.limits;
-        let (method, mut args): (String, Vec<Value>) =
+        // The method name is read as borrowed data: a length the guest claims is checked
+        // against its buffer before anything is allocated.
+        let (OwnedString(method), mut args): (OwnedString, Vec<Value>) =
             codec::decode(&request, limits).map_err(|e| {
                 Error::bad_argument(format!(
                     "rwc.call: malformed request from the guest: {}",

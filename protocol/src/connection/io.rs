@@ -89,15 +89,27 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
     mut closed: watch::Receiver<bool>,
 ) {
     let max_frame = shared.config.max_frame;
+    // One waiter on `closed` for the whole loop, not one registered and dropped per frame.
+    let closed = closed.wait_for(|c| *c);
+    tokio::pin!(closed);
     loop {
         let frame = tokio::select! {
             biased;
-            _ = closed.wait_for(|c| *c) => break,
+            _ = &mut closed => break,
             f = frame::read_frame(&mut r, max_frame) => f,
         };
         match frame {
             Ok(Some(bytes)) => {
-                if let Err(e) = shared.handle_frame(&bytes) {
+                // A panic while handling a frame (a decoder bug) must still close the
+                // connection, or its pending calls would wait for their deadlines.
+                let handled =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_frame(&bytes)))
+                        .unwrap_or_else(|_| {
+                            Err(Error::protocol(
+                                "internal error while handling a frame from the peer",
+                            ))
+                        });
+                if let Err(e) = handled {
                     shared.abort(e);
                     break;
                 }

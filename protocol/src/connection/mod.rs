@@ -493,7 +493,8 @@ impl Shared {
     }
 
     fn encode_frame(&self, msg: &Message) -> Result<Vec<u8>, Error> {
-        let mut buf = Vec::new();
+        // Most frames are small: one allocation instead of a few reallocations.
+        let mut buf = Vec::with_capacity(128);
         let start = frame::begin_frame(&mut buf);
         codec::encode_message_into(msg, &mut buf)?;
         frame::finish_frame(&mut buf, start, self.config.max_frame)?;

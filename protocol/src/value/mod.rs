@@ -640,11 +640,15 @@ impl<'de> Visitor<'de> for WireVisitor {
             2 => Value::I64(variant.newtype_variant()?),
             3 => Value::U64(variant.newtype_variant()?),
             4 => Value::F64(variant.newtype_variant()?),
-            5 => Value::String(variant.newtype_variant()?),
+            5 => Value::String(
+                variant
+                    .newtype_variant::<crate::codec::bounded::OwnedString>()?
+                    .0,
+            ),
             6 => Value::Bytes(
                 variant
-                    .newtype_variant::<serde_bytes::ByteBuf>()?
-                    .into_vec(),
+                    .newtype_variant::<crate::codec::bounded::OwnedBytes>()?
+                    .0,
             ),
             7 => Value::List(variant.newtype_variant::<WireList>()?.0),
             8 => Value::Map(variant.newtype_variant::<WireMap>()?.0),
