@@ -211,6 +211,159 @@ async fn fuel_budget_stops_an_infinite_loop() {
     assert_eq!(plain.fuel_remaining(), None);
 }
 
+fn fuel(budget: u64) -> InstanceOptions {
+    InstanceOptions {
+        fuel: Some(budget),
+        ..timeout(Duration::from_secs(60))
+    }
+}
+
+#[tokio::test]
+async fn instances_without_fuel_run_code_without_fuel_checks() {
+    let sandbox = sandbox();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(instance.fuel_remaining(), None);
+    let sum = instance
+        .call("add", &[WasmArg::I32(1), WasmArg::I32(2)])
+        .await
+        .unwrap();
+    assert_eq!(sum, vec![WasmArg::I32(3)]);
+    // Compiled once, for the engine without fuel: nothing asked for the metered variant.
+    assert_eq!(sandbox.stats().compiles, 1);
+    assert!(!module.has_fuel_variant());
+    assert!(
+        wasmtime::Engine::same(module.module().engine(), sandbox.engine()),
+        "the module is compiled for the sandbox's unmetered engine"
+    );
+    assert!(
+        instance.store().get_fuel().is_err(),
+        "the instance's engine does not meter fuel at all"
+    );
+
+    // Its code counts no fuel, so it cannot be given a budget later.
+    let err = instance.set_fuel(Some(1_000)).unwrap_err();
+    assert!(
+        err.to_string().contains("created without a fuel budget"),
+        "{err}"
+    );
+    assert!(matches!(err, SandboxError::BadArgument(_)), "{err:?}");
+    instance.set_fuel(None).unwrap();
+    assert_eq!(instance.fuel_remaining(), None);
+}
+
+#[tokio::test]
+async fn fuel_variant_is_compiled_once_on_demand() {
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    assert_eq!(sandbox.stats().compiles, 1);
+
+    let mut first = sandbox.instantiate(&module, fuel(100_000)).await.unwrap();
+    assert_eq!(
+        sandbox.stats().compiles,
+        2,
+        "the metered variant is compiled"
+    );
+    assert!(module.has_fuel_variant());
+    let mut second = sandbox.instantiate(&module, fuel(50_000)).await.unwrap();
+    assert_eq!(sandbox.stats().compiles, 2, "and compiled only once");
+
+    for (instance, budget) in [(&mut first, 100_000), (&mut second, 50_000)] {
+        assert_eq!(instance.fuel_remaining(), Some(budget));
+        let err = instance.call("spin", &[]).await.unwrap_err();
+        assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+        assert_eq!(instance.fuel_remaining(), Some(0));
+    }
+
+    // A metered instance can be refuelled, or let run without a budget.
+    first.set_fuel(Some(10)).unwrap();
+    assert_eq!(first.fuel_remaining(), Some(10));
+    first.set_fuel(None).unwrap();
+    assert_eq!(first.fuel_remaining(), None);
+
+    // Instances without a budget still run the unmetered code.
+    let plain = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plain.fuel_remaining(), None);
+    assert!(plain.store().get_fuel().is_err());
+    assert_eq!(sandbox.stats().compiles, 2);
+}
+
+#[tokio::test]
+async fn concurrent_first_fuel_instances_share_one_compile() {
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    let (a, b, c) = tokio::join!(
+        sandbox.instantiate(&module, fuel(10)),
+        sandbox.instantiate(&module, fuel(20)),
+        sandbox.instantiate(&module, fuel(30)),
+    );
+    let fuels: Vec<_> = [a, b, c]
+        .into_iter()
+        .map(|i| i.unwrap().fuel_remaining())
+        .collect();
+    assert_eq!(fuels, [Some(10), Some(20), Some(30)]);
+    assert_eq!(sandbox.stats().compiles, 2);
+}
+
+#[tokio::test]
+async fn metered_instances_still_time_out() {
+    // The metered engine's epoch must advance too.
+    let sandbox = sandbox();
+    let module = sandbox.load(SPIN.as_bytes()).unwrap();
+    let mut instance = sandbox
+        .instantiate(
+            &module,
+            InstanceOptions {
+                fuel: Some(u64::MAX / 2),
+                ..timeout(Duration::from_millis(200))
+            },
+        )
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn metered_and_unmetered_instances_share_the_live_limit() {
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_live_instances: 2,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    let metered = sandbox.instantiate(&module, fuel(1_000)).await.unwrap();
+    let plain = sandbox
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sandbox.stats().live_instances, 2);
+    for opts in [fuel(1_000), InstanceOptions::default()] {
+        let err = sandbox.instantiate(&module, opts).await.unwrap_err();
+        assert!(
+            matches!(err, SandboxError::Overloaded { limit: 2 }),
+            "{err:?}"
+        );
+    }
+    drop(plain);
+    // Either pool has room for every instance the limit allows.
+    let metered_too = sandbox.instantiate(&module, fuel(1_000)).await.unwrap();
+    drop((metered, metered_too));
+    assert_eq!(sandbox.stats().live_instances, 0);
+}
+
 #[tokio::test]
 async fn memory_grow_over_the_limit_is_a_memory_limit_error() {
     let sandbox = sandbox();
@@ -543,6 +696,77 @@ async fn disk_cache_survives_a_new_sandbox() {
     assert_eq!(module.id(), id);
     assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
     assert_eq!(third.stats().compiles, 0);
+}
+
+#[tokio::test]
+async fn disk_cache_keeps_both_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_cache = || {
+        Sandbox::new(SandboxConfig {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..config()
+        })
+        .unwrap()
+    };
+    let artifacts = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .collect::<Vec<_>>()
+    };
+    async fn out_of_fuel(sandbox: &Sandbox, module: &Arc<rwc_node::sandbox::LoadedModule>) {
+        let mut instance = sandbox.instantiate(module, fuel(1_000)).await.unwrap();
+        let err = instance.call("spin", &[]).await.unwrap_err();
+        assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+    }
+
+    let first = with_cache();
+    let module = first.load(SPIN.as_bytes()).unwrap();
+    let id = module.id().to_string();
+    let unmetered_artifact = match artifacts().as_slice() {
+        [only] => only.clone(),
+        other => panic!("expected only the unmetered artifact, found {other:?}"),
+    };
+    out_of_fuel(&first, &module).await;
+    assert_eq!(first.stats().compiles, 2);
+    let metered_artifact = match artifacts().as_slice() {
+        [a, b] if *a == unmetered_artifact => b.clone(),
+        [a, b] if *b == unmetered_artifact => a.clone(),
+        other => panic!("expected one artifact per engine, found {other:?}"),
+    };
+    drop((module, first));
+
+    // After a restart both variants come from disk.
+    let second = with_cache();
+    let module = second.load(SPIN.as_bytes()).unwrap();
+    assert_eq!(second.stats().disk_cache_hits, 1);
+    out_of_fuel(&second, &module).await;
+    let stats = second.stats();
+    assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 2));
+    let plain = second
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plain.fuel_remaining(), None);
+    drop((plain, module, second));
+
+    // Likewise for a module found by id alone, without its upload at hand.
+    let third = with_cache();
+    let module = third.module(&id).expect("found on disk");
+    out_of_fuel(&third, &module).await;
+    let stats = third.stats();
+    assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 2));
+    drop((module, third));
+
+    // Without the metered artifact, it is compiled again from the cached upload.
+    std::fs::remove_file(&metered_artifact).unwrap();
+    let fourth = with_cache();
+    let module = fourth.module(&id).expect("found on disk");
+    out_of_fuel(&fourth, &module).await;
+    let stats = fourth.stats();
+    assert_eq!((stats.compiles, stats.disk_cache_hits), (1, 1));
+    assert!(metered_artifact.exists(), "written again");
 }
 
 #[tokio::test]

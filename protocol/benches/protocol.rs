@@ -45,6 +45,11 @@ const TARGET_PIPELINED_PER_S: f64 = 500_000.0;
 /// 64 MiB echo, MB/s counted both ways, at least.
 const TARGET_ECHO_64M_MB_S: f64 = 1000.0;
 
+/// The same allocator as the `rwc-node` and `rwc` binaries, so bulk figures are what they get
+/// (delete these lines to measure the system allocator instead).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let quick = std::env::var("RWC_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let counts = Counts::new(quick);

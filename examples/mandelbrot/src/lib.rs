@@ -81,11 +81,23 @@ fn coordinate(i: u32, n: u32, min: f64, max: f64) -> f64 {
 fn escape_time(cx: f64, cy: f64, max_iter: u32) -> u32 {
     let (mut x, mut y) = (0.0f64, 0.0f64);
     let mut i = 0;
-    while i < max_iter && x * x + y * y <= 4.0 {
-        let xt = x * x - y * y + cx;
-        y = 2.0 * x * y + cy;
-        x = xt;
-        i += 1;
-    }
+    // One iteration, unless z has left the disc or the iterations are spent.
+    let mut step = || {
+        let go_on = i < max_iter && x * x + y * y <= 4.0;
+        if go_on {
+            let xt = x * x - y * y + cx;
+            y = 2.0 * x * y + cy;
+            x = xt;
+            i += 1;
+        }
+        go_on
+    };
+    // Eight iterations per trip round the loop; `&&` stops at the first that does not
+    // happen, so the result is exactly that of one iteration per trip. The node's sandbox
+    // checks the epoch (which enforces call deadlines) on every trip, and that check
+    // costs the compiled loop more than its load and branch: it makes Cranelift keep z
+    // in memory across trips rather than in registers. Once per eight iterations, that
+    // costs about 15% where once per iteration halved the speed.
+    while step() && step() && step() && step() && step() && step() && step() && step() {}
     i
 }

@@ -22,7 +22,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use super::engine::EpochTicker;
+use super::engine::{EpochTicker, Metering};
 use super::error::MemoryLimitExceeded;
 use super::{
     ExportInfo, ExternKind, LoadedModule, OutputCapture, OutputSink, Sandbox, SandboxError, Stream,
@@ -39,6 +39,10 @@ pub struct InstanceOptions {
     pub memory_limit: Option<u64>,
     /// Fuel budget for the instance's whole life (instantiation included); `None` means
     /// unmetered. Most instructions cost one unit.
+    ///
+    /// Metering has a price: the instance runs code compiled with fuel checks, which is
+    /// slower (the module is compiled that way the first time an instance asks for fuel).
+    /// Without a budget, an instance runs code that has no fuel checks at all.
     pub fuel: Option<u64>,
     /// Wall-clock deadline of each call, and of instantiation (default
     /// `SandboxConfig::default_call_timeout`).
@@ -226,6 +230,10 @@ pub struct Instance {
     instance: wasmtime::Instance,
     module: Arc<LoadedModule>,
     call_timeout: Duration,
+    /// Which engine the instance runs on: only `Metering::Fuel` code can count fuel.
+    metering: Metering,
+    /// Whether the instance has a fuel budget (always false if `metering` is
+    /// `Unmetered`).
     fuel_metered: bool,
     _live: LiveGuard,
     // Keeps the epoch advancing while this instance can run, so its deadlines hold even
@@ -240,6 +248,10 @@ impl Sandbox {
     /// Fails with [`SandboxError::Overloaded`] when the node already has
     /// `max_live_instances` instances.
     ///
+    /// With a fuel budget ([`InstanceOptions::fuel`]) the instance runs the module
+    /// compiled with fuel metering, which the first such instance of a module compiles
+    /// (or finds in the disk cache) on a blocking thread.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future stops instantiation and frees everything it had allocated.
@@ -250,6 +262,8 @@ impl Sandbox {
     ) -> Result<Instance, SandboxError> {
         let config = &self.inner.config;
         let live = LiveGuard::acquire(&self.inner.live_instances, config.max_live_instances)?;
+        let metering = Metering::for_budget(opts.fuel);
+        let pre = self.instance_pre(module, metering).await?;
 
         // The pool's slots are `max_memory` large: a bigger limit could not be honoured.
         let memory_limit = opts
@@ -283,15 +297,15 @@ impl Sandbox {
             deadline: None,
         };
 
-        let mut store = Store::new(&self.inner.engine, state);
+        let mut store = Store::new(&self.inner.side(metering).engine, state);
         store.limiter(|state| state as &mut dyn ResourceLimiter);
         store.epoch_deadline_callback(on_epoch);
-        // Fuel is always metered by the engine; "unmetered" is a budget nobody reaches.
-        store
-            .set_fuel(opts.fuel.unwrap_or(u64::MAX))
-            .map_err(|err| SandboxError::Other(format!("cannot set fuel: {err}")))?;
+        if let Some(fuel) = opts.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|err| SandboxError::Other(format!("cannot set fuel: {err}")))?;
+        }
 
-        let pre = module.instance_pre().clone();
         let instance = run_guarded(&mut store, call_timeout, move |store| {
             Box::pin(async move { pre.instantiate_async(store).await })
         })
@@ -308,6 +322,7 @@ impl Sandbox {
             instance,
             module: Arc::clone(module),
             call_timeout,
+            metering,
             fuel_metered: opts.fuel.is_some(),
             _live: live,
             _ticker: Arc::clone(&self.inner.ticker),
@@ -462,12 +477,27 @@ impl Instance {
     }
 
     /// Sets a new fuel budget (`None`: unmetered).
+    ///
+    /// Only an instance created with a fuel budget runs code that counts fuel: it may
+    /// get another budget, or none (it then runs on with a budget it cannot exhaust).
+    /// Giving a budget to an instance created without one is a
+    /// [`SandboxError::BadArgument`].
     pub fn set_fuel(&mut self, fuel: Option<u64>) -> Result<(), SandboxError> {
-        self.store
-            .set_fuel(fuel.unwrap_or(u64::MAX))
-            .map_err(|err| SandboxError::Other(format!("cannot set fuel: {err}")))?;
-        self.fuel_metered = fuel.is_some();
-        Ok(())
+        match (self.metering, fuel) {
+            (Metering::Unmetered, None) => Ok(()),
+            (Metering::Unmetered, Some(_)) => Err(SandboxError::BadArgument(
+                "this instance was created without a fuel budget, so its code does not \
+                 count fuel; give the budget when creating the instance"
+                    .to_string(),
+            )),
+            (Metering::Fuel, _) => {
+                self.store
+                    .set_fuel(fuel.unwrap_or(u64::MAX))
+                    .map_err(|err| SandboxError::Other(format!("cannot set fuel: {err}")))?;
+                self.fuel_metered = fuel.is_some();
+                Ok(())
+            }
+        }
     }
 
     /// Copies `len` bytes at `offset` out of the guest's exported `memory`.

@@ -1,8 +1,9 @@
 //! The sandbox: compiles uploaded Wasm modules and runs them in wasmtime instances with
 //! hard limits.
 //!
-//! A [`Sandbox`] owns one wasmtime engine (pooling allocator, epoch interruption, fuel),
-//! the module caches and the instance accounting. [`Sandbox::load`] turns uploaded bytes
+//! A [`Sandbox`] owns two wasmtime engines (pooling allocator, epoch interruption; one
+//! of them also meters fuel, and is only used for instances given a fuel budget), the
+//! module caches and the instance accounting. [`Sandbox::load`] turns uploaded bytes
 //! (Wasm binary or WAT) into a [`LoadedModule`] named by the SHA-256 of the upload;
 //! [`Sandbox::instantiate`] makes an [`Instance`] with its own store, WASI preview 1
 //! context (nothing granted), limits and output capture; [`Instance::call`] runs an
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Linker};
 
-use self::engine::EpochTicker;
+use self::engine::{EpochTicker, Metering};
 use self::modules::ModuleCache;
 
 pub use self::error::SandboxError;
@@ -64,7 +65,9 @@ pub struct SandboxConfig {
     pub default_max_output: u64,
     /// Largest upload accepted, checked before parsing (default 64 MiB).
     pub max_module_bytes: u64,
-    /// Budget of compiled code kept in the memory cache, in bytes (default 512 MiB).
+    /// Budget of the memory cache, in bytes (default 512 MiB): what it counts for a module
+    /// is its compiled code (with and without fuel metering) and its upload, kept to
+    /// compile it with fuel metering when first asked.
     pub memory_cache_bytes: u64,
     /// Modules kept in the memory cache (default 1024).
     pub memory_cache_modules: usize,
@@ -99,19 +102,22 @@ impl Default for SandboxConfig {
 pub struct SandboxStats {
     /// Instances currently alive.
     pub live_instances: usize,
-    /// Modules compiled from Wasm since the sandbox started.
+    /// Compilations from Wasm since the sandbox started: one per module, plus one more
+    /// for each module compiled with fuel metering (the first time an instance of it
+    /// asks for a fuel budget).
     pub compiles: u64,
-    /// Modules found compiled in the disk cache.
+    /// Compiled modules (either kind) found in the disk cache.
     pub disk_cache_hits: u64,
     /// Modules found in the memory cache.
     pub memory_cache_hits: u64,
     /// Modules now in the memory cache.
     pub cached_modules: usize,
-    /// Compiled bytes now in the memory cache.
+    /// Bytes now in the memory cache, as counted against
+    /// [`SandboxConfig::memory_cache_bytes`].
     pub cached_bytes: u64,
 }
 
-/// The node's sandbox: engine, module caches and instance accounting.
+/// The node's sandbox: engines, module caches and instance accounting.
 ///
 /// Cloning is cheap and gives another handle on the same sandbox. The epoch thread stops
 /// when the last handle and the last [`Instance`] are dropped.
@@ -126,11 +132,51 @@ pub struct Sandbox {
 
 struct SandboxInner {
     config: SandboxConfig,
-    engine: Engine,
-    linker: Linker<StoreState>,
+    /// Runs every instance without a fuel budget.
+    unmetered: EngineSide,
+    /// Runs instances with a fuel budget; modules are compiled for it on demand.
+    fuel: EngineSide,
     modules: ModuleCache,
     live_instances: Arc<AtomicUsize>,
     ticker: Arc<EpochTicker>,
+}
+
+/// One engine and the linker of host functions made for it (a linker's functions belong
+/// to one engine).
+struct EngineSide {
+    engine: Engine,
+    linker: Linker<StoreState>,
+}
+
+impl EngineSide {
+    fn new(
+        config: &SandboxConfig,
+        metering: Metering,
+        define: &impl Fn(&mut Linker<StoreState>) -> wasmtime::Result<()>,
+    ) -> Result<Self, SandboxError> {
+        let engine = engine::new_engine(config, metering)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut StoreState| {
+            &mut state.wasi
+        })
+        .and_then(|()| define(&mut linker))
+        .map_err(|err| {
+            SandboxError::Other(format!(
+                "cannot set up the guest linker: {}",
+                error::error_chain(&err)
+            ))
+        })?;
+        Ok(Self { engine, linker })
+    }
+}
+
+impl SandboxInner {
+    fn side(&self, metering: Metering) -> &EngineSide {
+        match metering {
+            Metering::Unmetered => &self.unmetered,
+            Metering::Fuel => &self.fuel,
+        }
+    }
 }
 
 impl Sandbox {
@@ -143,30 +189,25 @@ impl Sandbox {
     /// adds to the linker (the node's guest ABI).
     ///
     /// Host functions should be defined with the `*_async` linker methods or be quick:
-    /// guests run as async tasks on the node's runtime.
+    /// guests run as async tasks on the node's runtime. `define` is called once for each
+    /// of the sandbox's two engines (with and without fuel metering) and must define the
+    /// same functions both times.
     pub fn with_host_functions(
         config: SandboxConfig,
-        define: impl FnOnce(&mut Linker<StoreState>) -> wasmtime::Result<()>,
+        define: impl Fn(&mut Linker<StoreState>) -> wasmtime::Result<()>,
     ) -> Result<Self, SandboxError> {
-        let engine = engine::new_engine(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut StoreState| {
-            &mut state.wasi
-        })
-        .and_then(|()| define(&mut linker))
-        .map_err(|err| {
-            SandboxError::Other(format!(
-                "cannot set up the guest linker: {}",
-                error::error_chain(&err)
-            ))
-        })?;
-        let modules = ModuleCache::new(&config, &engine)?;
-        let ticker = Arc::new(EpochTicker::start(&engine, config.epoch_tick)?);
+        let unmetered = EngineSide::new(&config, Metering::Unmetered, &define)?;
+        let fuel = EngineSide::new(&config, Metering::Fuel, &define)?;
+        let modules = ModuleCache::new(&config, &unmetered.engine, &fuel.engine)?;
+        let ticker = Arc::new(EpochTicker::start(
+            &[&unmetered.engine, &fuel.engine],
+            config.epoch_tick,
+        )?);
         Ok(Self {
             inner: Arc::new(SandboxInner {
                 config,
-                engine,
-                linker,
+                unmetered,
+                fuel,
                 modules,
                 live_instances: Arc::new(AtomicUsize::new(0)),
                 ticker,
@@ -179,9 +220,11 @@ impl Sandbox {
         &self.inner.config
     }
 
-    /// The wasmtime engine, for code that needs to build its own wasmtime objects.
+    /// The wasmtime engine of instances without a fuel budget (most of them), for code
+    /// that needs to build its own wasmtime objects. [`LoadedModule::module`] belongs to
+    /// it.
     pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+        &self.inner.unmetered.engine
     }
 
     /// Current counters.

@@ -2,9 +2,15 @@
 //!
 //! A module is named by the lowercase hex SHA-256 of the bytes the client uploaded
 //! (binary or WAT), so a client can ask whether the node already has it and skip the
-//! upload. Compiled modules are kept in an LRU memory cache bounded by compiled size and
-//! count, and, with a `cache_dir`, serialized to disk so a restarted node does not
-//! compile them again.
+//! upload. Compiled modules are kept in an LRU memory cache bounded by size and count,
+//! and, with a `cache_dir`, serialized to disk so a restarted node does not compile them
+//! again.
+//!
+//! A module is compiled for the sandbox's unmetered engine when it is loaded, and for
+//! the fuel-metering engine only when an instance of it first asks for a fuel budget
+//! (fuel checks slow the code down, so nobody pays for them unasked). That second
+//! compilation needs the upload, so a [`LoadedModule`] keeps it, and the disk cache keeps
+//! it beside the compiled artifacts.
 //!
 //! The disk cache is the only place the node loads native code it did not just compile:
 //! those files were written by this node from Wasm it compiled itself. Nothing a client
@@ -20,21 +26,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, UnknownImportError};
 
+use super::engine::{self, Metering};
 use super::error::error_chain;
-use super::{Sandbox, SandboxConfig, SandboxError, StoreState, engine};
+use super::{Sandbox, SandboxConfig, SandboxError, StoreState};
 
-/// A compiled module, ready to instantiate. Shared (`Arc`) between the cache and the
+/// A loaded module, ready to instantiate. Shared (`Arc`) between the cache and the
 /// instances made from it; evicting it from the cache does not affect those instances.
 pub struct LoadedModule {
     id: String,
-    size: u64,
-    compiled_size: u64,
     exports: Vec<ExportInfo>,
     imports: Vec<ImportInfo>,
+    /// The upload (its SHA-256 is `id`), kept to compile the fuel-metering variant.
+    upload: Box<[u8]>,
+    /// Compiled for the unmetered engine, at load.
+    unmetered: Compiled,
+    /// Compiled for the fuel-metering engine, when an instance first asks for fuel.
+    fuel: OnceCell<Compiled>,
+}
+
+/// A module compiled for one of the sandbox's engines and pre-linked against that
+/// engine's linker.
+struct Compiled {
     module: Module,
     pre: InstancePre<StoreState>,
+    /// Size of the compiled code in bytes.
+    size: u64,
 }
 
 impl LoadedModule {
@@ -45,12 +64,12 @@ impl LoadedModule {
 
     /// Size of the upload in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        u64::try_from(self.upload.len()).unwrap_or(u64::MAX)
     }
 
-    /// Size of the compiled code in bytes (what the memory cache budget counts).
+    /// Size of the compiled code (without fuel metering) in bytes.
     pub fn compiled_size(&self) -> u64 {
-        self.compiled_size
+        self.unmetered.size
     }
 
     /// Everything the module exports, in declaration order.
@@ -68,14 +87,25 @@ impl LoadedModule {
         &self.imports
     }
 
-    /// The compiled wasmtime module.
+    /// The compiled wasmtime module, for the sandbox's unmetered engine
+    /// ([`Sandbox::engine`]).
     pub fn module(&self) -> &Module {
-        &self.module
+        &self.unmetered.module
     }
 
-    /// The module pre-linked against the sandbox's linker.
-    pub(crate) fn instance_pre(&self) -> &InstancePre<StoreState> {
-        &self.pre
+    /// Whether the module has been compiled with fuel metering too.
+    pub fn has_fuel_variant(&self) -> bool {
+        self.fuel.initialized()
+    }
+
+    /// What the memory cache counts for this module: its compiled code (both variants,
+    /// once there are two) and the upload.
+    fn cache_size(&self) -> u64 {
+        let fuel = self.fuel.get().map_or(0, |compiled| compiled.size);
+        self.unmetered
+            .size
+            .saturating_add(fuel)
+            .saturating_add(self.size())
     }
 }
 
@@ -83,8 +113,9 @@ impl fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadedModule")
             .field("id", &self.id)
-            .field("size", &self.size)
-            .field("compiled_size", &self.compiled_size)
+            .field("size", &self.size())
+            .field("compiled_size", &self.compiled_size())
+            .field("has_fuel_variant", &self.has_fuel_variant())
             .field("exports", &self.exports)
             .field("imports", &self.imports)
             .finish_non_exhaustive()
@@ -179,13 +210,12 @@ impl Sandbox {
             cache.memory_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(module);
         }
-        if let Some(module) = self.load_from_disk(&id) {
+        if let Some(module) = self.load_from_disk(&id, Some(bytes)) {
             return Ok(module);
         }
 
-        let module = compile(&self.inner.engine, bytes)?;
-        cache.compiles.fetch_add(1, Ordering::Relaxed);
-        let loaded = Arc::new(link(&self.inner.linker, id, size, module)?);
+        let unmetered = self.compile_for(Metering::Unmetered, bytes)?;
+        let loaded = Arc::new(LoadedModule::new(id, bytes.into(), unmetered));
         if let Some(disk) = &cache.disk {
             disk.store(&loaded);
         }
@@ -205,15 +235,103 @@ impl Sandbox {
             cache.memory_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Some(module);
         }
-        self.load_from_disk(id)
+        self.load_from_disk(id, None)
     }
 
-    fn load_from_disk(&self, id: &str) -> Option<Arc<LoadedModule>> {
+    /// The module pre-linked for the engine `metering` picks. The first time fuel
+    /// metering is asked for, this compiles the module for the metering engine (or finds
+    /// it in the disk cache), on a blocking thread; concurrent callers wait for that one
+    /// compilation.
+    pub(crate) async fn instance_pre(
+        &self,
+        module: &Arc<LoadedModule>,
+        metering: Metering,
+    ) -> Result<InstancePre<StoreState>, SandboxError> {
+        let compiled = match metering {
+            Metering::Unmetered => &module.unmetered,
+            Metering::Fuel => {
+                let compiled = module
+                    .fuel
+                    .get_or_try_init(|| self.fuel_variant(module))
+                    .await?;
+                // The module grew: let the memory cache account for it.
+                self.inner.modules.memory().resize(module);
+                compiled
+            }
+        };
+        Ok(compiled.pre.clone())
+    }
+
+    /// Compiles `module` for the fuel-metering engine, or loads that from the disk cache.
+    async fn fuel_variant(&self, module: &Arc<LoadedModule>) -> Result<Compiled, SandboxError> {
+        let sandbox = self.clone();
+        let module = Arc::clone(module);
+        // If the caller gives up, the compilation still finishes (and reaches the disk
+        // cache); the next caller starts another.
+        tokio::task::spawn_blocking(move || {
+            let cache = &sandbox.inner.modules;
+            if let Some(disk) = &cache.disk {
+                let side = sandbox.inner.side(Metering::Fuel);
+                if let Some(artifact) =
+                    disk.load_artifact(&side.engine, Metering::Fuel, module.id())
+                {
+                    match prelink(&side.linker, artifact) {
+                        Ok(compiled) => {
+                            cache.disk_cache_hits.fetch_add(1, Ordering::Relaxed);
+                            return Ok(compiled);
+                        }
+                        Err(err) => tracing::warn!(
+                            module = module.id(),
+                            "cached fuel-metered module no longer links: {err}"
+                        ),
+                    }
+                }
+            }
+            let compiled = sandbox.compile_for(Metering::Fuel, &module.upload)?;
+            if let Some(disk) = &cache.disk {
+                disk.store_artifact(module.id(), Metering::Fuel, &compiled.module);
+            }
+            Ok(compiled)
+        })
+        .await
+        .map_err(|err| {
+            SandboxError::Other(format!(
+                "compiling the module with fuel metering failed: {err}"
+            ))
+        })?
+    }
+
+    /// Validates, compiles and pre-links an upload for one engine; counts a compile.
+    fn compile_for(&self, metering: Metering, upload: &[u8]) -> Result<Compiled, SandboxError> {
+        let side = self.inner.side(metering);
+        let module = compile(&side.engine, upload)?;
+        self.inner.modules.compiles.fetch_add(1, Ordering::Relaxed);
+        prelink(&side.linker, module)
+    }
+
+    /// The module `id` from the disk cache, if it has the unmetered artifact and the
+    /// upload (`upload` if the caller has it, else the cached copy).
+    fn load_from_disk(&self, id: &str, upload: Option<&[u8]>) -> Option<Arc<LoadedModule>> {
         let cache = &self.inner.modules;
-        let (module, size) = cache.disk.as_ref()?.load(&self.inner.engine, id)?;
-        match link(&self.inner.linker, id.to_string(), size, module) {
-            Ok(loaded) => {
+        let disk = cache.disk.as_ref()?;
+        if !disk.artifact_path(id, Metering::Unmetered).exists() {
+            return None;
+        }
+        let upload: Box<[u8]> = match upload {
+            Some(bytes) => {
+                if !disk.upload_path(id).exists() {
+                    disk.store_upload(id, bytes);
+                }
+                bytes.into()
+            }
+            None => disk.load_upload(id)?,
+        };
+        let side = self.inner.side(Metering::Unmetered);
+        let artifact = disk.load_artifact(&side.engine, Metering::Unmetered, id)?;
+        match prelink(&side.linker, artifact) {
+            Ok(unmetered) => {
                 cache.disk_cache_hits.fetch_add(1, Ordering::Relaxed);
+                let loaded = LoadedModule::new(id.to_string(), upload, unmetered);
                 Some(cache.memory().insert(Arc::new(loaded)))
             }
             Err(err) => {
@@ -246,9 +364,15 @@ pub(crate) struct CacheStats {
 }
 
 impl ModuleCache {
-    pub(crate) fn new(config: &SandboxConfig, engine: &Engine) -> Result<Self, SandboxError> {
+    /// `unmetered` and `fuel` are the sandbox's engines, whose compatibility hashes keep
+    /// their artifacts apart in the disk cache.
+    pub(crate) fn new(
+        config: &SandboxConfig,
+        unmetered: &Engine,
+        fuel: &Engine,
+    ) -> Result<Self, SandboxError> {
         let disk = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, engine)?),
+            Some(dir) => Some(DiskCache::open(dir, unmetered, fuel)?),
             None => None,
         };
         Ok(Self {
@@ -282,15 +406,24 @@ impl ModuleCache {
     }
 }
 
-/// Least-recently-used modules, bounded by total compiled size and by count.
+/// Least-recently-used modules, bounded by total size ([`LoadedModule::cache_size`]) and
+/// by count.
 struct MemoryCache {
-    entries: HashMap<String, (Arc<LoadedModule>, u64)>,
+    entries: HashMap<String, CacheEntry>,
     /// Use stamp → id, oldest first.
     order: BTreeMap<u64, String>,
     next_stamp: u64,
     bytes: u64,
     max_bytes: u64,
     max_modules: usize,
+}
+
+struct CacheEntry {
+    module: Arc<LoadedModule>,
+    /// Last use.
+    stamp: u64,
+    /// What the entry adds to `MemoryCache::bytes`.
+    bytes: u64,
 }
 
 impl MemoryCache {
@@ -307,12 +440,12 @@ impl MemoryCache {
 
     fn get(&mut self, id: &str) -> Option<Arc<LoadedModule>> {
         let stamp = self.next_stamp;
-        let (module, used) = self.entries.get_mut(id)?;
-        self.order.remove(used);
-        *used = stamp;
+        let entry = self.entries.get_mut(id)?;
+        self.order.remove(&entry.stamp);
+        entry.stamp = stamp;
         self.order.insert(stamp, id.to_string());
         self.next_stamp += 1;
-        Some(Arc::clone(module))
+        Some(Arc::clone(&entry.module))
     }
 
     /// Inserts `module` and evicts the least recently used modules over budget. Returns
@@ -323,31 +456,59 @@ impl MemoryCache {
         }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        self.bytes = self.bytes.saturating_add(module.compiled_size());
+        let bytes = module.cache_size();
+        self.bytes = self.bytes.saturating_add(bytes);
         self.order.insert(stamp, module.id().to_string());
-        self.entries
-            .insert(module.id().to_string(), (Arc::clone(&module), stamp));
+        self.entries.insert(
+            module.id().to_string(),
+            CacheEntry {
+                module: Arc::clone(&module),
+                stamp,
+                bytes,
+            },
+        );
+        self.evict_over_budget();
+        module
+    }
+
+    /// Counts `module` at its current size, if it is the one cached under its id (it may
+    /// have been evicted, or replaced after an eviction), and evicts over budget.
+    fn resize(&mut self, module: &Arc<LoadedModule>) {
+        let Some(entry) = self.entries.get_mut(module.id()) else {
+            return;
+        };
+        if !Arc::ptr_eq(&entry.module, module) {
+            return;
+        }
+        let bytes = module.cache_size();
+        self.bytes = self.bytes.saturating_sub(entry.bytes).saturating_add(bytes);
+        entry.bytes = bytes;
+        self.evict_over_budget();
+    }
+
+    fn evict_over_budget(&mut self) {
         while self.bytes > self.max_bytes || self.entries.len() > self.max_modules {
             let Some((_, id)) = self.order.pop_first() else {
                 break;
             };
-            if let Some((evicted, _)) = self.entries.remove(&id) {
-                self.bytes = self.bytes.saturating_sub(evicted.compiled_size());
+            if let Some(evicted) = self.entries.remove(&id) {
+                self.bytes = self.bytes.saturating_sub(evicted.bytes);
             }
         }
-        module
     }
 }
 
-/// Compiled artifacts under `cache_dir`, one `<sha256>-<engine compat hash>.cwasm` per
-/// module plus a `.size` file holding the upload's size.
+/// Files under `cache_dir`: per module, the upload as `<sha256>.upload` and one
+/// compiled artifact per engine as `<sha256>-<engine compat hash>.cwasm` (the
+/// fuel-metering one only once it has been compiled).
 struct DiskCache {
     dir: PathBuf,
-    compat: String,
+    unmetered_compat: String,
+    fuel_compat: String,
 }
 
 impl DiskCache {
-    fn open(dir: &Path, engine: &Engine) -> Result<Self, SandboxError> {
+    fn open(dir: &Path, unmetered: &Engine, fuel: &Engine) -> Result<Self, SandboxError> {
         fs::create_dir_all(dir).map_err(|err| {
             SandboxError::Other(format!(
                 "cannot create the module cache directory {}: {err}",
@@ -356,42 +517,61 @@ impl DiskCache {
         })?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            compat: engine::compatibility_hash(engine),
+            unmetered_compat: engine::compatibility_hash(unmetered),
+            fuel_compat: engine::compatibility_hash(fuel),
         })
     }
 
-    fn artifact_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}-{}.cwasm", self.compat))
+    fn artifact_path(&self, id: &str, metering: Metering) -> PathBuf {
+        let compat = match metering {
+            Metering::Unmetered => &self.unmetered_compat,
+            Metering::Fuel => &self.fuel_compat,
+        };
+        self.dir.join(format!("{id}-{compat}.cwasm"))
     }
 
-    fn size_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}-{}.size", self.compat))
+    fn upload_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.upload"))
     }
 
-    /// The cached module `id` and its upload size, if there is a usable artifact.
+    /// The cached upload of module `id`, if there is one whose SHA-256 is `id`.
     /// `id` must already be checked to be a SHA-256 hex string (it becomes a file name).
+    fn load_upload(&self, id: &str) -> Option<Box<[u8]>> {
+        let path = self.upload_path(id);
+        match fs::read(&path) {
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == id => Some(bytes.into()),
+            Ok(_) => {
+                tracing::warn!(module = id, "discarding corrupt {}", path.display());
+                let _ = fs::remove_file(&path);
+                None
+            }
+            Err(err) => {
+                tracing::warn!(
+                    module = id,
+                    "cached module has no upload ({err}); ignoring it"
+                );
+                None
+            }
+        }
+    }
+
+    /// The module `id` compiled for the `metering` engine, if there is a usable
+    /// artifact. `id` must already be checked to be a SHA-256 hex string.
     #[allow(unsafe_code)]
-    fn load(&self, engine: &Engine, id: &str) -> Option<(Module, u64)> {
-        let artifact = self.artifact_path(id);
+    fn load_artifact(&self, engine: &Engine, metering: Metering, id: &str) -> Option<Module> {
+        let artifact = self.artifact_path(id, metering);
         if !artifact.exists() {
             return None;
         }
-        let size = fs::read_to_string(self.size_path(id))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        let Some(size) = size else {
-            tracing::warn!(module = id, "cached module has no size record; ignoring it");
-            return None;
-        };
         // SAFETY: `deserialize_file` maps the file as native code and trusts it to be a
-        // wasmtime artifact. Files in `cache_dir` are written only by `store` below, from
-        // modules this node compiled itself from Wasm it validated; a client can never
-        // place a file here (names are our SHA-256 of its upload, and nothing it sends is
-        // written as an artifact). The directory must be writable only by the node, as
-        // `SandboxConfig::cache_dir` documents. wasmtime still checks the artifact's
-        // header and engine compatibility.
+        // wasmtime artifact. Artifacts in `cache_dir` are written only by
+        // `store_artifact` below, from modules this node compiled itself from Wasm it
+        // validated; a client can never place a file here (names are our SHA-256 of its
+        // upload, and nothing it sends is written as an artifact). The directory must be
+        // writable only by the node, as `SandboxConfig::cache_dir` documents. wasmtime
+        // still checks the artifact's header and engine compatibility.
         match unsafe { Module::deserialize_file(engine, &artifact) } {
-            Ok(module) => Some((module, size)),
+            Ok(module) => Some(module),
             Err(err) => {
                 tracing::warn!(
                     module = id,
@@ -405,23 +585,35 @@ impl DiskCache {
         }
     }
 
-    /// Writes `module` to the cache. Failures are logged, not returned: the cache is an
-    /// optimisation and the module is already usable.
+    /// Writes a freshly compiled `module` (upload and unmetered artifact) to the cache.
     fn store(&self, module: &LoadedModule) {
+        // The upload goes first: an artifact is only used with one.
+        if self.store_upload(module.id(), &module.upload) {
+            self.store_artifact(module.id(), Metering::Unmetered, module.module());
+        }
+    }
+
+    /// Writes the upload of module `id`; whether that worked. Failures are logged, not
+    /// returned: the cache is an optimisation and the module is already usable.
+    fn store_upload(&self, id: &str, upload: &[u8]) -> bool {
+        match write_atomically(&self.upload_path(id), upload) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(module = id, "cannot write the module cache: {err}");
+                false
+            }
+        }
+    }
+
+    /// Writes the artifact of module `id` compiled for the `metering` engine. Failures
+    /// are logged, not returned.
+    fn store_artifact(&self, id: &str, metering: Metering, module: &Module) {
         let result = module
-            .module()
             .serialize()
             .map_err(|err| error_chain(&err))
-            .and_then(|artifact| {
-                // The size record goes first: an artifact is only used with one.
-                write_atomically(
-                    &self.size_path(module.id()),
-                    module.size().to_string().as_bytes(),
-                )?;
-                write_atomically(&self.artifact_path(module.id()), &artifact)
-            });
+            .and_then(|artifact| write_atomically(&self.artifact_path(id, metering), &artifact));
         if let Err(err) = result {
-            tracing::warn!(module = module.id(), "cannot write the module cache: {err}");
+            tracing::warn!(module = id, "cannot write the module cache: {err}");
         }
     }
 }
@@ -472,13 +664,8 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, SandboxError> {
     })
 }
 
-/// Links a compiled module against the sandbox's linker and describes it.
-fn link(
-    linker: &Linker<StoreState>,
-    id: String,
-    size: u64,
-    module: Module,
-) -> Result<LoadedModule, SandboxError> {
+/// Links a compiled module against the linker of its engine.
+fn prelink(linker: &Linker<StoreState>, module: Module) -> Result<Compiled, SandboxError> {
     let pre = linker.instantiate_pre(&module).map_err(|err| {
         match err.downcast_ref::<UnknownImportError>() {
             Some(missing) => SandboxError::MissingImport {
@@ -491,48 +678,55 @@ fn link(
             },
         }
     })?;
-    let exports = module
-        .exports()
-        .map(|export| {
-            let Described {
-                kind,
-                params,
-                results,
-                signature,
-            } = describe(&export.ty());
-            ExportInfo {
-                name: export.name().to_string(),
-                kind,
-                params,
-                results,
-                signature,
-            }
-        })
-        .collect();
-    let imports = module
-        .imports()
-        .map(|import| {
-            let described = describe(&import.ty());
-            ImportInfo {
-                module: import.module().to_string(),
-                name: import.name().to_string(),
-                kind: described.kind,
-                signature: described.signature,
-            }
-        })
-        .collect();
     let range = module.image_range();
-    let compiled_size =
+    let size =
         u64::try_from(range.end.addr().saturating_sub(range.start.addr())).unwrap_or(u64::MAX);
-    Ok(LoadedModule {
-        id,
-        size,
-        compiled_size,
-        exports,
-        imports,
-        module,
-        pre,
-    })
+    Ok(Compiled { module, pre, size })
+}
+
+impl LoadedModule {
+    /// Describes the module compiled as `unmetered`.
+    fn new(id: String, upload: Box<[u8]>, unmetered: Compiled) -> Self {
+        let module = &unmetered.module;
+        let exports = module
+            .exports()
+            .map(|export| {
+                let Described {
+                    kind,
+                    params,
+                    results,
+                    signature,
+                } = describe(&export.ty());
+                ExportInfo {
+                    name: export.name().to_string(),
+                    kind,
+                    params,
+                    results,
+                    signature,
+                }
+            })
+            .collect();
+        let imports = module
+            .imports()
+            .map(|import| {
+                let described = describe(&import.ty());
+                ImportInfo {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                    kind: described.kind,
+                    signature: described.signature,
+                }
+            })
+            .collect();
+        Self {
+            id,
+            exports,
+            imports,
+            upload,
+            unmetered,
+            fuel: OnceCell::new(),
+        }
+    }
 }
 
 struct Described {
@@ -804,6 +998,51 @@ mod tests {
         assert_eq!(sandbox.stats().cached_modules, 0);
         assert_eq!(sandbox.stats().cached_bytes, 0);
         assert!(sandbox.module(module.id()).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_fuel_variant_counts_against_the_memory_budget() {
+        let sandbox = sandbox(SandboxConfig::default());
+        let module = sandbox.load(ADD.as_bytes()).unwrap();
+        let before = sandbox.stats().cached_bytes;
+        assert_eq!(before, module.compiled_size() + module.size());
+        let opts = crate::sandbox::InstanceOptions {
+            fuel: Some(10),
+            ..Default::default()
+        };
+        let instance = sandbox.instantiate(&module, opts).await.unwrap();
+        assert_eq!(instance.fuel_remaining(), Some(10));
+        let after = sandbox.stats().cached_bytes;
+        assert!(after > before, "{after} > {before}");
+        assert_eq!(after, module.cache_size());
+    }
+
+    #[test]
+    fn a_corrupt_cached_upload_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_cache = || {
+            sandbox(SandboxConfig {
+                cache_dir: Some(dir.path().to_path_buf()),
+                ..SandboxConfig::default()
+            })
+        };
+        let id = with_cache().load(ADD.as_bytes()).unwrap().id().to_string();
+        let upload = dir.path().join(format!("{id}.upload"));
+        assert_eq!(fs::read(&upload).unwrap(), ADD.as_bytes());
+
+        fs::write(&upload, b"(module)").unwrap();
+        let sandbox = with_cache();
+        assert!(
+            sandbox.module(&id).is_none(),
+            "its upload does not match its id"
+        );
+        assert!(!upload.exists(), "and is removed");
+        // Uploading it again finds the compiled module and restores the upload.
+        let module = sandbox.load(ADD.as_bytes()).unwrap();
+        assert_eq!(module.id(), id);
+        let stats = sandbox.stats();
+        assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 1));
+        assert_eq!(fs::read(&upload).unwrap(), ADD.as_bytes());
     }
 
     #[test]

@@ -167,6 +167,11 @@ enum Command {
     },
 }
 
+/// Large messages (a 64 MiB buffer) churn fresh pages under the system allocator; mimalloc
+/// reuses them, which roughly doubles bulk throughput (see the protocol benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
