@@ -208,7 +208,8 @@ pub mod bounded {
         Option::<OwnedString>::deserialize(d).map(|s| s.map(|s| s.0))
     }
 
-    /// An `Option<Vec<u8>>` field.
+    /// An `Option<Vec<u8>>` field (the handshake's credentials, so only with `io`).
+    #[cfg(feature = "io")]
     pub(crate) fn opt_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         Option::<OwnedBytes>::deserialize(d).map(|b| b.map(|b| b.0))
     }
