@@ -345,15 +345,7 @@ impl Instance {
         export: &str,
         args: &[WasmArg],
     ) -> Result<Vec<WasmArg>, SandboxError> {
-        let (func, ty) = self.numeric_func(export)?;
-        let params: Vec<ValType> = ty.params().collect();
-        if args.len() != params.len() {
-            return Err(SandboxError::BadArgument(format!(
-                "{}, got {}",
-                signature(export, &ty),
-                count(args.len(), "argument")
-            )));
-        }
+        let (func, ty, params) = self.numeric_func_taking(export, args.len())?;
         for (i, (arg, param)) in args.iter().zip(&params).enumerate() {
             if !ValType::eq(&arg.ty(), param) {
                 return Err(SandboxError::BadArgument(format!(
@@ -380,15 +372,7 @@ impl Instance {
         export: &str,
         args: &[Number],
     ) -> Result<Vec<WasmArg>, SandboxError> {
-        let (func, ty) = self.numeric_func(export)?;
-        let params: Vec<ValType> = ty.params().collect();
-        if args.len() != params.len() {
-            return Err(SandboxError::BadArgument(format!(
-                "{}, got {}",
-                signature(export, &ty),
-                count(args.len(), "argument")
-            )));
-        }
+        let (func, ty, params) = self.numeric_func_taking(export, args.len())?;
         let mut vals = Vec::with_capacity(args.len());
         for (i, (arg, param)) in args.iter().zip(&params).enumerate() {
             let arg = coerce(*arg, param).map_err(|why| {
@@ -541,6 +525,24 @@ impl Instance {
                 name: "memory".to_string(),
                 available: self.export_names(ExternKind::Memory),
             })
+    }
+
+    /// The numeric export `name`, checked to take `arity` arguments; with its parameter types.
+    fn numeric_func_taking(
+        &mut self,
+        name: &str,
+        arity: usize,
+    ) -> Result<(Func, FuncType, Vec<ValType>), SandboxError> {
+        let (func, ty) = self.numeric_func(name)?;
+        let params: Vec<ValType> = ty.params().collect();
+        if arity != params.len() {
+            return Err(SandboxError::BadArgument(format!(
+                "{}, got {}",
+                signature(name, &ty),
+                count(arity, "argument")
+            )));
+        }
+        Ok((func, ty, params))
     }
 
     /// The export `name` if it is a function with only numeric parameters and results.
