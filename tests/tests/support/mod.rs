@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 ///
 /// The test executable lives in `target/<profile>/deps`; the binaries one level up. They
 /// belong to other packages, so cargo does not build them for this one: the first call
-/// runs `cargo build -p rwc-node -p rwc-client --bins` (a no-op when they are fresh, and
-/// what keeps a stale binary from being tested).
+/// runs `cargo build --workspace --bins --tests`, which keeps a stale binary from being
+/// tested. It selects what `cargo test --workspace` selects, so it resolves dependency
+/// features the same way and is a no-op after that command; a narrower selection such
+/// as `-p rwc-node` would unify features differently and rebuild wasmtime a second time.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -32,17 +34,17 @@ pub fn bin_dir() -> &'static Path {
             .expect("tests/ is in the workspace");
         let mut build = Command::new(cargo);
         build
-            .args(["build", "-p", "rwc-node", "-p", "rwc-client", "--bins"])
+            .args(["build", "--workspace", "--bins", "--tests"])
             .current_dir(workspace);
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
         let status = build
             .status()
-            .expect("cannot run cargo to build rwc-node and rwc");
+            .expect("cannot run cargo to build the workspace's executables");
         assert!(
             status.success(),
-            "`cargo build -p rwc-node -p rwc-client --bins` failed"
+            "`cargo build --workspace --bins --tests` failed"
         );
         for name in ["rwc-node", "rwc"] {
             assert!(
