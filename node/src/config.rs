@@ -48,6 +48,12 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// Epoch tick: how often a running guest yields and checks its deadline, in ms.
     pub epoch_tick_ms: u64,
+    /// Bytes queued for one client above which the node stops reading that client's
+    /// requests until they drain to half (flow control).
+    pub max_queued_bytes: u64,
+    /// A client that reads nothing for this long while replies wait for it is
+    /// disconnected and its queued replies freed, in milliseconds.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +81,8 @@ impl Default for Limits {
             call_timeout_ms: 30_000,
             max_output_bytes: 16 << 20,
             epoch_tick_ms: 10,
+            max_queued_bytes: 64 << 20,
+            stall_timeout_ms: 60_000,
         }
     }
 }

@@ -110,9 +110,12 @@ async fn accept(l: &Listener) -> std::io::Result<Io> {
     }
 }
 
-fn connection_config() -> ConnectionConfig {
+fn connection_config(node: &Node) -> ConnectionConfig {
+    let limits = &node.config().limits;
     ConnectionConfig {
         agent: format!("rwc-node {}", env!("CARGO_PKG_VERSION")),
+        max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
+        stall_timeout: Duration::from_millis(limits.stall_timeout_ms),
         ..ConnectionConfig::default()
     }
 }
@@ -120,8 +123,8 @@ fn connection_config() -> ConnectionConfig {
 async fn serve_one(node: Node, io: Io) {
     let root = node.root(None);
     let conn = match io {
-        Io::Tcp(s) => accept_tcp(s, root, connection_config()).await,
-        Io::Unix(s) => accept_unix(s, root, connection_config()).await,
+        Io::Tcp(s) => accept_tcp(s, root, connection_config(&node)).await,
+        Io::Unix(s) => accept_unix(s, root, connection_config(&node)).await,
     };
     match conn {
         Ok(conn) => {
@@ -135,7 +138,7 @@ async fn serve_one(node: Node, io: Io) {
 
 /// Serves one connection over stdin/stdout (`rwc-node --stdio`), until it closes.
 pub async fn serve_stdio(node: Node) -> Result<(), Error> {
-    let conn = accept_stdio(node.root(None), connection_config()).await?;
+    let conn = accept_stdio(node.root(None), connection_config(&node)).await?;
     let reason = conn.closed().await;
     tracing::debug!(%reason, "stdio connection closed");
     Ok(())

@@ -240,3 +240,93 @@ async fn a_spinning_guest_does_not_slow_another_connection() {
     let e = spinning.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Disconnected);
 }
+
+/// A TCP relay to `node` that forwards the client's bytes always and the node's replies
+/// only until `deaf` is set: past that point the client has, to the node, stopped reading.
+async fn deafening_relay(node: &str, deaf: Arc<AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let node = node.to_owned();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let upstream = tokio::net::TcpStream::connect(&node).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut ur, mut uw) = upstream.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut cr, &mut uw).await;
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        while !deaf.load(Ordering::SeqCst) {
+            let n = match tokio::time::timeout(Duration::from_millis(5), ur.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(n)) => n,
+                Err(_) => continue,
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+        // Deaf: hold both sockets open and read nothing more from the node.
+        std::future::pending::<()>().await;
+        drop((ur, cw));
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_its_instances_freed() {
+    let mut config = rwc_node::NodeConfig::default();
+    config.limits.max_queued_bytes = 1 << 20;
+    config.limits.stall_timeout_ms = 1000;
+    let node = TestNode::start_with(config).await;
+    let bystander = Bystander::start(&node).await;
+
+    let deaf = Arc::new(AtomicBool::new(false));
+    let relay = deafening_relay(&node.addr, deaf.clone()).await;
+    let conn = rwc_protocol::transport::connect_tcp(
+        relay.as_str(),
+        rwc_protocol::Service::new("deaf client").into_object(),
+        rwc_protocol::ConnectionConfig::default(),
+    )
+    .await
+    .unwrap();
+    let module: rwc_protocol::NetRef = conn
+        .root()
+        .call(
+            "upload",
+            (serde_bytes::ByteBuf::from(
+                &b"(module (memory (export \"memory\") 16))"[..],
+            ),),
+        )
+        .await
+        .unwrap();
+    let inst: rwc_protocol::NetRef = conn
+        .root()
+        .call("instantiate", (module, Value::Unit))
+        .await
+        .unwrap();
+    assert_eq!(node.node.stats().live_instances, 2);
+
+    // From now on the client asks for 200 MiB of memory reads and reads none of it.
+    deaf.store(true, Ordering::SeqCst);
+    let greedy: Vec<_> = (0..200)
+        .map(|_| {
+            inst.call_with(
+                "rwc.read_memory",
+                vec![Value::U64(0), Value::U64(1 << 20)],
+                rwc_protocol::CallOptions::deadline(Duration::from_secs(60)),
+            )
+        })
+        .collect();
+
+    // The node drops it once it has read nothing for the stall timeout, which frees its
+    // instance; the other client was answered throughout.
+    bystander
+        .during("a client that stopped reading", async {
+            common::eventually(async || node.node.stats().live_instances == 1).await;
+        })
+        .await;
+    bystander.stop().await;
+    drop(greedy);
+}

@@ -59,7 +59,9 @@ async fn deadline_expiry_is_on_time_and_cancels_the_peer() {
         .await
         .expect("the server saw the cancel and dropped the work");
     let s = server.server_side(0).await;
-    assert_eq!(s.stats().answers, 0);
+    // The server's own copy of the deadline may have dropped the work an instant before
+    // the cancel came; its task then forgets the call right after.
+    common::eventually(|| async { (s.stats().answers == 0).then_some(()) }).await;
     assert_eq!(conn.stats().questions, 0);
 }
 

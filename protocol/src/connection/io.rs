@@ -1,6 +1,7 @@
 //! The connection's two tasks: the reader (decode, dispatch) and the writer (batch, write).
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -34,10 +35,63 @@ const DIRECT_WRITE: usize = 64 * 1024;
 /// A batch is written out once it holds this much.
 const BATCH_LIMIT: usize = 256 * 1024;
 
+/// The writer task. A peer that reads nothing for the stall timeout while frames wait for
+/// it is disconnected and the queue freed; that holds after a close too, when what was
+/// queued is still sent for as long as the peer keeps reading.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    w: W,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let counted = Counted {
+        inner: w,
+        shared: shared.clone(),
+    };
+    tokio::select! {
+        () = write_frames(counted, rx, &shared) => {}
+        reason = shared.stalled() => {
+            tracing::warn!(connection = shared.id, %reason, "closing connection");
+            shared.close(reason);
+        }
+    }
+    shared.writer_done();
+}
+
+/// A transport writer that tells the connection how much of its queue went out.
+struct Counted<W> {
+    inner: W,
+    shared: Arc<Shared>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Counted<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            this.shared.wrote(n);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+async fn write_frames<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    shared: Arc<Shared>,
+    shared: &Shared,
 ) {
     let mut batch: Vec<u8> = Vec::with_capacity(DIRECT_WRITE);
     while let Some(first) = rx.recv().await {
@@ -112,6 +166,15 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                 if let Err(e) = handled {
                     shared.abort(e);
                     break;
+                }
+                // Flow control: a peer that does not read what it asked for gets no more
+                // work done until it does.
+                if shared.over_high_water() {
+                    tokio::select! {
+                        biased;
+                        _ = &mut closed => break,
+                        () = shared.drained() => {}
+                    }
                 }
             }
             Ok(None) => {

@@ -3,7 +3,10 @@
 //! One reader task decodes frames and never waits on a reply: returns complete their
 //! callers' futures, and each incoming call is first tried inline and, if it does not finish
 //! at once, runs as its own task. So A→B→A→B… nests to any depth with no thread per level.
-//! One writer task batches outgoing frames. Netref bookkeeping (export counts, releases)
+//! One writer task batches outgoing frames. Flow control: while more than
+//! [`ConnectionConfig::max_queued_bytes`] wait to be written, the reader stops reading, so a
+//! peer that asks for more than it reads gets no more work done until it reads; one that
+//! reads nothing for [`ConnectionConfig::stall_timeout`] is disconnected. Netref bookkeeping (export counts, releases)
 //! happens as values are sent and received; see [`exports`] and [`imports`].
 
 mod exports;
@@ -12,13 +15,13 @@ mod io;
 mod pending;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::future::AbortHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 pub use pending::PendingCall;
 
@@ -55,6 +58,14 @@ pub struct ConnectionConfig {
     pub agent: String,
     /// Most calls from the peer running at once; more are answered `overloaded`.
     pub max_incoming_calls: usize,
+    /// Flow control: when more than this many bytes wait to be written to the peer, the
+    /// connection stops reading from the peer (so it starts no more work for it) until
+    /// they drain to half. A single frame larger than this is still sent.
+    pub max_queued_bytes: usize,
+    /// A peer that reads nothing for this long while frames wait for it is disconnected
+    /// and what was queued for it is freed (checked every `stall_timeout`, so it happens
+    /// within twice this).
+    pub stall_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -69,6 +80,8 @@ impl Default for ConnectionConfig {
             features: Vec::new(),
             agent: format!("rwc-protocol {}", env!("CARGO_PKG_VERSION")),
             max_incoming_calls: 100_000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +101,8 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("features", &self.features)
             .field("agent", &self.agent)
             .field("max_incoming_calls", &self.max_incoming_calls)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -119,6 +134,8 @@ pub struct ConnectionStats {
     pub questions: usize,
     /// Calls from the peer that are running.
     pub answers: usize,
+    /// Bytes of frames queued for the peer and not yet written to the transport.
+    pub queued_bytes: usize,
 }
 
 /// A connection to a peer. Cloning gives another handle to the same connection.
@@ -159,6 +176,12 @@ pub(crate) struct Shared {
     answers: Mutex<HashMap<u64, AbortHandle>>,
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     out: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes sent to `out` and not yet written to the transport.
+    queued: AtomicUsize,
+    /// Counts writes to the transport that made progress: a stalled peer leaves it still.
+    progress: AtomicU64,
+    /// Woken when `queued` falls to half of `max_queued_bytes`.
+    drained: Notify,
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_tx: watch::Sender<bool>,
@@ -280,6 +303,9 @@ impl Connection {
             answers: Mutex::new(HashMap::new()),
             pings: Mutex::new(HashMap::new()),
             out,
+            queued: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
+            drained: Notify::new(),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_tx,
@@ -311,7 +337,8 @@ impl Connection {
     }
 
     /// Closes the connection: pending calls fail with `disconnected`, everything exported
-    /// to the peer is released. Frames already queued are still sent.
+    /// to the peer is released. Frames already queued are still sent while the peer reads
+    /// them; if it reads nothing for [`ConnectionConfig::stall_timeout`] they are dropped.
     pub fn close(&self) {
         self.link
             .shared
@@ -396,6 +423,7 @@ impl Shared {
             imports: lock(&self.imports).len(),
             questions: lock(&self.questions).len(),
             answers: lock(&self.answers).len(),
+            queued_bytes: self.queued.load(Ordering::Relaxed),
         }
     }
 
@@ -472,6 +500,7 @@ impl Shared {
             .and_then(|()| self.encode_frame(&msg));
         match result {
             Ok(bytes) => {
+                self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
                 let _ = self.out.send(Outgoing::Frame(bytes));
                 drop(keep_alive);
                 Ok(())
@@ -635,6 +664,71 @@ impl Shared {
                 result: Err(err),
             }));
         }
+    }
+
+    /// `n` bytes of queued frames reached the transport.
+    pub(crate) fn wrote(&self, n: usize) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
+        let before = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(n))
+            })
+            .unwrap_or_else(|q| q);
+        let low = self.config.max_queued_bytes / 2;
+        if before > low && before.saturating_sub(n) <= low {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Whether so much waits to be written that the reader should stop taking work from
+    /// the peer.
+    pub(crate) fn over_high_water(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > self.config.max_queued_bytes
+    }
+
+    /// Waits until the queue has drained to half of `max_queued_bytes` (or the writer is
+    /// gone).
+    pub(crate) async fn drained(&self) {
+        let low = self.config.max_queued_bytes / 2;
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued.load(Ordering::Relaxed) <= low {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until frames have waited a whole `stall_timeout` and the transport took
+    /// none of their bytes: the peer has stopped reading. Returns why, as an error.
+    pub(crate) async fn stalled(&self) -> Error {
+        let sample = || {
+            (
+                self.progress.load(Ordering::Relaxed),
+                self.queued.load(Ordering::Relaxed),
+            )
+        };
+        let mut last = sample();
+        loop {
+            tokio::time::sleep(self.config.stall_timeout).await;
+            let now = sample();
+            if last.1 > 0 && now.1 > 0 && now.0 == last.0 {
+                return Error::disconnected(format!(
+                    "peer stopped reading: nothing was written to it for {:?} while {} bytes waited",
+                    self.config.stall_timeout, now.1
+                ));
+            }
+            last = now;
+        }
+    }
+
+    /// The writer is gone: what it had queued is freed, and a paused reader wakes.
+    pub(crate) fn writer_done(&self) {
+        self.queued.store(0, Ordering::Relaxed);
+        self.drained.notify_waiters();
     }
 
     /// Closes because the peer broke the protocol: tell it why, then close.
