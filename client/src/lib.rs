@@ -45,7 +45,9 @@ pub mod registry;
 
 pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash};
 pub use options::{InstanceOptions, OutputHandler};
-pub use pool::{MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool};
+pub use pool::{
+    MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn, ResultFn,
+};
 pub use rwc_protocol::{
     Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
 };

@@ -320,3 +320,47 @@ fn every_command_has_help_and_completions_exist() {
     let (code, _, err) = rwc(&["frobnicate"], "");
     assert_eq!(code, 2, "usage errors exit 2: {err}");
 }
+
+#[test]
+fn map_prints_each_result_once_the_ones_before_it_are_in() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const BUSY: &str = r#"(module
+      (func (export "busy") (param $n i64) (result i64)
+        (loop $l
+          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+          (br_if $l (i64.gt_s (local.get $n) (i64.const 0))))
+        (i64.const 7)))"#;
+    let node = spawn_node(&[]);
+    let dir = Scratch::new();
+    let module = dir.file("busy.wat", BUSY);
+    // 20 inputs that finish at once, then one that spins for seconds.
+    let mut lines: Vec<String> = (0..20).map(|_| "[1]".to_owned()).collect();
+    lines.push("[4000000000]".to_owned());
+    let input = dir.file("in.jsonl", lines.join("\n"));
+
+    let mut child = Command::new(support::rwc_bin())
+        .args([
+            "map", "--nodes", &node.addr, &module, "busy", "--input", &input,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rwc");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    for i in 0..20 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "7", "result {i}");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first 20 results were printed while the last input was still running"
+    );
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "7");
+    assert!(child.wait().unwrap().success());
+}

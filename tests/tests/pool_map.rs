@@ -10,6 +10,27 @@ use std::sync::{Arc, Mutex};
 use rwc_client::{Client, ErrorKind, MapOptions, Pool, Value};
 use support::{Proc, spawn_node, spawn_nodes, wat};
 
+/// What a map's `on_result` callback was handed: every result per input, as it came.
+#[derive(Clone, Default)]
+struct Handed(Arc<Mutex<Vec<Vec<String>>>>);
+
+impl Handed {
+    fn options(&self, n: usize) -> MapOptions {
+        *self.0.lock().unwrap() = vec![Vec::new(); n];
+        let seen = self.0.clone();
+        MapOptions::default().on_result(move |i, r| seen.lock().unwrap()[i].push(format!("{r:?}")))
+    }
+
+    /// Each input was handed over exactly once, with the result the report holds.
+    fn check(&self, results: &[Result<Value, rwc_client::Error>]) {
+        let seen = self.0.lock().unwrap();
+        assert_eq!(seen.len(), results.len());
+        for (i, (seen, r)) in seen.iter().zip(results).enumerate() {
+            assert_eq!(seen, &[format!("{r:?}")], "input {i}");
+        }
+    }
+}
+
 fn int(i: usize) -> i64 {
     i64::try_from(i).unwrap()
 }
@@ -111,12 +132,13 @@ async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
     let victim = nodes[1].clone();
     let killed = Arc::new(AtomicBool::new(false));
     let k = killed.clone();
-    let options = MapOptions::default().on_progress(move |p| {
+    let n = 4_000;
+    let handed = Handed::default();
+    let options = handed.options(n).on_progress(move |p| {
         if p.done * 10 >= p.total * 3 && !k.swap(true, Ordering::SeqCst) {
             victim.kill();
         }
     });
-    let n = 4_000;
     // Some work per call, so calls are in flight on the victim when it dies.
     let report = pool
         .map("work", work_inputs(n, 20_000), options)
@@ -126,6 +148,7 @@ async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
     assert!(killed.load(Ordering::SeqCst), "the kill never happened");
     assert_eq!(report.results.len(), n);
     assert_squares(&report.results);
+    handed.check(&report.results);
     assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
     let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
     assert_eq!(failed, [nodes[1].addr.as_str()]);
@@ -172,19 +195,21 @@ async fn when_every_node_dies_the_rest_fail_with_a_clear_error() {
     let victims = nodes.clone();
     let killed = Arc::new(AtomicBool::new(false));
     let k = killed.clone();
-    let options = MapOptions::default().on_progress(move |p| {
+    let n = 2_000;
+    let handed = Handed::default();
+    let options = handed.options(n).on_progress(move |p| {
         if p.done * 5 >= p.total && !k.swap(true, Ordering::SeqCst) {
             for v in &victims {
                 v.kill();
             }
         }
     });
-    let n = 2_000;
     let report = pool
         .map("work", work_inputs(n, 20_000), options)
         .await
         .unwrap();
     assert_eq!(report.results.len(), n);
+    handed.check(&report.results);
     assert_eq!(report.failed_nodes().count(), 2);
     let failures: Vec<_> = report
         .results

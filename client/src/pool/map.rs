@@ -28,7 +28,7 @@ use futures::future::join_all;
 use rwc_protocol::{CallOptions, Error, ErrorKind, NetRef, Value, from_value};
 use tokio::sync::Notify;
 
-use super::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn};
+use super::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::options::InstanceOptions;
 
 /// How many times one input may be handed out before it fails with its last error.
@@ -58,6 +58,7 @@ pub(crate) struct MapJob<'a> {
     pub(crate) depth: usize,
     pub(crate) deadline: Duration,
     pub(crate) progress: Option<ProgressFn>,
+    pub(crate) each_result: Option<ResultFn>,
 }
 
 /// Runs the map to the end: every input gets exactly one result.
@@ -85,6 +86,7 @@ pub(crate) async fn run(nodes: Vec<MapNode>, job: MapJob<'_>) -> MapReport {
         notify: Notify::new(),
         started: Instant::now(),
         progress: job.progress.clone(),
+        each_result: job.each_result.clone(),
     };
     let holders: Vec<(usize, InstanceHolder)> = nodes
         .iter()
@@ -112,7 +114,16 @@ pub(crate) async fn run(nodes: Vec<MapNode>, job: MapJob<'_>) -> MapReport {
     let results = state
         .results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(no_node.clone())))
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or_else(|| {
+                let r = Err(no_node.clone());
+                if let Some(f) = &job.each_result {
+                    f(i, &r);
+                }
+                r
+            })
+        })
         .collect();
     MapReport {
         results,
@@ -136,6 +147,7 @@ struct Shared {
     notify: Notify,
     started: Instant,
     progress: Option<ProgressFn>,
+    each_result: Option<ResultFn>,
 }
 
 struct State {
@@ -196,8 +208,19 @@ impl Shared {
         }
     }
 
+    /// Hands a settled result to the caller's callback, outside the lock. Only the slot
+    /// that holds input `i` settles it, so it is not settled twice.
+    fn settled(&self, i: usize, result: &Result<Value, Error>) {
+        if let Some(f) = &self.each_result
+            && self.lock().results[i].is_none()
+        {
+            f(i, result);
+        }
+    }
+
     /// Records the result of input `i`, finished by `node`.
     fn complete(&self, i: usize, node: usize, result: Result<Value, Error>) {
+        self.settled(i, &result);
         let snapshot = {
             let mut s = self.lock();
             s.in_flight -= 1;
@@ -246,11 +269,13 @@ impl Shared {
 
     /// Records a result no node finished (an input that was given up on).
     fn complete_orphan(&self, i: usize, error: Error) {
+        let error = Err(error);
+        self.settled(i, &error);
         let snapshot = {
             let mut s = self.lock();
             s.in_flight -= 1;
             if s.results[i].is_none() {
-                s.results[i] = Some(Err(error));
+                s.results[i] = Some(error);
                 s.errors += 1;
                 s.done += 1;
             }

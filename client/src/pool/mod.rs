@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
-pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn};
+pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::client::{Client, Module};
 use crate::options::InstanceOptions;
 use crate::registry::RegistryClient;
@@ -83,6 +83,9 @@ pub struct MapOptions {
     pub instance: InstanceOptions,
     /// Called after every finished input and when a node fails.
     pub progress: Option<ProgressFn>,
+    /// Called with each input's result as soon as it is settled, so a caller can use
+    /// results before the map ends. The report still holds them all.
+    pub each_result: Option<ResultFn>,
 }
 
 impl MapOptions {
@@ -103,6 +106,15 @@ impl MapOptions {
         self.progress = Some(Arc::new(f));
         self
     }
+
+    /// Sets the [`each_result`](MapOptions::each_result) callback.
+    pub fn on_result(
+        mut self,
+        f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.each_result = Some(Arc::new(f));
+        self
+    }
 }
 
 impl std::fmt::Debug for MapOptions {
@@ -113,6 +125,7 @@ impl std::fmt::Debug for MapOptions {
             .field("call_deadline", &self.call_deadline)
             .field("instance", &self.instance)
             .field("progress", &self.progress.is_some())
+            .field("each_result", &self.each_result.is_some())
             .finish()
     }
 }
@@ -369,6 +382,7 @@ impl Pool {
             depth: options.depth.unwrap_or(DEFAULT_DEPTH).max(1),
             deadline: options.call_deadline.unwrap_or(DEFAULT_CALL_DEADLINE),
             progress: options.progress.clone(),
+            each_result: options.each_result.clone(),
         };
         let report = map::run(nodes, job).await;
         Ok(report)

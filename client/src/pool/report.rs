@@ -8,6 +8,10 @@ use rwc_protocol::{Error, Value};
 /// Called as a map makes progress: after every finished input, and when a node fails.
 pub type ProgressFn = Arc<dyn Fn(&MapProgress) + Send + Sync>;
 
+/// Called once per input as its result is settled, with the input's index: in the order
+/// results come in, which is not input order.
+pub type ResultFn = Arc<dyn Fn(usize, &Result<Value, Error>) + Send + Sync>;
+
 /// A map's progress so far.
 #[derive(Debug, Clone)]
 pub struct MapProgress {

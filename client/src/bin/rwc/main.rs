@@ -102,7 +102,8 @@ enum Command {
     ///
     /// Each input line is a JSON array of arguments, or a single JSON value (one
     /// argument); blank lines are skipped. One result per input is printed to stdout, in
-    /// input order, as JSON: the value, or {"error": {"kind": …, "message": …}}. A progress
+    /// input order, each as soon as every earlier one is in, as JSON: the value, or
+    /// {"error": {"kind": …, "message": …}}. A progress
     /// bar with per-node counts goes to stderr, then a one-line summary. With --json the
     /// summary is the last stdout line instead: {"summary": {…}}. The exit code is 0 if
     /// every input succeeded, else the code of the first failed input's error.

@@ -1,8 +1,10 @@
 //! `rwc map`: one call per input line, spread over several nodes.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rwc_client::json::{from_json, to_json};
 use rwc_client::{Error, MapOptions, MapReport, Pool, Value};
@@ -40,24 +42,27 @@ pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
 
     let bar = map_bar(u64::try_from(inputs.len()).unwrap_or(u64::MAX));
     let progress_bar = bar.clone();
-    let mut options = MapOptions::default().on_progress(move |p| {
-        progress_bar.set_position(u64::try_from(p.done).unwrap_or(u64::MAX));
-        progress_bar.set_message(node_counts(p));
-    });
+    let printer = Arc::new(Mutex::new(InOrder::default()));
+    let p = printer.clone();
+    let result_bar = bar.clone();
+    let mut options = MapOptions::default()
+        .on_progress(move |p| {
+            progress_bar.set_position(u64::try_from(p.done).unwrap_or(u64::MAX));
+            progress_bar.set_message(node_counts(p));
+        })
+        .on_result(move |i, r| {
+            let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+            result_bar.suspend(|| p.add(i, result_line(r)));
+        });
     options.per_node = a.per_node;
     options.instance = a.limits.options();
     let report = pool.map(&a.export, inputs, options).await?;
     bar.finish_and_clear();
     pool.close();
 
+    let printed = std::mem::take(&mut *printer.lock().unwrap_or_else(PoisonError::into_inner));
+    printed.finish(report.results.len())?;
     let mut out = std::io::stdout().lock();
-    for r in &report.results {
-        let line = match r {
-            Ok(v) => to_json(v),
-            Err(e) => json!({"error": {"kind": e.kind().as_str(), "message": e.message()}}),
-        };
-        writeln!(out, "{line}").map_err(stdout_error)?;
-    }
     if a.json {
         writeln!(out, "{}", json!({ "summary": summary(&report) })).map_err(stdout_error)?;
     } else {
@@ -68,6 +73,51 @@ pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
         Some(e) => ExitCode::from(crate::exit_code(e.kind())),
         None => ExitCode::SUCCESS,
     })
+}
+
+fn result_line(r: &Result<Value, Error>) -> Json {
+    match r {
+        Ok(v) => to_json(v),
+        Err(e) => json!({"error": {"kind": e.kind().as_str(), "message": e.message()}}),
+    }
+}
+
+/// Prints results in input order as soon as every earlier one is in, so a long map
+/// streams its output.
+#[derive(Default)]
+struct InOrder {
+    next: usize,
+    waiting: BTreeMap<usize, Json>,
+    failed: Option<std::io::Error>,
+}
+
+impl InOrder {
+    fn add(&mut self, i: usize, line: Json) {
+        self.waiting.insert(i, line);
+        let mut out = std::io::stdout().lock();
+        while let Some(line) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            if self.failed.is_none()
+                && let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+            {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    /// Checks that all `total` results were printed.
+    fn finish(self, total: usize) -> Result<(), Error> {
+        if let Some(e) = self.failed {
+            return Err(stdout_error(e));
+        }
+        if self.next != total {
+            return Err(Error::failed(format!(
+                "printed {} of {total} results; the others never came",
+                self.next
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn stdout_error(e: std::io::Error) -> Error {
