@@ -6,8 +6,9 @@
 //! One writer task batches outgoing frames. Flow control: while more than
 //! [`ConnectionConfig::max_queued_bytes`] wait to be written, the reader stops reading, so a
 //! peer that asks for more than it reads gets no more work done until it reads; one that
-//! reads nothing for [`ConnectionConfig::stall_timeout`] is disconnected. Netref bookkeeping (export counts, releases)
-//! happens as values are sent and received; see [`exports`] and [`imports`].
+//! reads nothing for [`ConnectionConfig::stall_timeout`] is disconnected. Netref
+//! bookkeeping (export counts, releases) happens as values are sent and received; see
+//! [`exports`] and [`imports`].
 
 mod exports;
 mod imports;
