@@ -9,6 +9,7 @@ use clap::Parser;
 use rwc_node::registry::Registration;
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
+use rwc_protocol::transport::shutdown_signal;
 use tracing_subscriber::EnvFilter;
 
 /// Run uploaded WebAssembly in a sandbox, for rwc clients.
@@ -213,22 +214,4 @@ async fn run(
         }
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rwc_client::json::to_json;
 use rwc_client::registry::{RegistryClient, RegistryServer};
 use rwc_client::{Client, Error, OutputHandler};
+use rwc_protocol::transport::shutdown_signal;
 
 use crate::args::{LimitArgs, parse_args, read_module};
 use crate::progress::bytes_bar;
@@ -177,22 +178,4 @@ pub async fn registry(listen: &str) -> Result<(), Error> {
     }
     server.run(shutdown_signal()).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
