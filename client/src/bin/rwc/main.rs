@@ -40,40 +40,31 @@ struct NodeArg {
     node: String,
 }
 
+/// What `call` and `run` take: a node, a module, an export and its arguments.
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    #[command(flatten)]
+    node: NodeArg,
+    /// The module file (.wasm or .wat).
+    module: PathBuf,
+    /// The export to call.
+    func: String,
+    /// Arguments, each JSON (a bare word is a string; negative numbers work; put
+    /// other arguments starting with `-` after `--`).
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Upload MODULE (.wasm or .wat) if the node lacks it, instantiate it, call FUNC with
     /// JSON ARGs and print the result as JSON. Guest output goes to stderr as it happens.
-    Call {
-        #[command(flatten)]
-        node: NodeArg,
-        /// The module file.
-        module: PathBuf,
-        /// The export to call.
-        func: String,
-        /// Arguments, each JSON (a bare word is a string; negative numbers work; put
-        /// other arguments starting with `-` after `--`).
-        #[arg(allow_negative_numbers = true)]
-        args: Vec<String>,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
+    Call(CallArgs),
     /// Upload MODULE if needed and run FUNC once in a fresh instance (one request; the
     /// instance is freed at once). Prints the result as JSON; guest output goes to stderr.
-    Run {
-        #[command(flatten)]
-        node: NodeArg,
-        /// The module file (.wasm or .wat).
-        module: PathBuf,
-        /// The export to call.
-        func: String,
-        /// Arguments, each JSON (a bare word is a string; negative numbers work; put
-        /// other arguments starting with `-` after `--`).
-        #[arg(allow_negative_numbers = true)]
-        args: Vec<String>,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
+    Run(CallArgs),
     /// Print the node's info (version, limits, caches, live instances) as JSON.
     Info {
         #[command(flatten)]
@@ -103,37 +94,11 @@ enum Command {
     /// Each input line is a JSON array of arguments, or a single JSON value (one
     /// argument); blank lines are skipped. One result per input is printed to stdout, in
     /// input order, each as soon as every earlier one is in, as JSON: the value, or
-    /// {"error": {"kind": …, "message": …}}. A progress
-    /// bar with per-node counts goes to stderr, then a one-line summary. With --json the
-    /// summary is the last stdout line instead: {"summary": {…}}. The exit code is 0 if
-    /// every input succeeded, else the code of the first failed input's error.
-    Map {
-        /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
-        /// addresses gives several nodes).
-        #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
-        nodes: Vec<String>,
-        /// Take the nodes from this registry instead (see `rwc registry`).
-        #[arg(long, conflicts_with = "nodes")]
-        registry: Option<String>,
-        /// With --registry: only nodes with this tag.
-        #[arg(long, requires = "registry")]
-        tag: Option<String>,
-        /// The module file (.wasm or .wat).
-        module: PathBuf,
-        /// The export to call.
-        export: String,
-        /// JSON lines file of inputs ("-" for stdin).
-        #[arg(long, short)]
-        input: PathBuf,
-        /// Instances per node (default: the node's CPU count, or 2).
-        #[arg(long)]
-        per_node: Option<usize>,
-        /// Print the summary as the last stdout line ({"summary": …}).
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
+    /// {"error": {"kind": …, "message": …}}. A progress bar with per-node counts goes to
+    /// stderr, then a one-line summary. With --json the summary is the last stdout line
+    /// instead: {"summary": {…}}. The exit code is 0 if every input succeeded, else the
+    /// code of the first failed input's error.
+    Map(map::MapArgs),
     /// List the nodes a registry knows.
     Nodes {
         /// The registry's address, HOST:PORT.
@@ -237,20 +202,12 @@ fn exit_code(kind: ErrorKind) -> u8 {
 async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     let done = |r: Result<(), Error>| r.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Call {
-            node,
-            module,
-            func,
-            args,
-            limits,
-        } => done(commands::call(&node.node, &module, &func, &args, &limits).await),
-        Command::Run {
-            node,
-            module,
-            func,
-            args,
-            limits,
-        } => done(commands::run(&node.node, &module, &func, &args, &limits).await),
+        Command::Call(a) => {
+            done(commands::call(&a.node.node, &a.module, &a.func, &a.args, &a.limits).await)
+        }
+        Command::Run(a) => {
+            done(commands::run(&a.node.node, &a.module, &a.func, &a.args, &a.limits).await)
+        }
         Command::Info { node } => done(commands::info(&node.node).await),
         Command::Ping {
             node,
@@ -258,30 +215,7 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
             interval_ms,
         } => done(commands::ping(&node.node, count, interval_ms).await),
         Command::Upload { node, module } => done(commands::upload(&node.node, &module).await),
-        Command::Map {
-            nodes,
-            registry,
-            tag,
-            module,
-            export,
-            input,
-            per_node,
-            json,
-            limits,
-        } => {
-            map::map(map::MapArgs {
-                nodes,
-                registry,
-                tag,
-                module,
-                export,
-                input,
-                per_node,
-                json,
-                limits,
-            })
-            .await
-        }
+        Command::Map(a) => map::map(a).await,
         Command::Nodes {
             registry,
             tag,

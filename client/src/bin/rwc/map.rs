@@ -13,17 +13,33 @@ use serde_json::{Value as Json, json};
 use crate::args::{LimitArgs, read_module};
 use crate::progress::{map_bar, node_counts};
 
-/// What `rwc map` was given.
-#[derive(Debug)]
+/// What `rwc map` takes.
+#[derive(Debug, clap::Args)]
 pub struct MapArgs {
+    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
+    /// addresses gives several nodes).
+    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
     pub nodes: Vec<String>,
+    /// Take the nodes from this registry instead (see `rwc registry`).
+    #[arg(long, conflicts_with = "nodes")]
     pub registry: Option<String>,
+    /// With --registry: only nodes with this tag.
+    #[arg(long, requires = "registry")]
     pub tag: Option<String>,
+    /// The module file (.wasm or .wat).
     pub module: PathBuf,
+    /// The export to call.
     pub export: String,
+    /// JSON lines file of inputs ("-" for stdin).
+    #[arg(long, short)]
     pub input: PathBuf,
+    /// Instances per node (default: the node's CPU count, or 2).
+    #[arg(long)]
     pub per_node: Option<usize>,
+    /// Print the summary as the last stdout line ({"summary": …}).
+    #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
