@@ -16,18 +16,19 @@
     clippy::cast_sign_loss
 )]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{
+    Servers, Stats, current_thread, raw_round_trips, servers_on_their_own_thread, start_servers,
+    stats, verdict,
+};
+use rwc_node::NodeConfig;
 use rwc_node::sandbox::{InstanceOptions, Sandbox, SandboxConfig};
-use rwc_node::server::Server;
-use rwc_node::{Node, NodeConfig};
 use rwc_protocol::transport::connect_tcp;
 use rwc_protocol::{ConnectionConfig, NetRef, Service, Value};
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
   (memory (export "memory") 1))"#;
@@ -100,32 +101,6 @@ fn main() {
     }
 }
 
-fn verdict(ratio: f64, target: f64) -> String {
-    if ratio <= target {
-        "met".to_owned()
-    } else {
-        format!("missed by {:.0}%", (ratio / target - 1.0) * 100.0)
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct Stats {
-    median: f64,
-    p99: f64,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    let at = |p: f64| {
-        let i = ((samples.len() - 1) as f64 * p).round() as usize;
-        samples[i].as_secs_f64() * 1e6
-    };
-    Stats {
-        median: at(0.5),
-        p99: at(0.99),
-    }
-}
-
 fn row(name: &str, same: &Stats, two: &Stats) {
     println!(
         "{name:<44} {:>6.1} ({:>5.0}) {:>6.1} ({:>5.0})",
@@ -145,70 +120,20 @@ struct Local {
     module_bytes: usize,
 }
 
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn same_thread(counts: &Counts) -> Remote {
-    current_thread().block_on(async {
-        let (node_addr, raw_addr) = start_servers().await;
-        client(node_addr, raw_addr, counts).await
-    })
+    current_thread().block_on(async { client(start_servers().await, counts).await })
 }
 
 fn two_threads(counts: &Counts) -> Remote {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        current_thread().block_on(async {
-            tx.send(start_servers().await).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let (node_addr, raw_addr) = rx.recv().unwrap();
-    current_thread().block_on(client(node_addr, raw_addr, counts))
+    let servers = servers_on_their_own_thread();
+    current_thread().block_on(client(servers, counts))
 }
 
-async fn start_servers() -> (String, SocketAddr) {
-    let node = Node::new(NodeConfig::default()).unwrap();
-    let server = Server::bind(node, "127.0.0.1:0").await.unwrap();
-    let node_addr = server.address().to_owned();
-    tokio::spawn(server.run(std::future::pending()));
-    let raw = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let raw_addr = raw.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = raw.accept().await {
-            s.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 16];
-                while s.read_exact(&mut buf).await.is_ok() {
-                    if s.write_all(&buf).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (node_addr, raw_addr)
-}
-
-async fn client(node_addr: String, raw_addr: SocketAddr, counts: &Counts) -> Remote {
-    // Raw TCP ping-pong.
-    let mut s = TcpStream::connect(raw_addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut buf = [7u8; 16];
-    let mut raw = Vec::with_capacity(counts.round_trips);
-    for _ in 0..counts.round_trips {
-        let t = Instant::now();
-        s.write_all(&buf).await.unwrap();
-        s.read_exact(&mut buf).await.unwrap();
-        raw.push(t.elapsed());
-    }
+async fn client(servers: Servers, counts: &Counts) -> Remote {
+    let raw = raw_round_trips(servers.raw, counts.round_trips).await;
 
     let conn = connect_tcp(
-        &node_addr,
+        &servers.node,
         Service::new("bench").into_object(),
         ConnectionConfig::default(),
     )

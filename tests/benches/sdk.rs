@@ -15,17 +15,18 @@
     clippy::cast_sign_loss
 )]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+#[path = "../../node/benches/common/mod.rs"]
+mod common;
 
+use std::time::Instant;
+
+use common::{
+    Servers, Stats, current_thread, raw_round_trips, servers_on_their_own_thread, start_servers,
+    stats, verdict,
+};
 use rwc_client::{Client, InstanceOptions};
-use rwc_node::server::Server;
-use rwc_node::{Node, NodeConfig};
 use rwc_protocol::callable;
 use rwc_tests::{guest_bytes, guests};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
 const TARGET_SDK_RATIO: f64 = 1.2;
@@ -39,10 +40,8 @@ fn main() {
         "rwc guest SDK benchmark ({} mode)",
         if quick { "quick" } else { "full" }
     );
-    let same = current_thread().block_on(async {
-        let addrs = start_servers().await;
-        client(addrs, n, callbacks).await
-    });
+    let same =
+        current_thread().block_on(async { client(start_servers().await, n, callbacks).await });
     let two = two_threads(n, callbacks);
     println!();
     println!(
@@ -58,8 +57,8 @@ fn main() {
     );
     println!();
     for (name, r) in [("same thread", &same), ("two threads", &two)] {
-        let sdk = r.sdk.0 / r.numeric.0;
-        let cb = r.callback_us / r.raw.0;
+        let sdk = r.sdk.median / r.numeric.median;
+        let cb = r.callback_us / r.raw.median;
         println!(
             "{name}: SDK/raw-export = {sdk:.2}x (target <= {TARGET_SDK_RATIO}x: {}); callback/raw TCP = {cb:.2}x (target <= {TARGET_CALLBACK_RATIO}x: {})",
             verdict(sdk, TARGET_SDK_RATIO),
@@ -68,91 +67,29 @@ fn main() {
     }
 }
 
-fn verdict(ratio: f64, target: f64) -> String {
-    if ratio <= target {
-        "met".to_owned()
-    } else {
-        format!("missed by {:.0}%", (ratio / target - 1.0) * 100.0)
-    }
-}
-
-/// (median, p99) in µs.
-fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at =
-        |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
-    (at(0.5), at(0.99))
-}
-
-fn row(name: &str, same: (f64, f64), two: (f64, f64)) {
+fn row(name: &str, same: Stats, two: Stats) {
     println!(
         "{name:<46} {:>6.1} ({:>5.0}) {:>6.1} ({:>5.0})",
-        same.0, same.1, two.0, two.1
+        same.median, same.p99, two.median, two.p99
     );
 }
 
 struct Figures {
-    raw: (f64, f64),
-    numeric: (f64, f64),
-    sdk: (f64, f64),
+    raw: Stats,
+    numeric: Stats,
+    sdk: Stats,
     callback_us: f64,
 }
 
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn two_threads(n: usize, callbacks: u64) -> Figures {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        current_thread().block_on(async {
-            tx.send(start_servers().await).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let addrs = rx.recv().unwrap();
-    current_thread().block_on(client(addrs, n, callbacks))
+    let servers = servers_on_their_own_thread();
+    current_thread().block_on(client(servers, n, callbacks))
 }
 
-async fn start_servers() -> (String, SocketAddr) {
-    let node = Node::new(NodeConfig::default()).unwrap();
-    let server = Server::bind(node, "127.0.0.1:0").await.unwrap();
-    let node_addr = server.address().to_owned();
-    tokio::spawn(server.run(std::future::pending()));
-    let raw = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let raw_addr = raw.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = raw.accept().await {
-            s.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 16];
-                while s.read_exact(&mut buf).await.is_ok() {
-                    if s.write_all(&buf).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (node_addr, raw_addr)
-}
+async fn client(servers: Servers, n: usize, callbacks: u64) -> Figures {
+    let raw = raw_round_trips(servers.raw, n).await;
 
-async fn client((node_addr, raw_addr): (String, SocketAddr), n: usize, callbacks: u64) -> Figures {
-    let mut s = TcpStream::connect(raw_addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let mut buf = [1u8; 16];
-    let mut raw = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        s.write_all(&buf).await.unwrap();
-        s.read_exact(&mut buf).await.unwrap();
-        raw.push(t.elapsed());
-    }
-
-    let client = Client::connect(&node_addr).await.unwrap();
+    let client = Client::connect(&servers.node).await.unwrap();
     let add = client.upload(ADD.as_bytes()).await.unwrap();
     let add = client
         .instantiate(&add, InstanceOptions::default())
