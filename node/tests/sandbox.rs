@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rwc_node::sandbox::{
-    InstanceOptions, Number, OutputSink, Sandbox, SandboxConfig, SandboxError, Stream, WasmArg,
+    Instance, InstanceOptions, LoadedModule, Number, OutputSink, Sandbox, SandboxConfig,
+    SandboxError, Stream, WasmArg,
 };
 
 /// A small sandbox: tests run in parallel, each with its own engine.
@@ -28,6 +29,17 @@ fn timeout(d: Duration) -> InstanceOptions {
     }
 }
 
+/// Loads `wat` and instantiates it with `options`; the module is kept alive beside it.
+async fn load_and_instantiate(
+    sandbox: &Sandbox,
+    wat: &str,
+    options: InstanceOptions,
+) -> (Arc<LoadedModule>, Instance) {
+    let module = sandbox.load(wat.as_bytes()).unwrap();
+    let instance = sandbox.instantiate(&module, options).await.unwrap();
+    (module, instance)
+}
+
 const ADD: &str = r#"(module
     (memory (export "memory") 1)
     (func $add (export "add") (param i32 i32) (result i32)
@@ -43,11 +55,8 @@ const SPIN: &str = r#"(module
 #[tokio::test]
 async fn add_returns_the_sum() {
     let sandbox = sandbox();
-    let module = sandbox.load(ADD.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, ADD, InstanceOptions::default()).await;
     let sum = instance
         .call("add", &[WasmArg::I32(40), WasmArg::I32(2)])
         .await
@@ -66,11 +75,8 @@ async fn add_returns_the_sum() {
 #[tokio::test]
 async fn bad_arguments_name_the_signature() {
     let sandbox = sandbox();
-    let module = sandbox.load(ADD.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, ADD, InstanceOptions::default()).await;
 
     let err = instance.call("add", &[WasmArg::I32(1)]).await.unwrap_err();
     assert!(matches!(err, SandboxError::BadArgument(_)), "{err:?}");
@@ -113,11 +119,8 @@ async fn bad_arguments_name_the_signature() {
 #[tokio::test]
 async fn memory_can_be_read_and_written_within_bounds() {
     let sandbox = sandbox();
-    let module = sandbox.load(ADD.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, ADD, InstanceOptions::default()).await;
     instance.write_memory(100, &[7, 8, 9]).unwrap();
     assert_eq!(instance.read_memory(100, 3).unwrap(), [7, 8, 9]);
     let seen = instance
@@ -142,11 +145,8 @@ async fn memory_can_be_read_and_written_within_bounds() {
 #[tokio::test]
 async fn infinite_loop_times_out_at_its_deadline() {
     let sandbox = sandbox();
-    let module = sandbox.load(SPIN.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, timeout(Duration::from_millis(200)))
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, SPIN, timeout(Duration::from_millis(200))).await;
     let start = std::time::Instant::now();
     let err = instance.call("spin", &[]).await.unwrap_err();
     let elapsed = start.elapsed();
@@ -172,11 +172,8 @@ async fn infinite_loop_times_out_at_its_deadline() {
 #[tokio::test]
 async fn deadlines_hold_after_the_sandbox_is_dropped() {
     let sandbox = sandbox();
-    let module = sandbox.load(SPIN.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, timeout(Duration::from_millis(100)))
-        .await
-        .unwrap();
+    let (module, mut instance) =
+        load_and_instantiate(&sandbox, SPIN, timeout(Duration::from_millis(100))).await;
     drop(module);
     drop(sandbox);
     let err = instance.call("spin", &[]).await.unwrap_err();
@@ -186,17 +183,15 @@ async fn deadlines_hold_after_the_sandbox_is_dropped() {
 #[tokio::test]
 async fn fuel_budget_stops_an_infinite_loop() {
     let sandbox = sandbox();
-    let module = sandbox.load(SPIN.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(
-            &module,
-            InstanceOptions {
-                fuel: Some(100_000),
-                ..timeout(Duration::from_secs(60))
-            },
-        )
-        .await
-        .unwrap();
+    let (module, mut instance) = load_and_instantiate(
+        &sandbox,
+        SPIN,
+        InstanceOptions {
+            fuel: Some(100_000),
+            ..timeout(Duration::from_secs(60))
+        },
+    )
+    .await;
     assert_eq!(instance.fuel_remaining(), Some(100_000));
     let err = instance.call("spin", &[]).await.unwrap_err();
     assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
@@ -221,11 +216,8 @@ fn fuel(budget: u64) -> InstanceOptions {
 #[tokio::test]
 async fn instances_without_fuel_run_code_without_fuel_checks() {
     let sandbox = sandbox();
-    let module = sandbox.load(ADD.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (module, mut instance) =
+        load_and_instantiate(&sandbox, ADD, InstanceOptions::default()).await;
     assert_eq!(instance.fuel_remaining(), None);
     let sum = instance
         .call("add", &[WasmArg::I32(1), WasmArg::I32(2)])
@@ -315,17 +307,15 @@ async fn concurrent_first_fuel_instances_share_one_compile() {
 async fn metered_instances_still_time_out() {
     // The metered engine's epoch must advance too.
     let sandbox = sandbox();
-    let module = sandbox.load(SPIN.as_bytes()).unwrap();
-    let mut instance = sandbox
-        .instantiate(
-            &module,
-            InstanceOptions {
-                fuel: Some(u64::MAX / 2),
-                ..timeout(Duration::from_millis(200))
-            },
-        )
-        .await
-        .unwrap();
+    let (_module, mut instance) = load_and_instantiate(
+        &sandbox,
+        SPIN,
+        InstanceOptions {
+            fuel: Some(u64::MAX / 2),
+            ..timeout(Duration::from_millis(200))
+        },
+    )
+    .await;
     let start = std::time::Instant::now();
     let err = instance.call("spin", &[]).await.unwrap_err();
     assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
