@@ -12,13 +12,16 @@
 //! first (or runs the one `RWC_NODE_BIN` names), and the `mandelbrot` guest if
 //! `examples/` has it (skipping part 2 if not).
 
+#[path = "../../examples/mandelbrot/src/tile.rs"]
+mod tile;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rwc_client::{MapOptions, Pool, Value, to_value};
-use serde::Serialize;
+use tile::Tile;
 
 const SQ: &str = r#"(module
   (func (export "sq") (param i64) (result i64) local.get 0 local.get 0 i64.mul))"#;
@@ -92,20 +95,6 @@ async fn overhead(node_bin: &Path) {
     pool.close();
 }
 
-/// The guest's `Tile`.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Tile {
-    width: u32,
-    height: u32,
-    row_start: u32,
-    row_end: u32,
-    x_min: f64,
-    x_max: f64,
-    y_min: f64,
-    y_max: f64,
-    max_iter: u32,
-}
-
 fn tiles() -> Vec<Tile> {
     (0..SIZE)
         .step_by(ROWS as usize)
@@ -135,7 +124,7 @@ async fn mandelbrot(node_bin: &Path, guest: &[u8]) {
         let started = Instant::now();
         let mut sum = 0u64;
         for t in &tiles {
-            sum += native_render(t).iter().map(|&b| u64::from(b)).sum::<u64>();
+            sum += tile::pixels(t).iter().map(|&b| u64::from(b)).sum::<u64>();
         }
         native = native.min(started.elapsed());
         native_sum = sum;
@@ -147,7 +136,7 @@ async fn mandelbrot(node_bin: &Path, guest: &[u8]) {
         let started = Instant::now();
         std::thread::scope(|s| {
             for half in tiles.chunks(tiles.len().div_ceil(2)) {
-                s.spawn(move || half.iter().map(|t| native_render(t).len()).sum::<usize>());
+                s.spawn(move || half.iter().map(|t| tile::pixels(t).len()).sum::<usize>());
             }
         });
         native2 = native2.min(started.elapsed());
@@ -240,42 +229,6 @@ async fn map_mandelbrot(
     }
     pool.close();
     (best, sum)
-}
-
-/// The guest's `render`, natively.
-fn native_render(t: &Tile) -> Vec<u8> {
-    let mut out = Vec::with_capacity((t.width * (t.row_end - t.row_start)) as usize);
-    for row in t.row_start..t.row_end {
-        let y = coordinate(row, t.height, t.y_min, t.y_max);
-        for col in 0..t.width {
-            let x = coordinate(col, t.width, t.x_min, t.x_max);
-            out.push(u8::try_from(escape_time(x, y, t.max_iter)).unwrap_or(u8::MAX));
-        }
-    }
-    out
-}
-
-fn coordinate(i: u32, n: u32, min: f64, max: f64) -> f64 {
-    min + (max - min) * (f64::from(i) + 0.5) / f64::from(n.max(1))
-}
-
-/// The guest's loop as it is written there (eight iterations per trip), so both sides
-/// run the same source.
-fn escape_time(cx: f64, cy: f64, max_iter: u32) -> u32 {
-    let (mut x, mut y) = (0.0f64, 0.0f64);
-    let mut i = 0;
-    let mut step = || {
-        let go_on = i < max_iter && x * x + y * y <= 4.0;
-        if go_on {
-            let xt = x * x - y * y + cx;
-            y = 2.0 * x * y + cy;
-            x = xt;
-            i += 1;
-        }
-        go_on
-    };
-    while step() && step() && step() && step() && step() && step() && step() && step() {}
-    i
 }
 
 /// `cargo build --release -p rwc-node`; returns the executable's path.

@@ -12,6 +12,9 @@
 //! cargo run --release -p rwc-client --example mandelbrot -- --nodes 4 --width 4096
 //! ```
 
+#[path = "../../examples/mandelbrot/src/tile.rs"]
+mod tile;
+
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rwc_client::{MapOptions, MapProgress, Pool, Value, to_value};
-use serde::Serialize;
+use tile::Tile;
 
 /// Render the Mandelbrot set on several rwc nodes, surviving one of them dying.
 #[derive(Debug, Parser)]
@@ -58,21 +61,6 @@ struct Args {
     /// Where to write the image.
     #[arg(long, default_value = "mandelbrot.png")]
     out: PathBuf,
-}
-
-/// What the guest's `render` takes: rows `row_start..row_end` of a `width` x `height`
-/// image of the region `[x_min, x_max] x [y_min, y_max]`.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Tile {
-    width: u32,
-    height: u32,
-    row_start: u32,
-    row_end: u32,
-    x_min: f64,
-    x_max: f64,
-    y_min: f64,
-    y_max: f64,
-    max_iter: u32,
 }
 
 fn main() -> Result<()> {
