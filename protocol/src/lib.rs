@@ -47,6 +47,8 @@ mod netref;
 #[cfg(feature = "io")]
 pub mod object;
 #[cfg(feature = "io")]
+pub mod signal;
+#[cfg(feature = "io")]
 pub mod transport;
 
 pub use error::{Error, ErrorKind, Result};

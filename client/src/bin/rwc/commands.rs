@@ -8,7 +8,7 @@ use std::time::Duration;
 use rwc_client::json::to_json;
 use rwc_client::registry::{RegistryClient, RegistryServer};
 use rwc_client::{Client, Error, OutputHandler};
-use rwc_protocol::transport::shutdown_signal;
+use rwc_protocol::signal;
 
 use crate::args::{LimitArgs, parse_args, read_module};
 use crate::progress::bytes_bar;
@@ -176,6 +176,6 @@ pub async fn registry(listen: &str) -> Result<(), Error> {
         let _ = writeln!(out, "listening on {}", server.address());
         let _ = out.flush();
     }
-    server.run(shutdown_signal()).await;
+    server.run(signal::shutdown()).await;
     Ok(())
 }
