@@ -9,7 +9,7 @@ use rwc_protocol::{ConnectionConfig, Error, ErrorKind};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinSet;
 
-use crate::service::Node;
+use crate::Node;
 
 /// A bound listener, ready to serve.
 pub struct Server {

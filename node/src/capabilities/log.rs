@@ -3,7 +3,7 @@
 use futures::future::BoxFuture;
 use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, object::decode_args};
 
-use crate::guest::output::OutputForwarder;
+use crate::instance::output::OutputForwarder;
 
 /// Writes a guest's log lines to the node's log (through `tracing`) and, as stream `log`,
 /// to the caller's output callback.

@@ -13,7 +13,7 @@ use rwc_protocol::{Error, ErrorKind, NetRef};
 
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
-use crate::guest::output::OutputForwarder;
+use crate::instance::output::OutputForwarder;
 
 /// Capabilities this node has.
 pub const ALL: &[&str] = &["sys", "log"];

@@ -7,7 +7,7 @@ use rwc_protocol::object::MethodTable;
 use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
 use serde::Serialize;
 
-use crate::guest::abi;
+use crate::abi;
 use crate::sandbox::{ExternKind, LoadedModule};
 
 /// A module the node has compiled.

@@ -10,12 +10,12 @@ use rwc_protocol::{
 };
 use serde_bytes::ByteBuf;
 
-use super::Node;
-use super::instance::{InstanceObject, instantiate};
 use super::module::ModuleObject;
 use super::options::Options;
+use crate::Node;
 use crate::capabilities;
 use crate::error::to_error;
+use crate::instance::{InstanceObject, instantiate};
 
 /// One connection's view of the node.
 #[derive(Debug)]

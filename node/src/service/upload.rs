@@ -15,8 +15,8 @@ use rwc_protocol::{
 };
 use serde_bytes::ByteBuf;
 
-use super::Node;
 use super::module::ModuleObject;
+use crate::Node;
 use crate::error::to_error;
 
 /// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.

@@ -12,13 +12,12 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::Node;
-use super::module::describe_exports;
-use super::options::Options;
+use super::actor::{self, Job, JobKind};
+use super::output::OutputForwarder;
+use crate::Node;
 use crate::capabilities;
-use crate::guest::output::OutputForwarder;
-use crate::guest::{self, Job, JobKind};
 use crate::sandbox::LoadedModule;
+use crate::service::{Options, describe_exports};
 
 /// A live instance of a module.
 pub struct InstanceObject {
@@ -91,7 +90,7 @@ pub(crate) async fn instantiate(
     caps.extend(std::mem::take(&mut options.grant));
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
     let sandbox_options = options.sandbox_options(&node.inner.config.limits);
-    let started = guest::start(
+    let started = actor::start(
         &node.inner.sandbox,
         module,
         sandbox_options,

@@ -4,6 +4,8 @@
 //! Every pointer and length a guest gives is bounds-checked; a guest that breaks the ABI
 //! fails its own call with a clear error and the node goes on.
 
+pub(crate) mod handles;
+
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -15,8 +17,7 @@ use wasmtime::{
     TypedFunc,
 };
 
-use super::object::GuestObject;
-use super::{AbiState, JobQueue, run_nested};
+use crate::instance::{AbiState, GuestObject, JobQueue, run_nested};
 use crate::sandbox::StoreState;
 
 /// Prefix of the wasm exports that are rich exports: `rwc_export_NAME` is `NAME`.

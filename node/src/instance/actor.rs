@@ -6,11 +6,6 @@
 //! suspended call: so a client callback can call back into the same instance, to any depth,
 //! without deadlock.
 
-pub(crate) mod abi;
-mod handles;
-pub(crate) mod object;
-pub(crate) mod output;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,10 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wasmtime::Caller;
 
-use self::abi::{Fault, TopLevel, lift};
-use self::handles::HandleTable;
-use self::object::GuestObject;
-use self::output::OutputForwarder;
+use super::guest_object::GuestObject;
+use super::output::OutputForwarder;
+use crate::abi::handles::HandleTable;
+use crate::abi::{self, Fault, TopLevel, lift};
 use crate::error::{to_error, to_error_with_panic};
 use crate::sandbox::{
     Instance, InstanceOptions, LoadedModule, Number, Sandbox, SandboxError, StoreState, WasmArg,

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Job, JobKind};
+use super::actor::{Job, JobKind};
 
 pub(crate) struct GuestObject {
     instance_id: u64,
