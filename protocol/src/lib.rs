@@ -61,7 +61,7 @@ pub use handshake::{Authenticator, Hello, MAGIC};
 #[cfg(feature = "io")]
 pub use netref::{METHODS_METHOD, NetRef};
 #[cfg(feature = "io")]
-pub use object::{CallContext, MethodInfo, Object, Service, callable};
+pub use object::{CallContext, Dispatch, MethodInfo, Object, Service, callable};
 
 /// Protocol version spoken by this build; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

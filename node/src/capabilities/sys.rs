@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, Value, to_value};
 use serde::Serialize;
 
 /// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
@@ -40,52 +39,40 @@ struct Disk {
     free: u64,
 }
 
-impl Object for SysCapability {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "hostname" => to_value(&hostname()),
-                "os" => to_value(std::env::consts::OS),
-                "arch" => to_value(std::env::consts::ARCH),
-                "cpu_count" => to_value(&cpu_count()),
-                "uptime_secs" => to_value(&uptime_secs()?),
-                "load_average" => to_value(&load_average()?),
-                "memory" => to_value(&memory()?),
-                "disk" => {
-                    let path = match args.first() {
-                        Some(Value::String(p)) => p.clone(),
-                        _ => "/".to_owned(),
-                    };
-                    to_value(&disk(&path)?)
-                }
-                "report" => {
-                    let mut m = BTreeMap::new();
-                    m.insert("hostname", to_value(&hostname())?);
-                    m.insert("os", to_value(std::env::consts::OS)?);
-                    m.insert("arch", to_value(std::env::consts::ARCH)?);
-                    m.insert("cpu_count", to_value(&cpu_count())?);
-                    m.insert("uptime_secs", to_value(&uptime_secs()?)?);
-                    m.insert("load_average", to_value(&load_average()?)?);
-                    m.insert("memory", to_value(&memory()?)?);
-                    m.insert("disk", to_value(&disk("/")?)?);
-                    to_value(&m)
-                }
-                _ => Err(METHODS.unknown("sys", method)),
+impl Dispatch for SysCapability {
+    const TYPE_NAME: &'static str = "sys";
+    const METHODS: MethodTable = METHODS;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            "hostname" => to_value(&hostname()),
+            "os" => to_value(std::env::consts::OS),
+            "arch" => to_value(std::env::consts::ARCH),
+            "cpu_count" => to_value(&cpu_count()),
+            "uptime_secs" => to_value(&uptime_secs()?),
+            "load_average" => to_value(&load_average()?),
+            "memory" => to_value(&memory()?),
+            "disk" => {
+                let path = match call.args.first() {
+                    Some(Value::String(p)) => p.clone(),
+                    _ => "/".to_owned(),
+                };
+                to_value(&disk(&path)?)
             }
-        })
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "sys"
+            "report" => {
+                let mut m = BTreeMap::new();
+                m.insert("hostname", to_value(&hostname())?);
+                m.insert("os", to_value(std::env::consts::OS)?);
+                m.insert("arch", to_value(std::env::consts::ARCH)?);
+                m.insert("cpu_count", to_value(&cpu_count())?);
+                m.insert("uptime_secs", to_value(&uptime_secs()?)?);
+                m.insert("load_average", to_value(&load_average()?)?);
+                m.insert("memory", to_value(&memory()?)?);
+                m.insert("disk", to_value(&disk("/")?)?);
+                to_value(&m)
+            }
+            other => Err(Self::unknown(other)),
+        }
     }
 }
 
@@ -154,6 +141,8 @@ fn disk(path: &str) -> Result<Disk, Error> {
 
 #[cfg(test)]
 mod tests {
+    use rwc_protocol::{CallContext, Object};
+
     use super::*;
 
     #[tokio::test]

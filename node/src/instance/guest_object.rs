@@ -1,8 +1,10 @@
 //! A guest's object as a netref: calls go to the instance that owns it; dropping the last
 //! netref tells the guest to drop the object.
 
-use futures::future::BoxFuture;
-use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value};
+use std::future::Future;
+
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Job, JobKind};
@@ -31,47 +33,37 @@ impl GuestObject {
     }
 }
 
-impl Object for GuestObject {
-    fn call<'a>(
+/// Every method goes to the guest, `rwc.methods` included: only the guest knows what its
+/// object answers.
+impl Dispatch for GuestObject {
+    const TYPE_NAME: &'static str = "guest object";
+    const METHODS: MethodTable = MethodTable(&[]);
+    const RUNS_LONG: bool = true;
+    const KNOWS_METHODS: bool = false;
+
+    fn dispatch<'a>(
         &'a self,
-        ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
+        call: Call<'a>,
+    ) -> impl Future<Output = Result<Value, Error>> + Send + 'a {
+        // Queued now, not when the future is first polled: calls reach the guest in the
+        // order they arrived.
         let (reply, rx) = oneshot::channel();
         let job = Job {
             kind: JobKind::ObjectCall {
                 id: self.id,
-                method: method.to_owned(),
-                args,
+                method: call.method.to_owned(),
+                args: call.args,
             },
             reply: Some(reply),
-            deadline: ctx.deadline(),
+            deadline: call.ctx.deadline(),
         };
         let sent = self.jobs.send(job);
-        Box::pin(async move {
+        async move {
             sent.map_err(|_| Error::disconnected("the guest object's instance is closed"))?;
             rx.await.map_err(|_| {
                 Error::disconnected("the guest object's instance closed during the call")
             })?
-        })
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        // Known only to the guest: `rwc.methods` is forwarded to it (see `knows_methods`).
-        Vec::new()
-    }
-
-    fn knows_methods(&self) -> bool {
-        false
-    }
-
-    fn type_name(&self) -> &str {
-        "guest object"
-    }
-
-    fn runs_long(&self) -> bool {
-        true
+        }
     }
 }
 

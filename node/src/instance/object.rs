@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::future::BoxFuture;
-use rwc_protocol::{
-    CallContext, Error, ErrorKind, MethodInfo, Object, Value, object::decode_args, to_value,
-};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -46,7 +44,7 @@ impl Drop for Slot {
     }
 }
 
-const META: &[(&str, &str)] = &[
+const META: MethodTable = MethodTable(&[
     ("rwc.exports", "() the callable exports"),
     (
         "rwc.read_memory",
@@ -59,7 +57,7 @@ const META: &[(&str, &str)] = &[
     ("rwc.fuel", "() fuel left, or unit if unmetered"),
     ("rwc.info", "() instance id and module hash"),
     ("rwc.close", "() free the instance now; later calls fail"),
-];
+]);
 
 /// Creates an instance for a client whose live instances `count` tracks.
 pub(crate) async fn instantiate(
@@ -164,60 +162,46 @@ fn closed() -> Error {
     Error::disconnected("the instance is closed")
 }
 
-impl Object for InstanceObject {
-    fn call<'a>(
-        &'a self,
-        ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "rwc.exports" => to_value(&describe_exports(&self.module)),
-                "rwc.read_memory" => {
-                    let (offset, len): (u64, u64) = decode_args(method, args)?;
-                    self.job(JobKind::ReadMemory { offset, len }, ctx.deadline())
-                        .await
-                }
-                "rwc.write_memory" => {
-                    let (offset, bytes): (u64, ByteBuf) = decode_args(method, args)?;
-                    self.job(
-                        JobKind::WriteMemory {
-                            offset,
-                            bytes: bytes.into_vec(),
-                        },
-                        ctx.deadline(),
-                    )
+impl Dispatch for InstanceObject {
+    const TYPE_NAME: &'static str = "instance";
+    const METHODS: MethodTable = META;
+    const RUNS_LONG: bool = true;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        let deadline = call.ctx.deadline();
+        match call.method {
+            "rwc.exports" => to_value(&describe_exports(&self.module)),
+            "rwc.read_memory" => {
+                let (offset, len): (u64, u64) = call.args()?;
+                self.job(JobKind::ReadMemory { offset, len }, deadline)
                     .await
-                }
-                "rwc.fuel" => self.job(JobKind::Fuel, ctx.deadline()).await,
-                "rwc.info" => Ok(Value::Map(vec![
-                    (Value::from("id"), Value::U64(self.id)),
-                    (Value::from("module"), Value::from(self.module.id())),
-                ])),
-                "rwc.close" => {
-                    self.close().await;
-                    Ok(Value::Unit)
-                }
-                export => self.invoke(export, args, ctx.deadline()).await,
             }
-        })
+            "rwc.write_memory" => {
+                let (offset, bytes): (u64, ByteBuf) = call.args()?;
+                let bytes = bytes.into_vec();
+                self.job(JobKind::WriteMemory { offset, bytes }, deadline)
+                    .await
+            }
+            "rwc.fuel" => self.job(JobKind::Fuel, deadline).await,
+            "rwc.info" => Ok(Value::Map(vec![
+                (Value::from("id"), Value::U64(self.id)),
+                (Value::from("module"), Value::from(self.module.id())),
+            ])),
+            "rwc.close" => {
+                self.close().await;
+                Ok(Value::Unit)
+            }
+            export => self.invoke(export, call.args, deadline).await,
+        }
     }
 
-    fn methods(&self) -> Vec<MethodInfo> {
+    /// Its exports, then the `rwc.*` methods every instance has.
+    fn listed_methods(&self) -> Vec<MethodInfo> {
         let mut m: Vec<MethodInfo> = describe_exports(&self.module)
             .into_iter()
             .map(|e| MethodInfo::new(e.name, format!("{} export: {}", e.abi, e.signature)))
             .collect();
-        m.extend(META.iter().map(|(n, d)| MethodInfo::new(*n, *d)));
+        m.extend(META.infos());
         m
-    }
-
-    fn type_name(&self) -> &str {
-        "instance"
-    }
-
-    fn runs_long(&self) -> bool {
-        true
     }
 }

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, Value, to_value};
 use serde::Serialize;
 
 use crate::abi;
@@ -110,30 +109,18 @@ fn numeric_signature(e: &crate::sandbox::ExportInfo) -> String {
     format!("{} takes ({}) -> {results}", e.name, e.params.join(", "))
 }
 
-impl Object for ModuleObject {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        _args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "hash" => to_value(self.module.id()),
-                "size" => to_value(&self.module.size()),
-                "exports" => to_value(&describe_exports(&self.module)),
-                "imports" => to_value(&self.info().imports),
-                "info" => to_value(&self.info()),
-                _ => Err(METHODS.unknown("module", method)),
-            }
-        })
-    }
+impl Dispatch for ModuleObject {
+    const TYPE_NAME: &'static str = "module";
+    const METHODS: MethodTable = METHODS;
 
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "module"
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            "hash" => to_value(self.module.id()),
+            "size" => to_value(&self.module.size()),
+            "exports" => to_value(&describe_exports(&self.module)),
+            "imports" => to_value(&self.info().imports),
+            "info" => to_value(&self.info()),
+            other => Err(Self::unknown(other)),
+        }
     }
 }

@@ -3,11 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{
-    CallContext, Error, MethodInfo, NetRef, Object, Value, object::decode_args, to_value,
-};
+use rwc_protocol::object::{Call, Dispatch, MethodTable, decode_args};
+use rwc_protocol::{Error, NetRef, Value, to_value};
 use serde_bytes::ByteBuf;
 
 use super::module::ModuleObject;
@@ -148,36 +145,22 @@ fn module_arg(v: Option<Value>) -> Result<Arc<crate::sandbox::LoadedModule>, Err
     }
 }
 
-impl Object for RootService {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "upload" => self.upload(args).await,
-                "upload_stream" => super::upload::upload_stream(&self.node, args),
-                "module" => self.module(args),
-                "instantiate" => Ok(NetRef::new(self.instantiate(args).await?).into()),
-                "run" => self.run(args).await,
-                "info" => to_value(&self.node.info()),
-                "capability" => self.capability(args),
-                _ => Err(METHODS.unknown("node", method)),
-            }
-        })
-    }
+impl Dispatch for RootService {
+    const TYPE_NAME: &'static str = "node";
+    const METHODS: MethodTable = METHODS;
+    const RUNS_LONG: bool = true;
 
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "node"
-    }
-
-    fn runs_long(&self) -> bool {
-        true
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        let args = call.args;
+        match call.method {
+            "upload" => self.upload(args).await,
+            "upload_stream" => super::upload::upload_stream(&self.node, args),
+            "module" => self.module(args),
+            "instantiate" => Ok(NetRef::new(self.instantiate(args).await?).into()),
+            "run" => self.run(args).await,
+            "info" => to_value(&self.node.info()),
+            "capability" => self.capability(args),
+            other => Err(Self::unknown(other)),
+        }
     }
 }

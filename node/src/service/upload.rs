@@ -8,11 +8,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{
-    CallContext, Error, ErrorKind, MethodInfo, NetRef, Object, Value, object::decode_args,
-};
+use rwc_protocol::object::{Call, Dispatch, MethodTable, decode_args};
+use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 use serde_bytes::ByteBuf;
 
 use super::module::ModuleObject;
@@ -145,31 +142,19 @@ fn finished() -> Error {
     Error::bad_argument("this upload is finished; start another with upload_stream")
 }
 
-impl Object for Uploader {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "write" => {
-                    let (chunk,): (ByteBuf,) = decode_args("write", args)?;
-                    self.write(&chunk).map(Value::U64)
-                }
-                "finish" => self.finish().await,
-                "received" => Ok(Value::U64(self.received())),
-                _ => Err(METHODS.unknown("uploader", method)),
+impl Dispatch for Uploader {
+    const TYPE_NAME: &'static str = "uploader";
+    const METHODS: MethodTable = METHODS;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            "write" => {
+                let (chunk,): (ByteBuf,) = call.args()?;
+                self.write(&chunk).map(Value::U64)
             }
-        })
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "uploader"
+            "finish" => self.finish().await,
+            "received" => Ok(Value::U64(self.received())),
+            other => Err(Self::unknown(other)),
+        }
     }
 }
