@@ -23,4 +23,5 @@ pub mod server;
 pub mod service;
 
 pub use config::NodeConfig;
-pub use node::{LimitsInfo, Node, NodeInfo};
+pub use node::Node;
+pub use rwc_api::NodeInfo;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use rwc_api::NodeInfo;
 use rwc_protocol::{Error, NetRef};
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::NodeConfig;
@@ -26,52 +26,9 @@ pub(crate) struct NodeInner {
     pub(crate) calls: Arc<Semaphore>,
     pub(crate) next_instance: AtomicU64,
     pub(crate) calls_total: AtomicU64,
+    pub(crate) calls_refused: AtomicU64,
     pub(crate) uploads: AtomicU64,
     pub(crate) connections: AtomicU64,
-}
-
-/// What `info()` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeInfo {
-    /// rwc-node version.
-    pub version: String,
-    /// wasmtime version the node runs guests with.
-    pub wasmtime_version: String,
-    /// Seconds since the node started.
-    pub uptime_secs: f64,
-    /// Modules compiled and cached in memory.
-    pub modules_cached: usize,
-    /// Live instances on the node.
-    pub live_instances: usize,
-    /// Modules compiled since start (a disk cache hit is not a compile).
-    pub compiles: u64,
-    /// Modules loaded from the disk cache.
-    pub disk_cache_hits: u64,
-    /// Module lookups answered from memory.
-    pub memory_cache_hits: u64,
-    /// Guest calls served since start.
-    pub calls: u64,
-    /// Module uploads received since start (a client that finds the module by hash does
-    /// not upload).
-    pub uploads: u64,
-    /// Connections accepted since start.
-    pub connections: u64,
-    /// Capabilities granted to clients.
-    pub grants: Vec<String>,
-    /// The node's limits.
-    pub limits: LimitsInfo,
-}
-
-/// The limits part of [`NodeInfo`].
-#[derive(Debug, Clone, Serialize)]
-pub struct LimitsInfo {
-    pub max_module_bytes: u64,
-    pub max_instances: usize,
-    pub max_instances_per_connection: usize,
-    pub max_concurrent_calls: usize,
-    pub memory_bytes: u64,
-    pub call_timeout_ms: u64,
-    pub max_output_bytes: u64,
 }
 
 /// wasmtime's version, read from the lock file by the build script.
@@ -90,6 +47,7 @@ impl Node {
                 started: Instant::now(),
                 next_instance: AtomicU64::new(1),
                 calls_total: AtomicU64::new(0),
+                calls_refused: AtomicU64::new(0),
                 uploads: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
             }),
@@ -116,7 +74,7 @@ impl Node {
     /// What `info()` answers.
     pub fn info(&self) -> NodeInfo {
         let s = self.stats();
-        let l = &self.inner.config.limits;
+        let counter = |c: &AtomicU64| c.load(Ordering::Relaxed);
         NodeInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             wasmtime_version: WASMTIME_VERSION.to_owned(),
@@ -126,19 +84,12 @@ impl Node {
             compiles: s.compiles,
             disk_cache_hits: s.disk_cache_hits,
             memory_cache_hits: s.memory_cache_hits,
-            calls: self.inner.calls_total.load(Ordering::Relaxed),
-            uploads: self.inner.uploads.load(Ordering::Relaxed),
-            connections: self.inner.connections.load(Ordering::Relaxed),
+            calls: counter(&self.inner.calls_total),
+            calls_refused: counter(&self.inner.calls_refused),
+            uploads: counter(&self.inner.uploads),
+            connections: counter(&self.inner.connections),
             grants: self.inner.config.grants.clone(),
-            limits: LimitsInfo {
-                max_module_bytes: l.max_module_bytes,
-                max_instances: l.max_instances,
-                max_instances_per_connection: l.max_instances_per_connection,
-                max_concurrent_calls: l.max_concurrent_calls,
-                memory_bytes: l.memory_bytes,
-                call_timeout_ms: l.call_timeout_ms,
-                max_output_bytes: l.max_output_bytes,
-            },
+            limits: self.inner.config.limits.clone(),
         }
     }
 }

@@ -10,6 +10,9 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 
+use rwc_api::abi::{
+    self, FIRST_OBJECT_ID, IMPORT_MODULE, MAX_PANIC_MESSAGE, NO_CAPABILITY, export, import,
+};
 use rwc_protocol::codec::bounded::OwnedString;
 use rwc_protocol::{Error, ErrorKind, NetRef, Ref, Value, WireRef, codec};
 use wasmtime::{
@@ -19,12 +22,6 @@ use wasmtime::{
 
 use crate::instance::{AbiState, GuestObject, JobQueue, run_nested};
 use crate::sandbox::StoreState;
-
-/// Prefix of the wasm exports that are rich exports: `rwc_export_NAME` is `NAME`.
-pub(crate) const EXPORT_PREFIX: &str = "rwc_export_";
-
-/// Longest panic message kept from a guest.
-const MAX_PANIC_MESSAGE: usize = 64 * 1024;
 
 /// Why running guest code through the ABI failed.
 pub(crate) enum Fault {
@@ -131,7 +128,7 @@ pub(crate) async fn call_export<C: GuestCtx>(
     name: &str,
     args: Vec<Value>,
 ) -> Result<Value, Fault> {
-    let func = typed::<(i32, i32), i64>(ctx, &format!("{EXPORT_PREFIX}{name}"))?;
+    let func = typed::<(i32, i32), i64>(ctx, &abi::rich_export_symbol(name))?;
     let buffer = encode_for_guest(ctx, args)?;
     let (ptr, len) = write_buffer(ctx, &buffer).await?;
     let packed = func.call_async(&mut *ctx, (ptr, len)).await?;
@@ -146,7 +143,7 @@ pub(crate) async fn call_object<C: GuestCtx>(
     method: &str,
     args: Vec<Value>,
 ) -> Result<Value, Fault> {
-    let func = typed::<(i32, i32), i64>(ctx, "rwc_object_call")?;
+    let func = typed::<(i32, i32), i64>(ctx, export::OBJECT_CALL)?;
     let mut args = args;
     to_guest_all(ctx, &mut args)?;
     let buffer = codec::encode(&(id, method, &args))?;
@@ -170,7 +167,7 @@ pub(crate) async fn drop_object<C: GuestCtx>(ctx: &mut C, id: u64) -> Result<Val
         }
         state.guest_objects.remove(&id);
     }
-    if let Some(Extern::Func(f)) = ctx.export("rwc_object_drop") {
+    if let Some(Extern::Func(f)) = ctx.export(export::OBJECT_DROP) {
         let f = f.typed::<i64, ()>(&*ctx).map_err(|_| {
             Error::bad_argument("guest's rwc_object_drop must take (i64) and return nothing")
         })?;
@@ -182,7 +179,7 @@ pub(crate) async fn drop_object<C: GuestCtx>(ctx: &mut C, id: u64) -> Result<Val
 
 /// Whether a module speaks the rich ABI (exports `rwc_alloc`, `rwc_dealloc`, `memory`).
 pub(crate) fn is_sdk_module(exports: &[crate::sandbox::ExportInfo]) -> bool {
-    ["rwc_alloc", "rwc_dealloc", "memory"]
+    export::SDK
         .iter()
         .all(|n| exports.iter().any(|e| e.name == *n))
 }
@@ -194,8 +191,7 @@ pub(crate) fn rich_exports(exports: &[crate::sandbox::ExportInfo]) -> Vec<String
     }
     exports
         .iter()
-        .filter_map(|e| e.name.strip_prefix(EXPORT_PREFIX))
-        .filter(|n| !n.is_empty())
+        .filter_map(|e| abi::rich_export_name(&e.name))
         .map(str::to_owned)
         .collect()
 }
@@ -203,16 +199,16 @@ pub(crate) fn rich_exports(exports: &[crate::sandbox::ExportInfo]) -> Vec<String
 /// Adds the `rwc.*` imports to the linker every instance is made with.
 pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
-        "rwc",
-        "call",
+        IMPORT_MODULE,
+        import::CALL,
         |caller: Caller<'_, StoreState>, (handle, ptr, len): (i64, i32, i32)| {
             Box::new(host_call(caller, handle, ptr, len))
                 as Box<dyn Future<Output = wasmtime::Result<i32>> + Send + '_>
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "take_result",
+        IMPORT_MODULE,
+        import::TAKE_RESULT,
         |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
             let bytes = state(&mut caller)
                 .map_err(trap)?
@@ -236,8 +232,8 @@ pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "capability",
+        IMPORT_MODULE,
+        import::CAPABILITY,
         |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
             let name = read_guest(&mut caller, ptr, len).map_err(trap)?;
             let name = String::from_utf8_lossy(&name).into_owned();
@@ -247,13 +243,13 @@ pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
                     let handle = state.handles.insert(netref).map_err(trap)?;
                     i64::try_from(handle).map_err(|_| wasmtime::Error::msg("handle overflow"))
                 }
-                None => Ok(-1),
+                None => Ok(NO_CAPABILITY),
             }
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "release",
+        IMPORT_MODULE,
+        import::RELEASE,
         |mut caller: Caller<'_, StoreState>, handle: i64| {
             let released = state(&mut caller)
                 .map_err(trap)?
@@ -266,8 +262,8 @@ pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "panic",
+        IMPORT_MODULE,
+        import::PANIC,
         |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
             let len = len.clamp(0, i32::try_from(MAX_PANIC_MESSAGE).unwrap_or(i32::MAX));
             let message = read_guest(&mut caller, ptr, len).map_err(trap)?;
@@ -427,8 +423,10 @@ fn from_guest<C: HasState>(ctx: &mut C, value: &mut Value) -> Result<(), Error> 
 impl AbiState {
     /// The netref for the guest's object `id`: the same one while it lives.
     fn guest_object(&mut self, id: u64) -> Result<NetRef, Error> {
-        if id == 0 {
-            return Err(Error::bad_argument("guest object ids start at 1"));
+        if id < FIRST_OBJECT_ID {
+            return Err(Error::bad_argument(format!(
+                "guest object ids start at {FIRST_OBJECT_ID}"
+            )));
         }
         if let Some(obj) = self
             .guest_objects
@@ -451,7 +449,7 @@ async fn write_buffer<C: GuestCtx>(ctx: &mut C, bytes: &[u8]) -> Result<(i32, i3
     let len = i32::try_from(bytes.len()).map_err(|_| {
         Error::bad_argument(format!("{} bytes do not fit a guest buffer", bytes.len()))
     })?;
-    let alloc = typed::<i32, i32>(ctx, "rwc_alloc")?;
+    let alloc = typed::<i32, i32>(ctx, export::ALLOC)?;
     let ptr = alloc.call_async(&mut *ctx, len).await?;
     let memory = memory(ctx)?;
     let range = guest_range(ptr, len, memory.data_size(&*ctx)).map_err(|e| {
@@ -470,17 +468,14 @@ async fn take_buffer<C: GuestCtx>(ctx: &mut C, packed: i64) -> Result<Vec<u8>, F
     let bytes = read_guest(ctx, ptr, len).map_err(|e| {
         Error::bad_argument(format!("guest returned a bad buffer: {}", e.message()))
     })?;
-    let dealloc = typed::<(i32, i32), ()>(ctx, "rwc_dealloc")?;
+    let dealloc = typed::<(i32, i32), ()>(ctx, export::DEALLOC)?;
     dealloc.call_async(&mut *ctx, (ptr, len)).await?;
     Ok(bytes)
 }
 
-/// `(ptr << 32) | len` → `(ptr, len)`, both as the guest's unsigned 32-bit numbers.
+/// `(ptr << 32) | len` → `(ptr, len)`, as the guest's `i32`s.
 fn unpack(packed: i64) -> (i32, i32) {
-    let bits = packed.cast_unsigned();
-    // Both halves fit in 32 bits by construction; the fallbacks are unreachable.
-    let ptr = u32::try_from(bits >> 32).unwrap_or(u32::MAX);
-    let len = u32::try_from(bits & 0xffff_ffff).unwrap_or(u32::MAX);
+    let (ptr, len) = abi::unpack(packed);
     (ptr.cast_signed(), len.cast_signed())
 }
 
@@ -491,7 +486,7 @@ fn read_guest<C: GuestCtx>(ctx: &mut C, ptr: i32, len: i32) -> Result<Vec<u8>, E
 }
 
 fn memory<C: GuestCtx>(ctx: &mut C) -> Result<Memory, Error> {
-    match ctx.export("memory") {
+    match ctx.export(export::MEMORY) {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(Error::bad_argument(
             "guest exports no `memory`, which the rwc ABI needs",

@@ -26,18 +26,10 @@ impl LogCapability {
     }
 }
 
-const LEVEL_DOC: &str = "(message, fields?): log a line at this level";
-
-const LEVELS: MethodTable = MethodTable(&[
-    ("error", LEVEL_DOC),
-    ("warn", LEVEL_DOC),
-    ("info", LEVEL_DOC),
-    ("debug", LEVEL_DOC),
-    ("trace", LEVEL_DOC),
-]);
+const LEVELS: MethodTable = MethodTable(rwc_api::capability::log::METHODS);
 
 impl Dispatch for LogCapability {
-    const TYPE_NAME: &'static str = "log";
+    const TYPE_NAME: &'static str = rwc_api::capability::LOG;
     const METHODS: MethodTable = LEVELS;
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
@@ -66,7 +58,7 @@ impl Dispatch for LogCapability {
         }
         if let Some(out) = &self.output {
             out.send(
-                "log",
+                rwc_api::output::LOG,
                 format!("[{method}] {message}{fields_text}\n").into_bytes(),
             );
         }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rwc_api::capability::{self, sys};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, Value, to_value};
 use serde::Serialize;
@@ -11,20 +12,7 @@ use serde::Serialize;
 #[derive(Debug)]
 pub struct SysCapability;
 
-const METHODS: MethodTable = MethodTable(&[
-    ("hostname", "the machine's host name"),
-    ("os", "operating system (linux, macos, …)"),
-    ("arch", "CPU architecture (x86_64, aarch64, …)"),
-    ("cpu_count", "CPUs available to the node"),
-    ("uptime_secs", "seconds since the machine booted"),
-    ("load_average", "1, 5 and 15 minute load averages"),
-    ("memory", "total and available memory in bytes"),
-    (
-        "disk",
-        "(path?) total and free bytes of the file system holding path (default /)",
-    ),
-    ("report", "all of the above in one map"),
-]);
+const METHODS: MethodTable = MethodTable(sys::METHODS);
 
 #[derive(Serialize)]
 struct Memory {
@@ -40,7 +28,7 @@ struct Disk {
 }
 
 impl Dispatch for SysCapability {
-    const TYPE_NAME: &'static str = "sys";
+    const TYPE_NAME: &'static str = capability::SYS;
     const METHODS: MethodTable = METHODS;
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
@@ -48,7 +36,7 @@ impl Dispatch for SysCapability {
             "hostname" => to_value(&hostname()),
             "os" => to_value(std::env::consts::OS),
             "arch" => to_value(std::env::consts::ARCH),
-            "cpu_count" => to_value(&cpu_count()),
+            sys::CPU_COUNT => to_value(&cpu_count()),
             "uptime_secs" => to_value(&uptime_secs()?),
             "load_average" => to_value(&load_average()?),
             "memory" => to_value(&memory()?),
@@ -59,7 +47,7 @@ impl Dispatch for SysCapability {
                 };
                 to_value(&disk(&path)?)
             }
-            "report" => {
+            sys::REPORT => {
                 let mut m = BTreeMap::new();
                 m.insert("hostname", to_value(&hostname())?);
                 m.insert("os", to_value(std::env::consts::OS)?);
@@ -151,16 +139,7 @@ mod tests {
             .call(CallContext::local(), "report", vec![])
             .await
             .unwrap();
-        for key in [
-            "hostname",
-            "os",
-            "arch",
-            "cpu_count",
-            "uptime_secs",
-            "load_average",
-            "memory",
-            "disk",
-        ] {
+        for key in sys::report_keys() {
             assert!(r.get(key).is_some(), "missing {key} in {r:?}");
         }
         assert!(

@@ -23,6 +23,7 @@ use crate::error::{to_error, to_error_with_panic};
 use crate::sandbox::{
     Instance, InstanceOptions, LoadedModule, Number, Sandbox, SandboxError, StoreState, WasmArg,
 };
+use crate::service::{describe_exports, is_callable_numeric};
 
 /// Per-instance state of the ABI, kept in the store.
 pub(crate) struct AbiState {
@@ -199,7 +200,7 @@ async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Res
                 })
                 .await
         }
-        JobKind::Export { name, args } => return call_numeric(instance, &name, &args, rich).await,
+        JobKind::Export { name, args } => return call_numeric(instance, &name, &args).await,
         JobKind::ObjectCall { id, method, args } => {
             instance
                 .call_with(move |store, inst| {
@@ -266,32 +267,19 @@ fn take_panic(instance: &mut Instance) -> Option<String> {
 }
 
 /// Calls a numeric export with numbers.
-async fn call_numeric(
-    instance: &mut Instance,
-    name: &str,
-    args: &[Value],
-    rich: &[String],
-) -> Result<Value, Error> {
+async fn call_numeric(instance: &mut Instance, name: &str, args: &[Value]) -> Result<Value, Error> {
+    // What a client may call is what the module's description lists, no more.
     if instance
         .module()
         .export(name)
-        .is_none_or(|e| !e.is_numeric_func())
+        .is_none_or(|e| !is_callable_numeric(e))
     {
-        let mut callable: Vec<String> = rich.to_vec();
-        callable.extend(
-            instance
-                .exports()
-                .iter()
-                .filter(|e| {
-                    e.is_numeric_func()
-                        && !e.name.starts_with(abi::EXPORT_PREFIX)
-                        && !e.name.starts_with("rwc_")
-                })
-                .map(|e| e.name.clone()),
-        );
         return Err(to_error(SandboxError::NoSuchExport {
             name: name.to_owned(),
-            available: callable,
+            available: describe_exports(instance.module())
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
         }));
     }
     let numbers = args
@@ -335,7 +323,7 @@ pub(crate) async fn run_nested(caller: &mut Caller<'_, StoreState>, job: Job) {
     let result = match kind {
         JobKind::Export { name, args } => {
             if caller
-                .get_export(&format!("{}{name}", abi::EXPORT_PREFIX))
+                .get_export(&rwc_api::abi::rich_export_symbol(&name))
                 .is_some()
             {
                 let r = abi::call_export(caller, &name, args).await;

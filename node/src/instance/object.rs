@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
+use rwc_api::{InstanceOptions, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
-use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -14,8 +16,10 @@ use super::actor::{self, Job, JobKind};
 use super::output::OutputForwarder;
 use crate::Node;
 use crate::capabilities;
+use crate::config::Limits;
+use crate::sandbox::InstanceOptions as SandboxOptions;
 use crate::sandbox::LoadedModule;
-use crate::service::{Options, describe_exports};
+use crate::service::describe_exports;
 
 /// A live instance of a module.
 pub struct InstanceObject {
@@ -44,26 +48,13 @@ impl Drop for Slot {
     }
 }
 
-const META: MethodTable = MethodTable(&[
-    ("rwc.exports", "() the callable exports"),
-    (
-        "rwc.read_memory",
-        "(offset, len) bytes of the guest's memory",
-    ),
-    (
-        "rwc.write_memory",
-        "(offset, bytes) write into the guest's memory",
-    ),
-    ("rwc.fuel", "() fuel left, or unit if unmetered"),
-    ("rwc.info", "() instance id and module hash"),
-    ("rwc.close", "() free the instance now; later calls fail"),
-]);
+const META: MethodTable = MethodTable(instance::METHODS);
 
 /// Creates an instance for a client whose live instances `count` tracks.
 pub(crate) async fn instantiate(
     node: &Node,
     module: &Arc<LoadedModule>,
-    mut options: Options,
+    mut options: InstanceOptions,
     count: &Arc<AtomicUsize>,
     label: &str,
 ) -> Result<InstanceObject, Error> {
@@ -78,16 +69,22 @@ pub(crate) async fn instantiate(
         ));
     }
     let slot = Slot(count.clone());
-    let output = options.output.take().map(OutputForwarder::start);
+    let output = match options.output.take() {
+        Some(sink) => Some(OutputForwarder::start(sink.into_netref("the output sink")?)),
+        None => None,
+    };
     let mut caps = capabilities::resolve(
         &options.capabilities,
         &node.inner.config.grants,
         label,
         output.as_ref(),
     )?;
-    caps.extend(std::mem::take(&mut options.grant));
+    for (name, object) in std::mem::take(&mut options.objects) {
+        let netref = object.into_netref(&format!("the object `{name}` handed to the guest"))?;
+        caps.insert(name, netref);
+    }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let sandbox_options = options.sandbox_options(&node.inner.config.limits);
+    let sandbox_options = capped(&options, &node.inner.config.limits);
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -106,6 +103,30 @@ pub(crate) async fn instantiate(
     })
 }
 
+/// The sandbox options for what a client asked, capped by the node's limits.
+fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
+    let cap = |asked: Option<u64>, limit: u64| Some(asked.unwrap_or(limit).min(limit));
+    let timeout_limit = Duration::from_millis(limits.call_timeout_ms);
+    SandboxOptions {
+        memory_limit: cap(options.memory, limits.memory_bytes),
+        fuel: options.fuel,
+        call_timeout: Some(
+            options
+                .call_timeout
+                .unwrap_or(timeout_limit)
+                .min(timeout_limit),
+        ),
+        max_output: cap(options.max_output, limits.max_output_bytes),
+        env: options
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        args: options.args.clone(),
+        output: None,
+    }
+}
+
 impl InstanceObject {
     /// Calls an export (rich or numeric).
     pub(crate) async fn invoke(
@@ -121,6 +142,10 @@ impl InstanceObject {
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
+                self.node
+                    .inner
+                    .calls_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 Error::new(
                     ErrorKind::Overloaded,
                     format!(
@@ -170,24 +195,24 @@ impl Dispatch for InstanceObject {
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         let deadline = call.ctx.deadline();
         match call.method {
-            "rwc.exports" => to_value(&describe_exports(&self.module)),
-            "rwc.read_memory" => {
-                let (offset, len): (u64, u64) = call.args()?;
+            instance::Exports::METHOD => to_value(&describe_exports(&self.module)),
+            ReadMemory::METHOD => {
+                let ReadMemory { offset, len } = ReadMemory::from_args(call.args)?;
                 self.job(JobKind::ReadMemory { offset, len }, deadline)
                     .await
             }
-            "rwc.write_memory" => {
-                let (offset, bytes): (u64, ByteBuf) = call.args()?;
+            WriteMemory::METHOD => {
+                let WriteMemory { offset, bytes } = WriteMemory::from_args(call.args)?;
                 let bytes = bytes.into_vec();
                 self.job(JobKind::WriteMemory { offset, bytes }, deadline)
                     .await
             }
-            "rwc.fuel" => self.job(JobKind::Fuel, deadline).await,
-            "rwc.info" => Ok(Value::Map(vec![
-                (Value::from("id"), Value::U64(self.id)),
-                (Value::from("module"), Value::from(self.module.id())),
-            ])),
-            "rwc.close" => {
+            instance::Fuel::METHOD => self.job(JobKind::Fuel, deadline).await,
+            instance::Info::METHOD => to_value(&InstanceInfo {
+                id: self.id,
+                module: self.module.id().to_owned(),
+            }),
+            instance::Close::METHOD => {
                 self.close().await;
                 Ok(Value::Unit)
             }
@@ -203,5 +228,36 @@ impl Dispatch for InstanceObject {
             .collect();
         m.extend(META.infos());
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_requests_are_capped_by_the_node_limits() {
+        let limits = Limits::default();
+        let asked = InstanceOptions {
+            memory: Some(1 << 40),
+            call_timeout: Some(Duration::from_millis(500)),
+            max_output: Some(1),
+            ..InstanceOptions::default()
+        };
+        let s = capped(&asked, &limits);
+        assert_eq!(s.memory_limit, Some(256 << 20), "capped at memory_bytes");
+        assert_eq!(s.call_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(s.max_output, Some(1));
+        let s = capped(
+            &InstanceOptions {
+                call_timeout: Some(Duration::from_secs(3600)),
+                ..InstanceOptions::default()
+            },
+            &limits,
+        );
+        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)), "capped");
+        let s = capped(&InstanceOptions::default(), &limits);
+        assert_eq!(s.memory_limit, Some(256 << 20), "the node's default");
+        assert_eq!(s.max_output, Some(16 << 20));
     }
 }

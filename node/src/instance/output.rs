@@ -5,6 +5,8 @@
 //! piles up. Before a call returns, the instance flushes, so the caller has seen every
 //! line before the result.
 
+use rwc_api::Request;
+use rwc_api::output::{self, Write};
 use rwc_protocol::NetRef;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
@@ -37,14 +39,14 @@ impl OutputForwarder {
         let tx = self.tx.clone();
         OutputSink::new(move |stream, bytes| {
             let name = match stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
+                Stream::Stdout => output::STDOUT,
+                Stream::Stderr => output::STDERR,
             };
             let _ = tx.send(Out::Data(name, bytes.to_vec()));
         })
     }
 
-    /// Queues a line on another stream (the `log` capability uses "log").
+    /// Queues a line on another stream (the `log` capability uses [`output::LOG`]).
     pub(crate) fn send(&self, stream: &'static str, bytes: Vec<u8>) {
         let _ = self.tx.send(Out::Data(stream, bytes));
     }
@@ -83,8 +85,12 @@ async fn forward(target: NetRef, mut rx: mpsc::UnboundedReceiver<Out>) {
                         Err(_) => break,
                     }
                 }
+                let write = Write {
+                    stream: stream.to_owned(),
+                    bytes: ByteBuf::from(bytes),
+                };
                 if let Some(t) = &target
-                    && let Err(e) = t.call::<()>("write", (stream, ByteBuf::from(bytes))).await
+                    && let Err(e) = call(t, &write).await
                 {
                     // The caller's callback is gone: drop the rest of the output.
                     tracing::debug!(error = %e, "guest output callback failed; output dropped");
@@ -96,4 +102,10 @@ async fn forward(target: NetRef, mut rx: mpsc::UnboundedReceiver<Out>) {
             }
         }
     }
+}
+
+/// One `write` on the caller's sink.
+async fn call(target: &NetRef, write: &Write) -> Result<(), rwc_protocol::Error> {
+    let value = target.call_value(Write::METHOD, write.to_args()?).await?;
+    Write::reply(value)
 }

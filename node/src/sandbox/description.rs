@@ -1,36 +1,9 @@
 //! What a module exports and imports, described in WAT-like syntax: what the node tells
 //! clients about a module and how it words errors about one.
 
-use std::fmt;
-
 use wasmtime::ExternType;
 
-/// What kind of thing an import or export is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExternKind {
-    /// A function.
-    Func,
-    /// A linear memory.
-    Memory,
-    /// A table.
-    Table,
-    /// A global.
-    Global,
-    /// An exception tag.
-    Tag,
-}
-
-impl fmt::Display for ExternKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Func => "func",
-            Self::Memory => "memory",
-            Self::Table => "table",
-            Self::Global => "global",
-            Self::Tag => "tag",
-        })
-    }
-}
+pub use rwc_api::module::ExternKind;
 
 /// One export of a module.
 #[derive(Debug, Clone, PartialEq, Eq)]

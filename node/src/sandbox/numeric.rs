@@ -212,13 +212,9 @@ impl Instance {
 
 /// `add takes (i32, i32) -> i32`
 fn signature(name: &str, ty: &FuncType) -> String {
-    let params: Vec<String> = ty.params().map(|t| t.to_string()).collect();
-    let results: Vec<String> = ty.results().map(|t| t.to_string()).collect();
-    let results = match results.as_slice() {
-        [one] => one.clone(),
-        _ => format!("({})", results.join(", ")),
-    };
-    format!("{name} takes ({}) -> {results}", params.join(", "))
+    let types =
+        |it: &mut dyn Iterator<Item = ValType>| it.map(|t| t.to_string()).collect::<Vec<_>>();
+    rwc_api::module::signature(name, &types(&mut ty.params()), &types(&mut ty.results()))
 }
 
 fn count(n: usize, noun: &str) -> String {

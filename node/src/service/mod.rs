@@ -2,12 +2,10 @@
 //! it hands out as netrefs (instances are in [`crate::instance`]).
 
 mod module;
-mod options;
 mod root;
 mod upload;
 
 pub use self::module::ModuleObject;
-pub(crate) use self::module::describe_exports;
-pub(crate) use self::options::Options;
+pub(crate) use self::module::{describe_exports, is_callable_numeric};
 pub use self::root::RootService;
 pub use self::upload::Uploader;
