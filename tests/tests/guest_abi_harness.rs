@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use rwc_api::abi::{IMPORT_MODULE, export, import, rich_export_symbol, unpack};
 use rwc_protocol::{
     DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec, from_value, to_value,
 };
@@ -90,7 +91,7 @@ impl Guest {
         let mut store = Store::new(engine(), host);
         let instance = linker.instantiate(&mut store, &module(path))?;
         let memory = instance
-            .get_memory(&mut store, "memory")
+            .get_memory(&mut store, export::MEMORY)
             .context("no memory export")?;
         store.data_mut().memory = Some(memory);
         store.data_mut().instance = Some(instance);
@@ -101,7 +102,7 @@ impl Guest {
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Result<Value, Error>> {
         let f = self
             .instance
-            .get_typed_func::<(i32, i32), i64>(&mut self.store, &format!("rwc_export_{name}"))?;
+            .get_typed_func::<(i32, i32), i64>(&mut self.store, &rich_export_symbol(name))?;
         call_rich(&mut self.store, f, &codec::encode(&args)?)
     }
 
@@ -114,14 +115,14 @@ impl Guest {
     ) -> Result<Result<Value, Error>> {
         let f = self
             .instance
-            .get_typed_func::<(i32, i32), i64>(&mut self.store, "rwc_object_call")?;
+            .get_typed_func::<(i32, i32), i64>(&mut self.store, export::OBJECT_CALL)?;
         call_rich(&mut self.store, f, &codec::encode(&(id, method, args))?)
     }
 
     fn drop_object(&mut self, id: u64) -> Result<()> {
         let f = self
             .instance
-            .get_typed_func::<i64, ()>(&mut self.store, "rwc_object_drop")?;
+            .get_typed_func::<i64, ()>(&mut self.store, export::OBJECT_DROP)?;
         f.call(&mut self.store, i64::try_from(id)?)
     }
 
@@ -158,26 +159,19 @@ fn call_rich(
     let len = i32::try_from(input.len())?;
     let ptr = alloc.call(&mut store, len)?;
     memory.write(&mut store, usize::try_from(ptr.cast_unsigned())?, input)?;
-    let packed = export.call(&mut store, (ptr, len))?.cast_unsigned();
-    let (out_ptr, out_len) = (packed >> 32, packed & 0xffff_ffff);
+    let (out_ptr, out_len) = unpack(export.call(&mut store, (ptr, len))?);
     let mut out = vec![0u8; usize::try_from(out_len)?];
     memory.read(&store, usize::try_from(out_ptr)?, &mut out)?;
-    dealloc_fn(&mut store)?.call(
-        &mut store,
-        (
-            u32::try_from(out_ptr)?.cast_signed(),
-            u32::try_from(out_len)?.cast_signed(),
-        ),
-    )?;
+    dealloc_fn(&mut store)?.call(&mut store, (out_ptr.cast_signed(), out_len.cast_signed()))?;
     Ok(codec::decode(&out, DecodeLimits::default())?)
 }
 
 fn alloc_fn(store: &mut impl AsContextMut<Data = Host>) -> Result<TypedFunc<i32, i32>> {
-    exported_func(store, "rwc_alloc")
+    exported_func(store, export::ALLOC)
 }
 
 fn dealloc_fn(store: &mut impl AsContextMut<Data = Host>) -> Result<TypedFunc<(i32, i32), ()>> {
-    exported_func(store, "rwc_dealloc")
+    exported_func(store, export::DEALLOC)
 }
 
 /// An export of the store's one instance (from the test, or from a host function that
@@ -208,8 +202,8 @@ fn read_guest(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<Vec<u
 
 fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
     linker.func_wrap(
-        "rwc",
-        "call",
+        IMPORT_MODULE,
+        import::CALL,
         |mut caller: Caller<'_, Host>, handle: i64, ptr: i32, len: i32| -> Result<i32> {
             let request = read_guest(&mut caller, ptr, len)?;
             let (method, args): (String, Vec<Value>) =
@@ -232,8 +226,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "take_result",
+        IMPORT_MODULE,
+        import::TAKE_RESULT,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<()> {
             let pending = caller
                 .data_mut()
@@ -252,8 +246,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "capability",
+        IMPORT_MODULE,
+        import::CAPABILITY,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<i64> {
             let name = String::from_utf8(read_guest(&mut caller, ptr, len)?)?;
             Ok(match caller.data().capabilities.get(&name).copied() {
@@ -263,8 +257,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "release",
+        IMPORT_MODULE,
+        import::RELEASE,
         |mut caller: Caller<'_, Host>, handle: i64| -> Result<()> {
             let host = caller.data_mut();
             let slot = usize::try_from(handle)
@@ -279,8 +273,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "panic",
+        IMPORT_MODULE,
+        import::PANIC,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<()> {
             let message = String::from_utf8(read_guest(&mut caller, ptr, len)?)?;
             caller.data_mut().panics.push(message);
@@ -302,7 +296,7 @@ fn answer(
         (HostObject::Gone, _) => Err(Error::disconnected("the client went away")),
         (HostObject::Reenter, "call") => {
             let inc = caller
-                .get_export("rwc_export_inc")
+                .get_export(&rich_export_symbol("inc"))
                 .and_then(|e| e.into_func())
                 .context("no rwc_export_inc")?
                 .typed::<(i32, i32), i64>(&*caller)?;
@@ -704,16 +698,8 @@ fn capabilities_handed_over_are_reachable() {
     let methods: Vec<&str> = g.host().calls.iter().map(|(_, m, _)| m.as_str()).collect();
     assert_eq!(
         methods,
-        [
-            "hostname",
-            "os",
-            "arch",
-            "cpu_count",
-            "uptime_secs",
-            "load_average",
-            "memory",
-            "disk"
-        ]
+        rwc_api::capability::sys::report_keys().collect::<Vec<_>>(),
+        "the guest asked the capability for each part of its report, in order"
     );
     assert_eq!(
         g.host().released.len(),
