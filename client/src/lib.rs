@@ -24,7 +24,7 @@
 //! let module = client.upload(wat.as_bytes()).await?;
 //! let options = InstanceOptions {
 //!     fuel: Some(1_000_000),
-//!     output: Some(OutputHandler::stderr()),
+//!     output: Some(OutputHandler::stderr().into()),
 //!     ..InstanceOptions::default()
 //! };
 //! let instance = client.instantiate(&module, options).await?;
@@ -39,15 +39,17 @@
 
 mod client;
 pub mod json;
-mod options;
+mod output;
 pub mod pool;
 pub mod registry;
 
-pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash};
-pub use options::{InstanceOptions, OutputHandler};
+pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
+pub use output::OutputHandler;
 pub use pool::{
     MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn, ResultFn,
 };
+pub use rwc_api::module::ExportDescription;
+pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};
 pub use rwc_protocol::{
     Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
 };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rwc_client::api::module::AbiKind;
 use rwc_client::{Client, ErrorKind, Instance, InstanceOptions, NetRef, Value};
 use rwc_node::server::Server;
 use rwc_node::{Node, NodeConfig};
@@ -149,11 +150,9 @@ async fn typed_values_round_trip_through_a_guest() {
 
     let exports = wc.exports().await.unwrap();
     let rich: Vec<&str> = exports
-        .as_list()
-        .unwrap()
         .iter()
-        .filter(|e| e.get("abi").and_then(Value::as_str) == Some("rich"))
-        .filter_map(|e| e.get("name")?.as_str())
+        .filter(|e| e.abi == AbiKind::Rich)
+        .map(|e| e.name.as_str())
         .collect();
     assert!(
         rich.contains(&"word_count") && rich.contains(&"roundtrip"),
@@ -385,7 +384,7 @@ async fn guest_println_and_log_lines_reach_the_caller() {
         ));
     });
     let options = InstanceOptions {
-        output: Some(output),
+        output: Some(output.into()),
         capabilities: vec!["log".into()],
         ..Default::default()
     };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rwc_client::{Client, ErrorKind, MapOptions, Pool, Value};
+use rwc_client::{Client, ErrorKind, MapOptions, NodeInfo, Pool, Value};
 use support::{Proc, spawn_node, spawn_nodes, wat};
 
 /// What a map's `on_result` callback was handed: every result per input, as it came.
@@ -60,22 +60,17 @@ fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
     }
 }
 
-/// Guest calls a node has served, from its info.
-async fn calls_served(addr: &str) -> u64 {
+/// A node's info (its counters).
+async fn info(addr: &str) -> NodeInfo {
     let c = Client::connect(addr).await.unwrap();
     let info = c.info().await.unwrap();
     c.close();
-    let Value::Map(m) = info else {
-        panic!("info is not a map")
-    };
-    m.iter()
-        .find(|(k, _)| k.as_str() == Some("calls"))
-        .and_then(|(_, v)| match v {
-            Value::U64(n) => Some(*n),
-            Value::I64(n) => u64::try_from(*n).ok(),
-            _ => None,
-        })
-        .expect("info has calls")
+    info
+}
+
+/// Guest calls a node has served, from its info.
+async fn calls_served(addr: &str) -> u64 {
+    info(addr).await.calls
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,8 +30,9 @@ use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
 pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::client::{Client, Module};
-use crate::options::InstanceOptions;
 use crate::registry::RegistryClient;
+use rwc_api::InstanceOptions;
+use rwc_api::capability::{SYS, sys};
 
 /// Instances per node when the node does not say how many CPUs it has.
 pub const DEFAULT_PER_NODE: usize = 2;
@@ -413,31 +414,15 @@ async fn resolve(addr: &str) -> Result<Vec<String>, Error> {
 /// instances it lets one connection hold (from its info).
 async fn capacity(client: &Client) -> (Option<usize>, Option<usize>) {
     let cpus = async {
-        let sys: NetRef = client.capability("sys").await.ok()??;
-        sys.call::<usize>("cpu_count", ())
+        let sys: NetRef = client.capability(SYS).await.ok()??;
+        sys.call::<usize>(sys::CPU_COUNT, ())
             .await
             .ok()
             .filter(|&n| n > 0)
     };
     let max_instances = async {
         let info = client.info().await.ok()?;
-        let limits = map_field(&info, "limits")?;
-        match map_field(limits, "max_instances_per_connection")? {
-            Value::U64(n) => usize::try_from(*n).ok(),
-            Value::I64(n) => usize::try_from(*n).ok(),
-            _ => None,
-        }
+        Some(info.limits.max_instances_per_connection)
     };
     tokio::join!(cpus, max_instances)
-}
-
-/// The value under the string key `key` of a map value.
-fn map_field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    match v {
-        Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v),
-        _ => None,
-    }
 }

@@ -16,8 +16,8 @@ pub struct LimitArgs {
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Deadline of each call: milliseconds, or with a unit (500ms, 5s, 2m).
-    #[arg(long, value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
+    #[arg(long = "timeout", visible_alias = "call-timeout", value_parser = parse_duration)]
+    pub call_timeout: Option<Duration>,
     /// Environment variable for the guest, KEY=VALUE (repeat for several).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
@@ -40,8 +40,8 @@ impl LimitArgs {
         InstanceOptions {
             memory: self.memory,
             fuel: self.fuel,
-            timeout: self.timeout,
-            env: self.env.clone(),
+            call_timeout: self.call_timeout,
+            env: self.env.iter().cloned().collect(),
             args: self.guest_args.clone(),
             capabilities: self.capabilities.clone(),
             ..InstanceOptions::default()

@@ -26,7 +26,7 @@ pub async fn call(
     let client = Client::connect(node).await?;
     let module = client.upload(&bytes).await?;
     let mut options = limits.options();
-    options.output = Some(OutputHandler::stderr());
+    options.output = Some(OutputHandler::stderr().into());
     let instance = client.instantiate(&module, options).await?;
     let result = instance.call_value(func, args).await?;
     println!("{}", to_json(&result));
@@ -47,7 +47,7 @@ pub async fn run(
     let client = Client::connect(node).await?;
     let module = client.upload_with_progress(&bytes, |_, _| {}).await?;
     let mut options = limits.options();
-    options.output = Some(OutputHandler::stderr());
+    options.output = Some(OutputHandler::stderr().into());
     let result = client.run(&module, func, args, options).await?;
     println!("{}", to_json(&result));
     client.close();
@@ -58,10 +58,7 @@ pub async fn run(
 pub async fn info(node: &str) -> Result<(), Error> {
     let client = Client::connect(node).await?;
     let info = client.info().await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&to_json(&info)).unwrap_or_default()
-    );
+    println!("{}", pretty(&info)?);
     client.close();
     Ok(())
 }
@@ -178,4 +175,10 @@ pub async fn registry(listen: &str) -> Result<(), Error> {
     }
     server.run(signal::shutdown()).await;
     Ok(())
+}
+
+/// A reply as pretty JSON, for a person to read.
+pub fn pretty(reply: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(reply)
+        .map_err(|e| Error::failed(format!("cannot print the reply as JSON: {e}")))
 }

@@ -11,8 +11,13 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use rwc_client::api::root::Instantiate;
+use rwc_client::api::{instance, module};
 use rwc_client::json::{from_json, to_json};
-use rwc_client::{Client, Error, ErrorKind, InstanceOptions, NetRef, OutputHandler, Value};
+use rwc_client::{
+    Client, Error, ErrorKind, InstanceOptions, NetRef, ObjectRef, OutputHandler, Value, from_value,
+    request,
+};
 use rwc_protocol::Ref;
 use serde_json::Value as Json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -21,9 +26,9 @@ const HELP: &str = "\
 commands:
   load FILE                      upload a module (.wasm or .wat)        -> $mN
   new $m [OPTIONS]               instantiate $m; OPTIONS is a JSON map:  -> $iN
-                                 {\"fuel\": 1000000, \"memory\": 16777216, \"timeout_ms\": 5000,
+                                 {\"fuel\": 1000000, \"memory\": 16777216, \"call_timeout_ms\": 5000,
                                   \"env\": {\"K\": \"V\"}, \"args\": [\"prog\"], \"capabilities\": [\"sys\"],
-                                  \"grant\": {\"name\": \"$x\"}}
+                                  \"objects\": {\"name\": \"$x\"}}
   call $x METHOD [ARG…]          call an export of an instance (or a method of any netref);
                                  each ARG is JSON, a bare word (a string) or a $variable
   set $name = COMMAND | VALUE    keep what load/new/call returns (or a JSON value) in $name
@@ -192,12 +197,14 @@ impl Shell {
             }
             "exports" => {
                 let var = self.var(single_var(rest)?)?.clone();
-                let method = match var.kind {
-                    Kind::Module(_) => "exports",
-                    _ => "rwc.exports",
+                let target = netref(&var.value)?;
+                let list = match var.kind {
+                    Kind::Module(_) => request(&target, &module::Exports {}).await?,
+                    _ => request(&target, &instance::Exports {}).await?,
                 };
-                let list = netref(&var.value)?.call_value(method, vec![]).await?;
-                print_exports(&list);
+                for e in list {
+                    println!("  {:<20} {:<8} {}", e.name, e.abi, e.signature);
+                }
                 Ok(())
             }
             "methods" => {
@@ -227,10 +234,7 @@ impl Shell {
             }
             "info" => {
                 let info = self.client.info().await?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&to_json(&info)).unwrap_or_default()
-                );
+                println!("{}", crate::commands::pretty(&info)?);
                 Ok(())
             }
             other => Err(Error::bad_argument(format!(
@@ -264,27 +268,28 @@ impl Shell {
                         "{module_var} is not a module; make one with load FILE"
                     )));
                 };
-                let options = match parse_values(options, &self.vars)?.as_slice() {
-                    [] => Value::Unit,
-                    [one] => one.clone(),
-                    _ => {
-                        return Err(Error::bad_argument(
-                            "usage: new $m [OPTIONS], OPTIONS one JSON map",
-                        ));
-                    }
+                let mut options: InstanceOptions =
+                    match parse_values(options, &self.vars)?.as_slice() {
+                        [] | [Value::Unit] => InstanceOptions::default(),
+                        [one] => from_value(one.clone()).map_err(|e| {
+                            Error::bad_argument(format!("bad instance options: {}", e.message()))
+                        })?,
+                        _ => {
+                            return Err(Error::bad_argument(
+                                "usage: new $m [OPTIONS], OPTIONS one JSON map",
+                            ));
+                        }
+                    };
+                options
+                    .output
+                    .get_or_insert_with(|| OutputHandler::terminal().into());
+                let req = Instantiate {
+                    module: ObjectRef::from(netref(&module.value)?),
+                    options,
                 };
-                let mut options = InstanceOptions::from_value(options)?;
-                options.output = Some(OutputHandler::terminal());
-                let value = self
-                    .client
-                    .root()
-                    .call_value(
-                        "instantiate",
-                        vec![module.value.clone(), options.to_value()],
-                    )
-                    .await?;
+                let instance = request(self.client.root(), &req).await?;
                 Ok(Var {
-                    value,
+                    value: instance.into(),
                     kind: Kind::Instance(hash.clone()),
                 })
             }
@@ -443,30 +448,6 @@ fn show(v: &Value) -> String {
     match v {
         Value::Ref(_) => "netref".to_owned(),
         other => to_json(other).to_string(),
-    }
-}
-
-fn print_exports(list: &Value) {
-    let Value::List(items) = list else {
-        println!("{}", show(list));
-        return;
-    };
-    for item in items {
-        let field = |k: &str| match item {
-            Value::Map(m) => m
-                .iter()
-                .find(|(key, _)| key.as_str() == Some(k))
-                .and_then(|(_, v)| v.as_str())
-                .unwrap_or("")
-                .to_owned(),
-            _ => String::new(),
-        };
-        println!(
-            "  {:<20} {:<8} {}",
-            field("name"),
-            field("abi"),
-            field("signature")
-        );
     }
 }
 
