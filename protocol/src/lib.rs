@@ -43,6 +43,8 @@ pub mod frame;
 #[cfg(feature = "io")]
 mod handshake;
 #[cfg(feature = "io")]
+pub mod listener;
+#[cfg(feature = "io")]
 mod netref;
 #[cfg(feature = "io")]
 pub mod object;
