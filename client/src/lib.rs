@@ -10,6 +10,7 @@
 //!   called by name with typed arguments.
 //! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
 //!   input order, and survives nodes dying.
+//! - [`discovery`]: where a pool's nodes come from (a list, DNS, the registry).
 //! - [`registry`]: where nodes list themselves and clients find them by tag.
 //! - [`json`]: the JSON the `rwc` command line reads and prints.
 //!
@@ -38,10 +39,10 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod discovery;
 pub mod json;
 mod output;
 pub mod pool;
-pub mod registry;
 
 pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
 pub use output::OutputHandler;
@@ -53,3 +54,4 @@ pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};
 pub use rwc_protocol::{
     Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
 };
+pub use rwc_registry as registry;

@@ -9,7 +9,8 @@
 //! - `abi`: the node's side of the guest ABI (`docs/abi.md`); [`capabilities`]: the host
 //!   objects (`sys`, `log`) a guest can be handed.
 //! - [`server`] listens (TCP, Unix socket, stdio) and shuts down gracefully.
-//! - [`registry`] keeps the node listed in a registry, so clients find it by tag.
+//! - `rwc-node --register` keeps the node listed in a registry ([`rwc_registry`]), so
+//!   clients find it by tag.
 
 mod abi;
 pub mod capabilities;
@@ -17,7 +18,6 @@ pub mod config;
 pub mod error;
 pub mod instance;
 mod node;
-pub mod registry;
 pub mod sandbox;
 pub mod server;
 pub mod service;

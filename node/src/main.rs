@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rwc_node::registry::Registration;
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
 use rwc_protocol::signal;
+use rwc_registry::Registration;
 use tracing_subscriber::EnvFilter;
 
 /// Run uploaded WebAssembly in a sandbox, for rwc clients.

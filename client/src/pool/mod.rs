@@ -30,7 +30,7 @@ use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
 pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::client::{Client, Module};
-use crate::registry::RegistryClient;
+use crate::discovery::{Discovery, Dns, NodeAddr, RegistryDiscovery};
 use rwc_api::InstanceOptions;
 use rwc_api::capability::{SYS, sys};
 
@@ -132,12 +132,12 @@ impl std::fmt::Debug for MapOptions {
 }
 
 impl Pool {
-    /// Connects to every node of `addrs`. Each `HOST:PORT` is resolved, so a DNS name with
-    /// several addresses gives several nodes; the same address given twice is one node.
-    /// `unix:/path` addresses are taken as they are.
+    /// Connects to every node of `addrs`. Each `HOST:PORT` is resolved ([`Dns`]), so a DNS
+    /// name with several addresses gives several nodes; the same address given twice is
+    /// one node. `unix:/path` addresses are taken as they are.
     ///
-    /// Nodes that cannot be reached are left out (see [`unreachable`](Pool::unreachable));
-    /// it is an error only if none can.
+    /// Nodes that cannot be resolved or reached are left out (see
+    /// [`unreachable`](Pool::unreachable)); it is an error only if none can.
     ///
     /// # Cancel safety
     /// Dropping the future closes the connections made so far.
@@ -147,22 +147,62 @@ impl Pool {
         S: AsRef<str>,
     {
         let mut unreachable = Vec::new();
-        let mut targets = Vec::new();
-        let mut seen = HashSet::new();
-        for addr in addrs {
-            let addr = addr.as_ref().trim();
-            if addr.is_empty() {
-                continue;
-            }
-            for target in resolve(addr).await.unwrap_or_else(|e| {
-                unreachable.push((addr.to_owned(), e));
-                Vec::new()
-            }) {
-                if seen.insert(target.clone()) {
-                    targets.push(target);
-                }
+        let mut found = Vec::new();
+        for name in Dns::new(addrs).0 {
+            match Dns(vec![name.clone()]).resolve().await {
+                Ok(nodes) => found.extend(nodes),
+                Err(e) => unreachable.push((name, e)),
             }
         }
+        Pool::from_nodes(found, unreachable).await
+    }
+
+    /// Connects to every node `source` lists ([`Discovery`]: a static list, DNS, a
+    /// registry…). Nodes that cannot be reached are left out; it is an error only if none
+    /// can.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn discover(source: &dyn Discovery) -> Result<Pool, Error> {
+        Pool::from_nodes(source.resolve().await?, Vec::new()).await
+    }
+
+    /// A pool of the nodes a registry lists under `tag` (every node it lists if `None`);
+    /// each address is resolved as [`connect`](Pool::connect) does.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn from_registry(registry: &str, tag: Option<&str>) -> Result<Pool, Error> {
+        let nodes = RegistryDiscovery::new(registry, tag).resolve().await?;
+        if nodes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                match tag {
+                    Some(t) => format!(
+                        "the registry at {registry} lists no node tagged {t:?}; start nodes with \
+                         `rwc-node --register {registry} --tag {t}`"
+                    ),
+                    None => format!(
+                        "the registry at {registry} lists no node; start nodes with \
+                         `rwc-node --register {registry}`"
+                    ),
+                },
+            ));
+        }
+        Pool::connect(nodes.iter().map(|n| n.addr.as_str())).await
+    }
+
+    /// Connects to `nodes` (each address once); `unreachable` are those already left out.
+    async fn from_nodes(
+        nodes: Vec<NodeAddr>,
+        mut unreachable: Vec<(String, Error)>,
+    ) -> Result<Pool, Error> {
+        let mut seen = HashSet::new();
+        let targets: Vec<String> = nodes
+            .into_iter()
+            .map(|n| n.addr)
+            .filter(|a| seen.insert(a.clone()))
+            .collect();
         let connected = join_all(targets.iter().map(|t| Client::connect(t))).await;
         let mut nodes = Vec::new();
         for (addr, c) in targets.into_iter().zip(connected) {
@@ -205,35 +245,6 @@ impl Pool {
             unreachable,
             hash: None,
         })
-    }
-
-    /// A pool of the nodes a registry lists under `tag` (every node it lists if `None`).
-    ///
-    /// # Cancel safety
-    /// Dropping the future abandons the lookup and closes the connections made so far.
-    pub async fn from_registry(registry: &str, tag: Option<&str>) -> Result<Pool, Error> {
-        let r = RegistryClient::connect(registry).await?;
-        let entries = match tag {
-            Some(t) => r.lookup(t).await?,
-            None => r.list().await?,
-        };
-        r.close();
-        if entries.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                match tag {
-                    Some(t) => format!(
-                        "the registry at {registry} lists no node tagged {t:?}; start nodes with \
-                         `rwc-node --register {registry} --tag {t}`"
-                    ),
-                    None => format!(
-                        "the registry at {registry} lists no node; start nodes with \
-                         `rwc-node --register {registry}`"
-                    ),
-                },
-            ));
-        }
-        Pool::connect(entries.iter().map(|e| e.addr.as_str())).await
     }
 
     /// The nodes' addresses, in the pool's order.
@@ -395,19 +406,6 @@ impl Pool {
             n.client.close();
         }
     }
-}
-
-/// `HOST:PORT` → every address it resolves to; `unix:/path` as it is.
-async fn resolve(addr: &str) -> Result<Vec<String>, Error> {
-    if addr.starts_with("unix:") {
-        return Ok(vec![addr.to_owned()]);
-    }
-    let found = tokio::net::lookup_host(addr).await.map_err(|e| {
-        Error::bad_argument(format!(
-            "cannot resolve {addr}: {e}; give nodes as HOST:PORT"
-        ))
-    })?;
-    Ok(found.map(|a| a.to_string()).collect())
 }
 
 /// The node's CPU count (through its `sys` capability, if it grants it) and how many
