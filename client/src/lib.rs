@@ -12,7 +12,6 @@
 //!   input order, and survives nodes dying.
 //! - [`discovery`]: where a pool's nodes come from (a list, DNS, the registry).
 //! - [`registry`]: where nodes list themselves and clients find them by tag.
-//! - [`json`]: the JSON the `rwc` command line reads and prints.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rwc_client::Error> {
@@ -40,7 +39,6 @@
 
 mod client;
 pub mod discovery;
-pub mod json;
 mod output;
 pub mod pool;
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use rwc_client::json::to_json;
+use crate::json::to_json;
 use rwc_client::registry::{RegistryClient, RegistryServer};
 use rwc_client::{Client, Error, OutputHandler};
 use rwc_protocol::signal;

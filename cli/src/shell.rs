@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use crate::json::{from_json, to_json};
 use rwc_client::api::root::Instantiate;
 use rwc_client::api::{instance, module};
-use rwc_client::json::{from_json, to_json};
 use rwc_client::{
     Client, Error, ErrorKind, InstanceOptions, NetRef, ObjectRef, OutputHandler, Value, from_value,
     request,

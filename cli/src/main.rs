@@ -2,9 +2,12 @@
 //!
 //! A thin layer over `rwc-client`: it parses arguments, prints results (JSON on stdout,
 //! progress and messages on stderr) and turns the kind of an error into the exit code.
+//! Everything only a binary needs lives here, not in the library: argument parsing,
+//! progress bars, the shell, completions, log formatting and the allocator.
 
 mod args;
 mod commands;
+mod json;
 mod map;
 mod progress;
 mod shell;

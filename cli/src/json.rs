@@ -1,7 +1,8 @@
 //! JSON for people and scripts: command-line arguments in, results out.
 
 use base64::Engine;
-use rwc_protocol::{Error, Ref, Value, to_value};
+use rwc_client::{Error, Value, to_value};
+use rwc_protocol::Ref;
 use serde_json::{Map, Number, Value as Json};
 
 /// Parses a command-line argument as JSON; a bare word that is not JSON is a string.

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rwc_client::json::parse_arg;
+use crate::json::parse_arg;
 use rwc_client::{Error, InstanceOptions, Value};
 
 /// Limits and environment of the instance a command makes.

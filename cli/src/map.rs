@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rwc_client::json::{from_json, to_json};
+use crate::json::{from_json, to_json};
 use rwc_client::{Error, MapOptions, MapReport, Pool, Value};
 use serde_json::{Value as Json, json};
 
