@@ -91,7 +91,7 @@ async fn hostile_guests_fail_alone() {
             call_err(
                 &c,
                 wat::SPIN,
-                options(&[("timeout_ms", Value::U64(500))]),
+                options(&[("call_timeout_ms", Value::U64(500))]),
                 "spin",
             ),
         )

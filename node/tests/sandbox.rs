@@ -151,15 +151,19 @@ async fn infinite_loop_times_out_at_its_deadline() {
     let err = instance.call("spin", &[]).await.unwrap_err();
     let elapsed = start.elapsed();
     match &err {
-        SandboxError::TimedOut { deadline, trace } => {
-            assert_eq!(*deadline, Duration::from_millis(200));
+        SandboxError::TimedOut {
+            call_timeout,
+            trace,
+        } => {
+            assert_eq!(*call_timeout, Duration::from_millis(200));
             assert!(trace.contains("spin"), "{trace}");
         }
         other => panic!("expected TimedOut, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
-        "call exceeded its 200ms deadline; raise --timeout or the call's deadline option"
+        "call ran past its call timeout of 200ms; raise --timeout (call_timeout_ms), up to \
+         the node's limit"
     );
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
@@ -661,7 +665,7 @@ async fn disk_cache_survives_a_new_sandbox() {
     };
 
     let first = with_cache();
-    let id = first.load(ADD.as_bytes()).unwrap().id().to_string();
+    let id = first.load(ADD.as_bytes()).unwrap().hash().to_string();
     assert_eq!(first.stats().compiles, 1);
     drop(first);
 
@@ -683,7 +687,7 @@ async fn disk_cache_survives_a_new_sandbox() {
     // A module only on disk is found by id alone.
     let third = with_cache();
     let module = third.module(&id).expect("found on disk");
-    assert_eq!(module.id(), id);
+    assert_eq!(module.hash(), id);
     assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
     assert_eq!(third.stats().compiles, 0);
 }
@@ -713,7 +717,7 @@ async fn disk_cache_keeps_both_variants() {
 
     let first = with_cache();
     let module = first.load(SPIN.as_bytes()).unwrap();
-    let id = module.id().to_string();
+    let id = module.hash().to_string();
     let unmetered_artifact = match artifacts().as_slice() {
         [only] => only.clone(),
         other => panic!("expected only the unmetered artifact, found {other:?}"),

@@ -58,7 +58,7 @@ pub(crate) struct MapJob<'a> {
     pub(crate) inputs: &'a [Vec<Value>],
     pub(crate) instance: &'a InstanceOptions,
     pub(crate) depth: usize,
-    pub(crate) deadline: Duration,
+    pub(crate) call_timeout: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) each_result: Option<ResultFn>,
 }
@@ -428,7 +428,7 @@ async fn slot(
         };
         let args = job.inputs[i].clone();
         let result = instance
-            .call_with(job.export, args, CallOptions::deadline(job.deadline))
+            .call_with(job.export, args, CallOptions::deadline(job.call_timeout))
             .await;
         match result {
             Err(e) if e.kind() == ErrorKind::Disconnected && !e.is_remote() => {

@@ -41,7 +41,7 @@ pub const DEFAULT_PER_NODE: usize = 2;
 pub const DEFAULT_DEPTH: usize = 2;
 
 /// How long one map call may take by default, queueing on the node included.
-pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(300);
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Nodes that work together on a [`map`](Pool::map).
 #[derive(Debug)]
@@ -74,10 +74,11 @@ pub struct MapOptions {
     /// Calls queued per instance, so it never idles waiting for the next one to arrive.
     /// Default: [`DEFAULT_DEPTH`].
     pub depth: Option<usize>,
-    /// How long one call may take, from sending it to its result (queueing on the node
-    /// included); one that takes longer fails with `timed out`. Default:
-    /// [`DEFAULT_CALL_DEADLINE`]. The node's own call timeout also applies.
-    pub call_deadline: Option<Duration>,
+    /// How long the pool waits for one call, from sending it to its result (queueing on
+    /// the node included); one that takes longer fails with `timed out`. Default:
+    /// [`DEFAULT_CALL_TIMEOUT`]. How long the guest itself may run is the instance's
+    /// [`call_timeout`](InstanceOptions::call_timeout), capped by the node.
+    pub call_timeout: Option<Duration>,
     /// Options of the instances (memory, fuel, env…). A fuel budget is per instance,
     /// shared by the calls it runs; an instance whose guest trapped or ran out of fuel or
     /// time is replaced by a fresh one.
@@ -123,7 +124,7 @@ impl std::fmt::Debug for MapOptions {
         f.debug_struct("MapOptions")
             .field("per_node", &self.per_node)
             .field("depth", &self.depth)
-            .field("call_deadline", &self.call_deadline)
+            .field("call_timeout", &self.call_timeout)
             .field("instance", &self.instance)
             .field("progress", &self.progress.is_some())
             .field("each_result", &self.each_result.is_some())
@@ -392,7 +393,7 @@ impl Pool {
             inputs: &inputs,
             instance: &options.instance,
             depth: options.depth.unwrap_or(DEFAULT_DEPTH).max(1),
-            deadline: options.call_deadline.unwrap_or(DEFAULT_CALL_DEADLINE),
+            call_timeout: options.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
             progress: options.progress.clone(),
             each_result: options.each_result.clone(),
         };

@@ -20,7 +20,7 @@ use wasmtime::{
     TypedFunc,
 };
 
-use crate::instance::{AbiState, GuestObject, JobQueue, run_nested};
+use crate::instance::{AbiState, GuestProxy, JobQueue, run_nested};
 use crate::sandbox::StoreState;
 
 /// Why running guest code through the ABI failed.
@@ -387,7 +387,7 @@ fn to_guest<C: HasState>(ctx: &mut C, value: &mut Value) -> Result<(), Error> {
                     "raw wire reference {w:?} cannot be given to a guest"
                 )));
             }
-            Ref::Object(netref) => match netref.downcast_local::<GuestObject>() {
+            Ref::Object(netref) => match netref.downcast_local::<GuestProxy>() {
                 Some(g) if g.instance_id() == state.instance_id => WireRef::Receiver(g.id()),
                 _ => WireRef::Sender(state.handles.insert(netref.clone())?),
             },
@@ -439,7 +439,7 @@ impl AbiState {
             .jobs_tx
             .upgrade()
             .ok_or_else(|| Error::disconnected("the instance is closing"))?;
-        let obj = Arc::new(GuestObject::new(self.instance_id, id, jobs));
+        let obj = Arc::new(GuestProxy::new(self.instance_id, id, jobs));
         self.guest_objects.insert(id, Arc::downgrade(&obj));
         Ok(NetRef::from_object(obj))
     }

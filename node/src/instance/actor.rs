@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wasmtime::Caller;
 
-use super::guest_object::GuestObject;
+use super::guest_proxy::GuestProxy;
 use super::output::OutputForwarder;
 use crate::abi::handles::HandleTable;
 use crate::abi::{self, Fault, TopLevel, lift};
@@ -28,7 +28,7 @@ use crate::service::{describe_exports, is_callable_numeric};
 /// Per-instance state of the ABI, kept in the store.
 pub(crate) struct AbiState {
     pub(crate) handles: HandleTable,
-    pub(crate) guest_objects: HashMap<u64, Weak<GuestObject>>,
+    pub(crate) guest_objects: HashMap<u64, Weak<GuestProxy>>,
     pub(crate) capabilities: HashMap<String, NetRef>,
     pub(crate) pending_result: Option<Vec<u8>>,
     pub(crate) panic: Option<String>,

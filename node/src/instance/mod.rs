@@ -3,11 +3,11 @@
 //! guest hands out, and the forwarding of guest output to the client.
 
 mod actor;
-mod guest_object;
+mod guest_proxy;
 mod object;
 pub(crate) mod output;
 
 pub(crate) use self::actor::{AbiState, JobQueue, run_nested};
-pub(crate) use self::guest_object::GuestObject;
+pub(crate) use self::guest_proxy::GuestProxy;
 pub use self::object::InstanceObject;
 pub(crate) use self::object::instantiate;

@@ -34,7 +34,7 @@ impl std::fmt::Debug for InstanceObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstanceObject")
             .field("id", &self.id)
-            .field("module", &self.module.id())
+            .field("module", &self.module.hash())
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +210,7 @@ impl Dispatch for InstanceObject {
             instance::Fuel::METHOD => self.job(JobKind::Fuel, deadline).await,
             instance::Info::METHOD => to_value(&InstanceInfo {
                 id: self.id,
-                module: self.module.id().to_owned(),
+                module: self.module.hash().to_owned(),
             }),
             instance::Close::METHOD => {
                 self.close().await;

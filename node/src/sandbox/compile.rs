@@ -26,9 +26,9 @@ impl Sandbox {
     }
 }
 
-/// Whether `id` looks like a module id: 64 lowercase hex digits.
-pub(super) fn is_module_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// Whether `hash` looks like a module hash: 64 lowercase hex digits.
+pub(super) fn is_module_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses (WAT), validates and compiles an upload.
@@ -80,12 +80,12 @@ mod tests {
     use crate::sandbox::test_support::{ADD, sandbox};
 
     #[test]
-    fn binary_and_text_both_load_under_their_own_ids() {
+    fn binary_and_text_both_load_under_their_own_hashes() {
         let sandbox = sandbox(SandboxConfig::default());
         let binary = wat::parse_str(ADD).unwrap();
         let from_text = sandbox.load(ADD.as_bytes()).unwrap();
         let from_binary = sandbox.load(&binary).unwrap();
-        assert_ne!(from_text.id(), from_binary.id());
+        assert_ne!(from_text.hash(), from_binary.hash());
         assert_eq!(from_text.exports(), from_binary.exports());
     }
 

@@ -275,7 +275,7 @@ impl Instance {
 impl fmt::Debug for Instance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instance")
-            .field("module", &self.module.id())
+            .field("module", &self.module.hash())
             .field("call_timeout", &self.call_timeout)
             .field("fuel_remaining", &self.fuel_remaining())
             .finish_non_exhaustive()

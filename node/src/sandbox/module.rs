@@ -20,10 +20,10 @@ use super::description::{Described, ExportInfo, ImportInfo, describe};
 /// A loaded module, ready to instantiate. Shared (`Arc`) between the cache and the
 /// instances made from it; evicting it from the cache does not affect those instances.
 pub struct LoadedModule {
-    id: String,
+    hash: String,
     exports: Vec<ExportInfo>,
     imports: Vec<ImportInfo>,
-    /// The upload (its SHA-256 is `id`), kept to compile the fuel-metering variant.
+    /// The upload (its SHA-256 is `hash`), kept to compile the fuel-metering variant.
     pub(super) upload: Box<[u8]>,
     /// Compiled for the unmetered engine, at load.
     pub(super) unmetered: Compiled,
@@ -42,8 +42,8 @@ pub(super) struct Compiled {
 
 impl LoadedModule {
     /// The module's name: lowercase hex SHA-256 of the uploaded bytes.
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 
     /// Size of the upload in bytes.
@@ -96,7 +96,7 @@ impl LoadedModule {
 impl fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadedModule")
-            .field("id", &self.id)
+            .field("hash", &self.hash)
             .field("size", &self.size())
             .field("compiled_size", &self.compiled_size())
             .field("has_fuel_variant", &self.has_fuel_variant())
@@ -108,7 +108,7 @@ impl fmt::Debug for LoadedModule {
 
 impl LoadedModule {
     /// Describes the module compiled as `unmetered`.
-    pub(super) fn new(id: String, upload: Box<[u8]>, unmetered: Compiled) -> Self {
+    pub(super) fn new(hash: String, upload: Box<[u8]>, unmetered: Compiled) -> Self {
         let module = &unmetered.module;
         let exports = module
             .exports()
@@ -141,7 +141,7 @@ impl LoadedModule {
             })
             .collect();
         Self {
-            id,
+            hash,
             exports,
             imports,
             upload,

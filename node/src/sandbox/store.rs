@@ -175,7 +175,7 @@ where
         // The guest sat in a host function past its deadline; the future is dropped,
         // which cancels it.
         Err(_elapsed) => Err(Guarded::Failed(SandboxError::TimedOut {
-            deadline: timeout,
+            call_timeout: timeout,
             trace: String::new(),
         })),
     }

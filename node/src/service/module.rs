@@ -33,7 +33,7 @@ impl ModuleObject {
 
     fn info(&self) -> ModuleInfo {
         ModuleInfo {
-            hash: self.module.id().to_owned(),
+            hash: self.module.hash().to_owned(),
             size: self.module.size(),
             exports: describe_exports(&self.module),
             imports: describe_imports(&self.module),
@@ -105,7 +105,7 @@ impl Dispatch for ModuleObject {
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         match call.method {
-            module::Hash::METHOD => to_value(self.module.id()),
+            module::Hash::METHOD => to_value(self.module.hash()),
             module::Size::METHOD => to_value(&self.module.size()),
             module::Exports::METHOD => to_value(&describe_exports(&self.module)),
             module::Imports::METHOD => to_value(&describe_imports(&self.module)),

@@ -44,32 +44,32 @@ impl DiskCache {
         })
     }
 
-    pub(super) fn artifact_path(&self, id: &str, metering: Metering) -> PathBuf {
+    pub(super) fn artifact_path(&self, hash: &str, metering: Metering) -> PathBuf {
         let compat = match metering {
             Metering::Unmetered => &self.unmetered_compat,
             Metering::Fuel => &self.fuel_compat,
         };
-        self.dir.join(format!("{id}-{compat}.cwasm"))
+        self.dir.join(format!("{hash}-{compat}.cwasm"))
     }
 
-    pub(super) fn upload_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.upload"))
+    pub(super) fn upload_path(&self, hash: &str) -> PathBuf {
+        self.dir.join(format!("{hash}.upload"))
     }
 
-    /// The cached upload of module `id`, if there is one whose SHA-256 is `id`.
-    /// `id` must already be checked to be a SHA-256 hex string (it becomes a file name).
-    pub(super) fn load_upload(&self, id: &str) -> Option<Box<[u8]>> {
-        let path = self.upload_path(id);
+    /// The cached upload of module `hash`, if there is one whose SHA-256 is `hash`.
+    /// `hash` must already be checked to be a SHA-256 hex string (it becomes a file name).
+    pub(super) fn load_upload(&self, hash: &str) -> Option<Box<[u8]>> {
+        let path = self.upload_path(hash);
         match fs::read(&path) {
-            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == id => Some(bytes.into()),
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == hash => Some(bytes.into()),
             Ok(_) => {
-                tracing::warn!(module = id, "discarding corrupt {}", path.display());
+                tracing::warn!(module = hash, "discarding corrupt {}", path.display());
                 let _ = fs::remove_file(&path);
                 None
             }
             Err(err) => {
                 tracing::warn!(
-                    module = id,
+                    module = hash,
                     "cached module has no upload ({err}); ignoring it"
                 );
                 None
@@ -77,16 +77,16 @@ impl DiskCache {
         }
     }
 
-    /// The module `id` compiled for the `metering` engine, if there is a usable
-    /// artifact. `id` must already be checked to be a SHA-256 hex string.
+    /// The module `hash` compiled for the `metering` engine, if there is a usable
+    /// artifact. `hash` must already be checked to be a SHA-256 hex string.
     #[allow(unsafe_code)]
     pub(super) fn load_artifact(
         &self,
         engine: &Engine,
         metering: Metering,
-        id: &str,
+        hash: &str,
     ) -> Option<Module> {
-        let artifact = self.artifact_path(id, metering);
+        let artifact = self.artifact_path(hash, metering);
         if !artifact.exists() {
             return None;
         }
@@ -101,7 +101,7 @@ impl DiskCache {
             Ok(module) => Some(module),
             Err(err) => {
                 tracing::warn!(
-                    module = id,
+                    module = hash,
                     "discarding unusable cached module {}: {}",
                     artifact.display(),
                     error_chain(&err)
@@ -115,32 +115,32 @@ impl DiskCache {
     /// Writes a freshly compiled `module` (upload and unmetered artifact) to the cache.
     pub(super) fn store(&self, module: &LoadedModule) {
         // The upload goes first: an artifact is only used with one.
-        if self.store_upload(module.id(), &module.upload) {
-            self.store_artifact(module.id(), Metering::Unmetered, module.module());
+        if self.store_upload(module.hash(), &module.upload) {
+            self.store_artifact(module.hash(), Metering::Unmetered, module.module());
         }
     }
 
-    /// Writes the upload of module `id`; whether that worked. Failures are logged, not
+    /// Writes the upload of module `hash`; whether that worked. Failures are logged, not
     /// returned: the cache is an optimisation and the module is already usable.
-    pub(super) fn store_upload(&self, id: &str, upload: &[u8]) -> bool {
-        match write_atomically(&self.upload_path(id), upload) {
+    pub(super) fn store_upload(&self, hash: &str, upload: &[u8]) -> bool {
+        match write_atomically(&self.upload_path(hash), upload) {
             Ok(()) => true,
             Err(err) => {
-                tracing::warn!(module = id, "cannot write the module cache: {err}");
+                tracing::warn!(module = hash, "cannot write the module cache: {err}");
                 false
             }
         }
     }
 
-    /// Writes the artifact of module `id` compiled for the `metering` engine. Failures
+    /// Writes the artifact of module `hash` compiled for the `metering` engine. Failures
     /// are logged, not returned.
-    pub(super) fn store_artifact(&self, id: &str, metering: Metering, module: &Module) {
+    pub(super) fn store_artifact(&self, hash: &str, metering: Metering, module: &Module) {
         let result = module
             .serialize()
             .map_err(|err| error_chain(&err))
-            .and_then(|artifact| write_atomically(&self.artifact_path(id, metering), &artifact));
+            .and_then(|artifact| write_atomically(&self.artifact_path(hash, metering), &artifact));
         if let Err(err) = result {
-            tracing::warn!(module = id, "cannot write the module cache: {err}");
+            tracing::warn!(module = hash, "cannot write the module cache: {err}");
         }
     }
 }
@@ -183,20 +183,24 @@ mod tests {
                 ..SandboxConfig::default()
             })
         };
-        let id = with_cache().load(ADD.as_bytes()).unwrap().id().to_string();
-        let upload = dir.path().join(format!("{id}.upload"));
+        let hash = with_cache()
+            .load(ADD.as_bytes())
+            .unwrap()
+            .hash()
+            .to_string();
+        let upload = dir.path().join(format!("{hash}.upload"));
         assert_eq!(fs::read(&upload).unwrap(), ADD.as_bytes());
 
         fs::write(&upload, b"(module)").unwrap();
         let sandbox = with_cache();
         assert!(
-            sandbox.module(&id).is_none(),
-            "its upload does not match its id"
+            sandbox.module(&hash).is_none(),
+            "its upload does not match its hash"
         );
         assert!(!upload.exists(), "and is removed");
         // Uploading it again finds the compiled module and restores the upload.
         let module = sandbox.load(ADD.as_bytes()).unwrap();
-        assert_eq!(module.id(), id);
+        assert_eq!(module.hash(), hash);
         let stats = sandbox.stats();
         assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 1));
         assert_eq!(fs::read(&upload).unwrap(), ADD.as_bytes());

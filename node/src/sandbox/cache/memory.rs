@@ -10,7 +10,7 @@ use crate::sandbox::LoadedModule;
 /// by count.
 pub(super) struct MemoryCache {
     entries: HashMap<String, CacheEntry>,
-    /// Use stamp → id, oldest first.
+    /// Use stamp → hash, oldest first.
     order: BTreeMap<u64, String>,
     next_stamp: u64,
     bytes: u64,
@@ -48,29 +48,29 @@ impl MemoryCache {
         self.bytes
     }
 
-    pub(super) fn get(&mut self, id: &str) -> Option<Arc<LoadedModule>> {
+    pub(super) fn get(&mut self, hash: &str) -> Option<Arc<LoadedModule>> {
         let stamp = self.next_stamp;
-        let entry = self.entries.get_mut(id)?;
+        let entry = self.entries.get_mut(hash)?;
         self.order.remove(&entry.stamp);
         entry.stamp = stamp;
-        self.order.insert(stamp, id.to_string());
+        self.order.insert(stamp, hash.to_string());
         self.next_stamp += 1;
         Some(Arc::clone(&entry.module))
     }
 
     /// Inserts `module` and evicts the least recently used modules over budget. Returns
-    /// the cached module for that id: an earlier one if two loads raced.
+    /// the cached module for that hash: an earlier one if two loads raced.
     pub(super) fn insert(&mut self, module: Arc<LoadedModule>) -> Arc<LoadedModule> {
-        if let Some(existing) = self.get(module.id()) {
+        if let Some(existing) = self.get(module.hash()) {
             return existing;
         }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         let bytes = module.cache_size();
         self.bytes = self.bytes.saturating_add(bytes);
-        self.order.insert(stamp, module.id().to_string());
+        self.order.insert(stamp, module.hash().to_string());
         self.entries.insert(
-            module.id().to_string(),
+            module.hash().to_string(),
             CacheEntry {
                 module: Arc::clone(&module),
                 stamp,
@@ -81,10 +81,10 @@ impl MemoryCache {
         module
     }
 
-    /// Counts `module` at its current size, if it is the one cached under its id (it may
+    /// Counts `module` at its current size, if it is the one cached under its hash (it may
     /// have been evicted, or replaced after an eviction), and evicts over budget.
     pub(super) fn resize(&mut self, module: &Arc<LoadedModule>) {
-        let Some(entry) = self.entries.get_mut(module.id()) else {
+        let Some(entry) = self.entries.get_mut(module.hash()) else {
             return;
         };
         if !Arc::ptr_eq(&entry.module, module) {
@@ -98,10 +98,10 @@ impl MemoryCache {
 
     fn evict_over_budget(&mut self) {
         while self.bytes > self.max_bytes || self.entries.len() > self.max_modules {
-            let Some((_, id)) = self.order.pop_first() else {
+            let Some((_, hash)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(evicted) = self.entries.remove(&id) {
+            if let Some(evicted) = self.entries.remove(&hash) {
                 self.bytes = self.bytes.saturating_sub(evicted.bytes);
             }
         }
@@ -125,10 +125,10 @@ mod tests {
         let first = sandbox.load(wat(1).as_bytes()).unwrap();
         sandbox.load(wat(2).as_bytes()).unwrap();
         // Touch the first so the second is the least recently used.
-        assert!(sandbox.module(first.id()).is_some());
+        assert!(sandbox.module(first.hash()).is_some());
         sandbox.load(wat(3).as_bytes()).unwrap();
         assert_eq!(sandbox.stats().cached_modules, 2);
-        assert!(sandbox.module(first.id()).is_some());
+        assert!(sandbox.module(first.hash()).is_some());
         let second_id = hex::encode(Sha256::digest(wat(2).as_bytes()));
         assert!(sandbox.module(&second_id).is_none(), "evicted");
         // An evicted module can be loaded again.
@@ -146,6 +146,6 @@ mod tests {
         // Over budget on its own: returned, but not kept.
         assert_eq!(sandbox.stats().cached_modules, 0);
         assert_eq!(sandbox.stats().cached_bytes, 0);
-        assert!(sandbox.module(module.id()).is_none());
+        assert!(sandbox.module(module.hash()).is_none());
     }
 }

@@ -15,7 +15,7 @@ use wasmtime::{Engine, InstancePre};
 
 use self::disk::DiskCache;
 use self::memory::MemoryCache;
-use super::compile::{is_module_id, prelink};
+use super::compile::{is_module_hash, prelink};
 use super::engine::Metering;
 use super::module::{Compiled, LoadedModule};
 use super::{Sandbox, SandboxConfig, SandboxError, StoreState};
@@ -35,38 +35,38 @@ impl Sandbox {
                 limit: cache.max_module_bytes,
             });
         }
-        let id = hex::encode(Sha256::digest(bytes));
+        let hash = hex::encode(Sha256::digest(bytes));
 
-        if let Some(module) = cache.memory().get(&id) {
+        if let Some(module) = cache.memory().get(&hash) {
             cache.memory_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(module);
         }
-        if let Some(module) = self.load_from_disk(&id, Some(bytes)) {
+        if let Some(module) = self.load_from_disk(&hash, Some(bytes)) {
             return Ok(module);
         }
 
         let unmetered = self.compile_for(Metering::Unmetered, bytes)?;
-        let loaded = Arc::new(LoadedModule::new(id, bytes.into(), unmetered));
+        let loaded = Arc::new(LoadedModule::new(hash, bytes.into(), unmetered));
         if let Some(disk) = &cache.disk {
             disk.store(&loaded);
         }
         Ok(cache.memory().insert(loaded))
     }
 
-    /// The module named `id` if the node has it, in memory or in the disk cache.
+    /// The module named `hash` if the node has it, in memory or in the disk cache.
     ///
-    /// `id` usually comes from a client; anything that is not a SHA-256 hex string is
+    /// `hash` usually comes from a client; anything that is not a SHA-256 hex string is
     /// simply not found.
-    pub fn module(&self, id: &str) -> Option<Arc<LoadedModule>> {
-        if !is_module_id(id) {
+    pub fn module(&self, hash: &str) -> Option<Arc<LoadedModule>> {
+        if !is_module_hash(hash) {
             return None;
         }
         let cache = &self.inner.modules;
-        if let Some(module) = cache.memory().get(id) {
+        if let Some(module) = cache.memory().get(hash) {
             cache.memory_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Some(module);
         }
-        self.load_from_disk(id, None)
+        self.load_from_disk(hash, None)
     }
 
     /// The module pre-linked for the engine `metering` picks. The first time fuel
@@ -104,7 +104,7 @@ impl Sandbox {
             if let Some(disk) = &cache.disk {
                 let side = sandbox.inner.side(Metering::Fuel);
                 if let Some(artifact) =
-                    disk.load_artifact(&side.engine, Metering::Fuel, module.id())
+                    disk.load_artifact(&side.engine, Metering::Fuel, module.hash())
                 {
                     match prelink(&side.linker, artifact) {
                         Ok(compiled) => {
@@ -112,7 +112,7 @@ impl Sandbox {
                             return Ok(compiled);
                         }
                         Err(err) => tracing::warn!(
-                            module = module.id(),
+                            module = module.hash(),
                             "cached fuel-metered module no longer links: {err}"
                         ),
                     }
@@ -120,7 +120,7 @@ impl Sandbox {
             }
             let compiled = sandbox.compile_for(Metering::Fuel, &module.upload)?;
             if let Some(disk) = &cache.disk {
-                disk.store_artifact(module.id(), Metering::Fuel, &compiled.module);
+                disk.store_artifact(module.hash(), Metering::Fuel, &compiled.module);
             }
             Ok(compiled)
         })
@@ -132,35 +132,35 @@ impl Sandbox {
         })?
     }
 
-    /// The module `id` from the disk cache, if it has the unmetered artifact and the
+    /// The module `hash` from the disk cache, if it has the unmetered artifact and the
     /// upload (`upload` if the caller has it, else the cached copy).
-    fn load_from_disk(&self, id: &str, upload: Option<&[u8]>) -> Option<Arc<LoadedModule>> {
+    fn load_from_disk(&self, hash: &str, upload: Option<&[u8]>) -> Option<Arc<LoadedModule>> {
         let cache = &self.inner.modules;
         let disk = cache.disk.as_ref()?;
-        if !disk.artifact_path(id, Metering::Unmetered).exists() {
+        if !disk.artifact_path(hash, Metering::Unmetered).exists() {
             return None;
         }
         let upload: Box<[u8]> = match upload {
             Some(bytes) => {
-                if !disk.upload_path(id).exists() {
-                    disk.store_upload(id, bytes);
+                if !disk.upload_path(hash).exists() {
+                    disk.store_upload(hash, bytes);
                 }
                 bytes.into()
             }
-            None => disk.load_upload(id)?,
+            None => disk.load_upload(hash)?,
         };
         let side = self.inner.side(Metering::Unmetered);
-        let artifact = disk.load_artifact(&side.engine, Metering::Unmetered, id)?;
+        let artifact = disk.load_artifact(&side.engine, Metering::Unmetered, hash)?;
         match prelink(&side.linker, artifact) {
             Ok(unmetered) => {
                 cache.disk_cache_hits.fetch_add(1, Ordering::Relaxed);
-                let loaded = LoadedModule::new(id.to_string(), upload, unmetered);
+                let loaded = LoadedModule::new(hash.to_string(), upload, unmetered);
                 Some(cache.memory().insert(Arc::new(loaded)))
             }
             Err(err) => {
                 // Only possible if the node's host functions changed since the artifact
                 // was written; compiling again gives the client the proper error.
-                tracing::warn!(module = id, "cached module no longer links: {err}");
+                tracing::warn!(module = hash, "cached module no longer links: {err}");
                 None
             }
         }
@@ -235,10 +235,10 @@ mod tests {
     use crate::sandbox::test_support::{ADD, sandbox};
 
     #[test]
-    fn id_is_sha256_of_the_upload_and_stable() {
+    fn hash_is_sha256_of_the_upload_and_stable() {
         let sandbox = sandbox(SandboxConfig::default());
         let module = sandbox.load(ADD.as_bytes()).unwrap();
-        assert_eq!(module.id(), hex::encode(Sha256::digest(ADD.as_bytes())));
+        assert_eq!(module.hash(), hex::encode(Sha256::digest(ADD.as_bytes())));
         assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
         assert!(module.compiled_size() > 0);
 
@@ -246,7 +246,10 @@ mod tests {
         assert!(Arc::ptr_eq(&module, &again));
         let stats = sandbox.stats();
         assert_eq!((stats.compiles, stats.memory_cache_hits), (1, 1));
-        assert!(Arc::ptr_eq(&sandbox.module(module.id()).unwrap(), &module));
+        assert!(Arc::ptr_eq(
+            &sandbox.module(module.hash()).unwrap(),
+            &module
+        ));
     }
 
     #[tokio::test]
@@ -267,10 +270,10 @@ mod tests {
     }
 
     #[test]
-    fn module_ids_are_checked_before_touching_the_disk() {
-        assert!(is_module_id(&"ab".repeat(32)));
-        assert!(!is_module_id(&"AB".repeat(32)));
-        assert!(!is_module_id("../../etc/passwd"));
+    fn module_hashes_are_checked_before_touching_the_disk() {
+        assert!(is_module_hash(&"ab".repeat(32)));
+        assert!(!is_module_hash(&"AB".repeat(32)));
+        assert!(!is_module_hash("../../etc/passwd"));
         let dir = tempfile::tempdir().unwrap();
         let sandbox = sandbox(SandboxConfig {
             cache_dir: Some(dir.path().to_path_buf()),

@@ -1,5 +1,6 @@
-//! A guest's object as a netref: calls go to the instance that owns it; dropping the last
-//! netref tells the guest to drop the object.
+//! [`GuestProxy`]: the node's stand-in for an object a guest handed out (what the guest SDK
+//! calls a `GuestObject`), as a netref: calls go to the instance that owns it; dropping the
+//! last netref tells the guest to drop the object.
 
 use std::future::Future;
 
@@ -9,15 +10,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Job, JobKind};
 
-pub(crate) struct GuestObject {
+/// A guest's object, reached through its instance.
+pub(crate) struct GuestProxy {
     instance_id: u64,
     id: u64,
     jobs: mpsc::UnboundedSender<Job>,
 }
 
-impl GuestObject {
+impl GuestProxy {
     pub(crate) fn new(instance_id: u64, id: u64, jobs: mpsc::UnboundedSender<Job>) -> Self {
-        GuestObject {
+        GuestProxy {
             instance_id,
             id,
             jobs,
@@ -35,7 +37,7 @@ impl GuestObject {
 
 /// Every method goes to the guest, `rwc.methods` included: only the guest knows what its
 /// object answers.
-impl Dispatch for GuestObject {
+impl Dispatch for GuestProxy {
     const TYPE_NAME: &'static str = "guest object";
     const METHODS: MethodTable = MethodTable(&[]);
     const RUNS_LONG: bool = true;
@@ -67,7 +69,7 @@ impl Dispatch for GuestObject {
     }
 }
 
-impl Drop for GuestObject {
+impl Drop for GuestProxy {
     fn drop(&mut self) {
         let _ = self.jobs.send(Job {
             kind: JobKind::ObjectDrop { id: self.id },
