@@ -21,7 +21,7 @@ use wasmtime::{
 };
 
 use crate::instance::{AbiState, GuestProxy, JobQueue, run_nested};
-use crate::sandbox::StoreState;
+use crate::sandbox::{StoreState, memory_range};
 
 /// Why running guest code through the ABI failed.
 pub(crate) enum Fault {
@@ -513,17 +513,11 @@ fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
 
 /// `ptr..ptr + len` as unsigned 32-bit numbers, if it lies within a memory of `size` bytes.
 fn guest_range(ptr: i32, len: i32, size: usize) -> Result<Range<usize>, Error> {
-    let start = usize::try_from(ptr.cast_unsigned()).unwrap_or(usize::MAX);
-    let len_u = usize::try_from(len.cast_unsigned()).unwrap_or(usize::MAX);
-    start
-        .checked_add(len_u)
-        .filter(|end| *end <= size)
-        .map(|end| start..end)
-        .ok_or_else(|| {
-            Error::bad_argument(format!(
-                "buffer at {start} of {len_u} bytes lies outside the guest's {size}-byte memory"
-            ))
-        })
+    let (ptr, len) = (
+        u64::from(ptr.cast_unsigned()),
+        u64::from(len.cast_unsigned()),
+    );
+    memory_range(ptr, len, size).map_err(|e| Error::bad_argument(e.to_string()))
 }
 
 fn trap(e: Error) -> wasmtime::Error {

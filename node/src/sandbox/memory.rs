@@ -1,5 +1,6 @@
 //! Reading and writing a guest's linear memory from the host, bounds-checked.
 
+use std::fmt;
 use std::ops::Range;
 
 use super::{ExternKind, Instance, SandboxError};
@@ -33,21 +34,49 @@ impl Instance {
     }
 }
 
-/// `offset..offset + len` if it lies within a memory of `size` bytes.
-fn memory_range(offset: u64, len: u64, size: usize) -> Result<Range<usize>, SandboxError> {
-    let out_of_bounds = || {
-        SandboxError::BadArgument(format!(
-            "memory range {offset}..{} is outside the guest's {size}-byte memory",
-            offset.saturating_add(len)
-        ))
-    };
-    let start = usize::try_from(offset).map_err(|_| out_of_bounds())?;
-    let len = usize::try_from(len).map_err(|_| out_of_bounds())?;
-    let end = start.checked_add(len).ok_or_else(out_of_bounds)?;
+/// `offset..offset + len` if it lies within a memory of `size` bytes: the one bounds check
+/// for every guest buffer the host touches (memory access from a client, and the guest
+/// ABI's buffers).
+pub fn memory_range(offset: u64, len: u64, size: usize) -> Result<Range<usize>, OutOfBounds> {
+    let out_of_bounds = OutOfBounds { offset, len, size };
+    let start = usize::try_from(offset).map_err(|_| out_of_bounds)?;
+    let len = usize::try_from(len).map_err(|_| out_of_bounds)?;
+    let end = start.checked_add(len).ok_or(out_of_bounds)?;
     if end > size {
-        return Err(out_of_bounds());
+        return Err(out_of_bounds);
     }
     Ok(start..end)
+}
+
+/// A range that does not lie within a guest's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// Where the range starts.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+    /// The memory's size in bytes.
+    pub size: usize,
+}
+
+impl fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memory range {}..{} is outside the guest's {}-byte memory",
+            self.offset,
+            self.offset.saturating_add(self.len),
+            self.size
+        )
+    }
+}
+
+impl std::error::Error for OutOfBounds {}
+
+impl From<OutOfBounds> for SandboxError {
+    fn from(e: OutOfBounds) -> Self {
+        SandboxError::BadArgument(e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ use self::engine::{EpochTicker, Metering};
 pub use self::description::{ExportInfo, ExternKind, ImportInfo};
 pub use self::error::SandboxError;
 pub use self::instance::{Instance, InstanceOptions};
+pub use self::memory::{OutOfBounds, memory_range};
 pub use self::module::LoadedModule;
 pub use self::numeric::{Number, WasmArg};
 pub use self::output::{OutputCapture, OutputSink, Stream};
