@@ -5,7 +5,7 @@ use std::fmt;
 
 use wasmtime::{Func, FuncType, Val, ValType};
 
-use super::{ExternKind, Instance, SandboxError};
+use super::{ExportInfo, ExternKind, Instance, SandboxError};
 
 /// A numeric Wasm value, as passed to and returned from [`Instance::call`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,9 +171,11 @@ impl Instance {
                 available: self.export_names(ExternKind::Func),
             })?;
         let ty = func.ty(&self.store);
-        let numeric =
-            |t: ValType| matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64);
-        if !(ty.params().all(numeric) && ty.results().all(numeric)) {
+        let numeric = self
+            .module()
+            .export(name)
+            .is_some_and(ExportInfo::is_numeric_func);
+        if !numeric {
             return Err(SandboxError::BadArgument(format!(
                 "{}, which cannot be called with plain numbers: only i32, i64, f32 and f64 \
                  parameters and results are supported",
