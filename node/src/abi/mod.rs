@@ -439,7 +439,12 @@ impl AbiState {
             .jobs_tx
             .upgrade()
             .ok_or_else(|| Error::disconnected("the instance is closing"))?;
-        let obj = Arc::new(GuestProxy::new(self.instance_id, id, jobs));
+        let obj = Arc::new(GuestProxy::new(
+            self.instance_id,
+            id,
+            jobs,
+            self.exit.clone(),
+        ));
         self.guest_objects.insert(id, Arc::downgrade(&obj));
         Ok(NetRef::from_object(obj))
     }

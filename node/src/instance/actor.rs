@@ -5,13 +5,20 @@
 //! keeps taking this instance's jobs while it waits, and runs them nested inside the
 //! suspended call: so a client callback can call back into the same instance, to any depth,
 //! without deadlock.
+//!
+//! A panic in the actor (a bug of the node, or of a host function) ends it and frees the
+//! instance; the calls it had taken fail with the panic message, and later calls say the
+//! instance died of it ([`Exit`]).
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use rwc_protocol::{DecodeLimits, Error, NetRef, Value};
-use tokio::sync::{mpsc, oneshot};
+use futures::FutureExt;
+use rwc_protocol::{DecodeLimits, Error, ErrorKind, NetRef, Value};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use wasmtime::Caller;
 
@@ -36,6 +43,7 @@ pub(crate) struct AbiState {
     pub(crate) jobs_tx: mpsc::WeakUnboundedSender<Job>,
     pub(crate) instance_id: u64,
     pub(crate) limits: DecodeLimits,
+    pub(crate) exit: Exit,
 }
 
 /// Work for an instance.
@@ -86,6 +94,71 @@ impl JobQueue {
 /// What starting an instance gives the service layer.
 pub(crate) struct Started {
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
+    pub(crate) exit: Exit,
+}
+
+/// How an instance's actor ended, for the callers it leaves behind: the panic message if
+/// it died of a panic.
+#[derive(Debug, Clone)]
+pub(crate) struct Exit(watch::Receiver<Option<Arc<str>>>);
+
+impl Exit {
+    /// The error for a call the actor took but never answered.
+    pub(crate) async fn unanswered(&self, subject: &str) -> Error {
+        match self.panic().await {
+            Some(msg) => Error::new(
+                ErrorKind::Failed,
+                format!(
+                    "{subject} died of a panic in the node while running this call: {msg}; \
+                     it is gone, make a new instance"
+                ),
+            ),
+            None => Error::disconnected(format!("{subject} closed during the call")),
+        }
+    }
+
+    /// The error for a call made after the actor ended.
+    pub(crate) async fn gone(&self, subject: &str) -> Error {
+        match self.panic().await {
+            Some(msg) => Error::disconnected(format!(
+                "{subject} is gone: it died of a panic in the node ({msg}); make a new instance"
+            )),
+            None => Error::disconnected(format!("{subject} is closed")),
+        }
+    }
+
+    /// Waits until the actor has ended; its panic message, if it panicked.
+    async fn panic(&self) -> Option<Arc<str>> {
+        let mut rx = self.0.clone();
+        // The actor sets the message before its task ends; a plain end drops the sender.
+        rx.wait_for(Option::is_some).await.ok()?.clone()
+    }
+}
+
+/// Sends `kind` to an instance's actor and waits for the answer.
+///
+/// # Cancel safety
+/// Dropping the future cancels the job: the actor stops the guest at its next yield point.
+pub(crate) async fn run_job(
+    jobs: &mpsc::UnboundedSender<Job>,
+    exit: &Exit,
+    subject: &str,
+    kind: JobKind,
+    deadline: Option<Instant>,
+) -> Result<Value, Error> {
+    let (reply, rx) = oneshot::channel();
+    let job = Job {
+        kind,
+        reply: Some(reply),
+        deadline,
+    };
+    if jobs.send(job).is_err() {
+        return Err(exit.gone(subject).await);
+    }
+    match rx.await {
+        Ok(result) => result,
+        Err(_) => Err(exit.unanswered(subject).await),
+    }
 }
 
 /// Instantiates `module` and starts its actor. `capabilities` are what the guest can look
@@ -107,6 +180,8 @@ pub(crate) async fn start(
         .map_err(to_error)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let queue = JobQueue(Arc::new(tokio::sync::Mutex::new(rx)));
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let exit = Exit(exit_rx);
     instance.store_mut().data_mut().ext = Some(Box::new(AbiState {
         handles: HandleTable::default(),
         guest_objects: HashMap::new(),
@@ -117,6 +192,7 @@ pub(crate) async fn start(
         jobs_tx: tx.downgrade(),
         instance_id,
         limits: DecodeLimits::default(),
+        exit: exit.clone(),
     }));
     // A WASI reactor (what Rust and C libraries compile to) must be initialised once
     // before any other export is called.
@@ -124,8 +200,26 @@ pub(crate) async fn start(
         instance.call("_initialize", &[]).await.map_err(to_error)?;
     }
     let rich_exports = abi::rich_exports(module.exports());
-    tokio::spawn(actor(instance, queue, output, rich_exports));
-    Ok(Started { jobs: tx })
+    tokio::spawn(async move {
+        let run = AssertUnwindSafe(actor(instance, queue, output, rich_exports)).catch_unwind();
+        // Unwinding has dropped the instance (its pool slot is free) and the replies of
+        // the calls it held; those callers now wait for the message.
+        if let Err(panic) = run.await {
+            let msg = panic_message(&*panic);
+            tracing::error!(instance = instance_id, panic = %msg, "instance actor panicked; the instance is gone");
+            let _ = exit_tx.send(Some(msg.into()));
+        }
+    });
+    Ok(Started { jobs: tx, exit })
+}
+
+/// What a panic said, if it said it with a string.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 async fn actor(
@@ -372,5 +466,95 @@ fn nested_outcome(
                 panic,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxConfig;
+
+    /// An instance whose `boom` export calls a host function that panics: a stand-in for
+    /// any bug that panics inside the actor.
+    async fn panicking_instance() -> (Sandbox, Started) {
+        let config = SandboxConfig {
+            max_live_instances: 2,
+            ..SandboxConfig::default()
+        };
+        let sandbox = Sandbox::with_host_functions(config, |linker| {
+            abi::define(linker)?;
+            linker.func_wrap("test", "boom", || -> () {
+                panic!("host function exploded");
+            })?;
+            Ok(())
+        })
+        .unwrap();
+        let module = sandbox
+            .load(
+                br#"(module (import "test" "boom" (func $boom))
+                      (func (export "boom") call $boom)
+                      (func (export "one") (result i32) i32.const 1))"#,
+            )
+            .unwrap();
+        let started = start(
+            &sandbox,
+            &module,
+            InstanceOptions::default(),
+            HashMap::new(),
+            None,
+            1,
+        )
+        .await
+        .unwrap();
+        (sandbox, started)
+    }
+
+    fn export(name: &str) -> JobKind {
+        JobKind::Export {
+            name: name.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_actor_fails_the_call_with_its_message_and_frees_the_instance() {
+        let (sandbox, Started { jobs, exit }) = panicking_instance().await;
+        let call = |name: &str| run_job(&jobs, &exit, "the instance", export(name), None);
+        assert_eq!(call("one").await.unwrap(), Value::I64(1));
+        assert_eq!(sandbox.stats().live_instances, 1);
+
+        let err = call("boom").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+        assert!(
+            err.message().contains("died of a panic")
+                && err.message().contains("host function exploded"),
+            "{err}"
+        );
+        assert_eq!(sandbox.stats().live_instances, 0, "the instance is gone");
+
+        let err = call("one").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+        assert!(
+            err.message().contains("is gone: it died of a panic")
+                && err.message().contains("host function exploded"),
+            "later calls say why: {err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_instance_says_closed() {
+        let (sandbox, Started { jobs, exit }) = panicking_instance().await;
+        run_job(&jobs, &exit, "the instance", JobKind::Close, None)
+            .await
+            .unwrap();
+        let err = run_job(&jobs, &exit, "the instance", export("one"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Disconnected);
+        // "is closed", or "closed during the call" if the job was queued just before the
+        // actor let go of its queue: either way, no mention of a panic.
+        assert!(err.message().starts_with("the instance") && err.message().contains("closed"));
+        assert!(!err.message().contains("panic"), "{err}");
+        assert_eq!(sandbox.stats().live_instances, 0);
     }
 }

@@ -8,21 +8,31 @@ use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::actor::{Job, JobKind};
+use super::actor::{Exit, Job, JobKind};
 
 /// A guest's object, reached through its instance.
 pub(crate) struct GuestProxy {
     instance_id: u64,
     id: u64,
     jobs: mpsc::UnboundedSender<Job>,
+    exit: Exit,
 }
 
+/// Who the errors of a guest object's calls are about.
+const SUBJECT: &str = "the guest object's instance";
+
 impl GuestProxy {
-    pub(crate) fn new(instance_id: u64, id: u64, jobs: mpsc::UnboundedSender<Job>) -> Self {
+    pub(crate) fn new(
+        instance_id: u64,
+        id: u64,
+        jobs: mpsc::UnboundedSender<Job>,
+        exit: Exit,
+    ) -> Self {
         GuestProxy {
             instance_id,
             id,
             jobs,
+            exit,
         }
     }
 
@@ -61,10 +71,13 @@ impl Dispatch for GuestProxy {
         };
         let sent = self.jobs.send(job);
         async move {
-            sent.map_err(|_| Error::disconnected("the guest object's instance is closed"))?;
-            rx.await.map_err(|_| {
-                Error::disconnected("the guest object's instance closed during the call")
-            })?
+            if sent.is_err() {
+                return Err(self.exit.gone(SUBJECT).await);
+            }
+            match rx.await {
+                Ok(result) => result,
+                Err(_) => Err(self.exit.unanswered(SUBJECT).await),
+            }
         }
     }
 }

@@ -9,10 +9,10 @@ use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
 use rwc_api::{InstanceOptions, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{self, Job, JobKind};
+use super::actor::{self, Exit, Job, JobKind};
 use super::output::OutputForwarder;
 use crate::Node;
 use crate::capabilities;
@@ -26,6 +26,7 @@ pub struct InstanceObject {
     node: Node,
     module: Arc<LoadedModule>,
     jobs: mpsc::UnboundedSender<Job>,
+    exit: Exit,
     id: u64,
     _slot: Slot,
 }
@@ -98,6 +99,7 @@ pub(crate) async fn instantiate(
         node: node.clone(),
         module: module.clone(),
         jobs: started.jobs,
+        exit: started.exit,
         id,
         _slot: slot,
     })
@@ -171,20 +173,8 @@ impl InstanceObject {
     }
 
     async fn job(&self, kind: JobKind, deadline: Option<Instant>) -> Result<Value, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                kind,
-                reply: Some(reply),
-                deadline,
-            })
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
+        actor::run_job(&self.jobs, &self.exit, "the instance", kind, deadline).await
     }
-}
-
-fn closed() -> Error {
-    Error::disconnected("the instance is closed")
 }
 
 impl Dispatch for InstanceObject {
