@@ -237,16 +237,36 @@ async fn an_overloaded_node_hands_work_back() {
         .unwrap();
     pool.load(wat::MATH.as_bytes()).await.unwrap();
     let n = 1_000;
+    // Enough work per call that the busy node's three instances want to run at once.
     let report = pool
         .map(
             "work",
-            work_inputs(n, 2_000),
+            work_inputs(n, 200_000),
             MapOptions::default().per_node(3),
         )
         .await
         .unwrap();
     assert_squares(&report.results);
     assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
+    assert!(
+        report.failed_nodes().next().is_none(),
+        "refusals are not failures"
+    );
+
+    // The busy node did refuse work, the other refused none, and every refused call was
+    // run again elsewhere or later: each input ran exactly once in all.
+    let (busy, normal) = (info(&busy.addr).await, info(&normal.addr).await);
+    assert!(
+        busy.calls_refused > 0,
+        "the busy node never refused a call: {busy:?}"
+    );
+    assert_eq!(normal.calls_refused, 0, "{normal:?}");
+    assert_eq!(busy.calls + normal.calls, u64::try_from(n).unwrap());
+    assert_eq!(
+        usize::try_from(busy.calls).unwrap(),
+        report.nodes[0].done,
+        "the report counts what the busy node ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
