@@ -4,48 +4,24 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Request;
 use crate::request::requests;
 
 requests! {
     /// The module's hash: lowercase hex SHA-256 of the uploaded bytes.
     Hash = "hash" -> String {}
+        "() the module's hash: SHA-256 of the uploaded bytes, hex"
     /// Size of the uploaded bytes.
     Size = "size" -> u64 {}
+        "() size of the uploaded bytes"
     /// The exports a client can call.
     Exports = "exports" -> Vec<ExportDescription> {}
+        "() callable exports with their ABI and signature"
     /// What the module imports.
     Imports = "imports" -> Vec<ImportDescription> {}
+        "() what the module imports"
     /// All of the above.
     Info = "info" -> ModuleInfo {}
-}
-
-/// A module netref's methods, as introspection lists them.
-pub const METHODS: &[(&str, &str)] = &[
-    (
-        Hash::METHOD,
-        "() the module's hash: SHA-256 of the uploaded bytes, hex",
-    ),
-    (Size::METHOD, "() size of the uploaded bytes"),
-    (
-        Exports::METHOD,
-        "() callable exports with their ABI and signature",
-    ),
-    (Imports::METHOD, "() what the module imports"),
-    (Info::METHOD, "() all of the above"),
-];
-
-/// A module as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModuleInfo {
-    /// Lowercase hex SHA-256 of the upload.
-    pub hash: String,
-    /// Size of the upload in bytes.
-    pub size: u64,
-    /// What a client can call.
-    pub exports: Vec<ExportDescription>,
-    /// What it imports.
-    pub imports: Vec<ImportDescription>,
+        "() all of the above"
 }
 
 /// An export a client can call.
@@ -124,6 +100,19 @@ impl fmt::Display for ExternKind {
             Self::Tag => "tag",
         })
     }
+}
+
+/// A module as a client sees it: all of the above.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// Lowercase hex SHA-256 of the upload.
+    pub hash: String,
+    /// Size of the upload in bytes.
+    pub size: u64,
+    /// What a client can call.
+    pub exports: Vec<ExportDescription>,
+    /// What it imports.
+    pub imports: Vec<ImportDescription>,
 }
 
 /// `add takes (i32, i32) -> i32`: a function's signature as the node words it, in export

@@ -4,12 +4,15 @@
 use rwc_protocol::NetRef;
 use rwc_protocol::Ref;
 use rwc_protocol::value::{deserialize_ref, serialize_ref};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// An object that travels by reference inside a message: a module, an instance, a
 /// callback. With the `io` feature it holds a netref; the wire form is all a guest sees.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectRef(pub Ref);
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ObjectRef(
+    #[serde(serialize_with = "serialize_ref", deserialize_with = "deserialize_ref")] pub Ref,
+);
 
 impl ObjectRef {
     /// The netref, if this is a live object (not a raw wire reference).
@@ -49,17 +52,5 @@ impl From<Ref> for ObjectRef {
 impl From<ObjectRef> for rwc_protocol::Value {
     fn from(r: ObjectRef) -> Self {
         rwc_protocol::Value::Ref(r.0)
-    }
-}
-
-impl Serialize for ObjectRef {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_ref(&self.0, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectRef {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_ref(deserializer).map(ObjectRef)
     }
 }

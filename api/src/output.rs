@@ -1,9 +1,9 @@
-//! The output sink a client hands over ([`InstanceOptions::output`](crate::InstanceOptions::output)):
-//! the node calls it with the guest's output while the guest runs.
+//! The output sink a client hands over
+//! ([`InstanceOptions::output`](crate::InstanceOptions::output)): the node calls it with
+//! the guest's output while the guest runs.
 
 use serde_bytes::ByteBuf;
 
-use crate::Request;
 use crate::request::requests;
 
 /// The guest's standard output.
@@ -16,10 +16,5 @@ pub const LOG: &str = "log";
 requests! {
     /// A chunk of output on `stream` ([`STDOUT`], [`STDERR`] or [`LOG`]).
     Write = "write" -> () { stream: String, bytes: ByteBuf }
+        "(stream, bytes) a chunk of the guest's stdout, stderr or log"
 }
-
-/// An output sink's methods, as introspection lists them.
-pub const METHODS: &[(&str, &str)] = &[(
-    Write::METHOD,
-    "(stream, bytes) a chunk of the guest's stdout, stderr or log",
-)];

@@ -4,7 +4,6 @@
 use rwc_protocol::Error;
 use serde::{Deserialize, Serialize};
 
-use crate::Request;
 use crate::request::requests;
 
 /// Most entries a registry keeps; registering more is refused (`overloaded`).
@@ -22,27 +21,17 @@ requests! {
     /// Adds or refreshes the entry of `addr`; it expires `ttl_secs` after the last
     /// refresh.
     Register = "register" -> () { addr: String, tags: Vec<String>, ttl_secs: u64 }
+        "(addr, tags, ttl_secs) add or refresh a node; it expires ttl_secs after the last refresh"
     /// Removes the entry of `addr` now; whether there was one.
     Unregister = "unregister" -> bool { addr: String }
+        "(addr) remove a node now"
     /// Every live entry, by address.
     List = "list" -> Vec<RegistryEntry> {}
+        "() every live node: addr, tags, ttl_secs, expires_in_secs"
     /// The live entries with this tag, by address.
     Lookup = "lookup" -> Vec<RegistryEntry> { tag: String }
+        "(tag) the live nodes with this tag"
 }
-
-/// A registry's methods, as introspection lists them.
-pub const METHODS: &[(&str, &str)] = &[
-    (
-        Register::METHOD,
-        "(addr, tags, ttl_secs) add or refresh a node; it expires ttl_secs after the last refresh",
-    ),
-    (Unregister::METHOD, "(addr) remove a node now"),
-    (
-        List::METHOD,
-        "() every live node: addr, tags, ttl_secs, expires_in_secs",
-    ),
-    (Lookup::METHOD, "(tag) the live nodes with this tag"),
-];
 
 impl Register {
     /// Checks the entry against the registry's bounds, with an error that says which.

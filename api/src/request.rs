@@ -43,25 +43,33 @@ pub trait Request: Serialize + DeserializeOwned {
     }
 }
 
-/// Declares request structs: `Name = "method" -> Reply { fields }`.
+/// Declares the requests of one object: `Name = "method" -> Reply { fields } "help"`,
+/// each a struct with its [`Request`] impl, and the object's `METHODS` table (name and
+/// help line of each, in order), which is what introspection lists.
 macro_rules! requests {
     ($(
         $(#[$meta:meta])*
         $name:ident = $method:literal -> $reply:ty {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
-        }
-    )*) => {$(
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-        pub struct $name {
-            $( $(#[$fmeta])* pub $field: $ty, )*
-        }
+        } $help:literal
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+            pub struct $name {
+                $( $(#[$fmeta])* pub $field: $ty, )*
+            }
 
-        impl $crate::Request for $name {
-            const METHOD: &'static str = $method;
-            type Reply = $reply;
-        }
-    )*};
+            impl $crate::Request for $name {
+                const METHOD: &'static str = $method;
+                type Reply = $reply;
+            }
+        )*
+
+        /// These methods as introspection lists them: each name with what it takes and
+        /// does.
+        pub const METHODS: &[(&str, &str)] = &[$(($method, $help)),*];
+    };
 }
 
 pub(crate) use requests;

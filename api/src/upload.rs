@@ -4,24 +4,17 @@
 
 use serde_bytes::ByteBuf;
 
+use crate::ObjectRef;
 use crate::request::requests;
-use crate::{ObjectRef, Request};
 
 requests! {
     /// The next chunk; returns the bytes received so far.
     Write = "write" -> u64 { chunk: ByteBuf }
+        "(bytes) the next chunk of the module"
     /// Checks that every announced byte arrived and compiles; returns the module.
     Finish = "finish" -> ObjectRef {}
+        "() check that every announced byte arrived, compile; returns the module"
     /// Bytes received so far.
     Received = "received" -> u64 {}
+        "() bytes received so far"
 }
-
-/// An uploader's methods, as introspection lists them.
-pub const METHODS: &[(&str, &str)] = &[
-    (Write::METHOD, "(bytes) the next chunk of the module"),
-    (
-        Finish::METHOD,
-        "() check that every announced byte arrived, compile; returns the module",
-    ),
-    (Received::METHOD, "() bytes received so far"),
-];
