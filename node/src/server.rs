@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rwc_protocol::listener::{Accepted, Listener};
+use rwc_protocol::listener::Listener;
 use rwc_protocol::transport::accept_stdio;
 use rwc_protocol::{ConnectionConfig, Error};
 
@@ -33,9 +33,10 @@ impl Server {
     /// for up to the grace period, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let node = &self.node;
+        let config = connection_config(node);
         let mut connections = self
             .listener
-            .serve(shutdown, |stream| serve_one(node.clone(), stream))
+            .serve(shutdown, config, || node.root(None))
             .await;
         tracing::info!("shutting down: no new connections");
         drain(node).await;
@@ -50,18 +51,6 @@ fn connection_config(node: &Node) -> ConnectionConfig {
         max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
         stall_timeout: Duration::from_millis(limits.stall_timeout_ms),
         ..ConnectionConfig::default()
-    }
-}
-
-async fn serve_one(node: Node, stream: Accepted) {
-    let root = node.root(None);
-    match stream.handshake(root, connection_config(&node)).await {
-        Ok(conn) => {
-            tracing::debug!(connection = conn.id(), peer = %conn.peer().agent, "client connected");
-            let reason = conn.closed().await;
-            tracing::debug!(connection = conn.id(), %reason, "client gone");
-        }
-        Err(e) => tracing::info!(error = %e, "handshake failed"),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Listening for connections: one TCP or Unix socket, and the accept loop every rwc server
-//! (a node, a registry) runs on it.
+//! (a node, a registry) runs on it: each connection is served its own root object until
+//! it closes.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
-use crate::connection::{Connection, ConnectionConfig};
+use crate::connection::ConnectionConfig;
 use crate::error::{Error, ErrorKind};
 use crate::netref::NetRef;
 use crate::transport::{accept_tcp, accept_unix};
@@ -27,12 +28,10 @@ enum Socket {
     Unix(UnixListener, PathBuf),
 }
 
-/// An accepted stream, not yet a connection (see [`Accepted::handshake`]).
+/// An accepted stream, not yet a connection.
 #[derive(Debug)]
-pub enum Accepted {
-    /// A TCP stream.
+enum Accepted {
     Tcp(TcpStream),
-    /// A Unix socket stream.
     Unix(UnixStream),
 }
 
@@ -70,17 +69,19 @@ impl Listener {
         &self.address
     }
 
-    /// Accepts connections until `shutdown` completes, running `serve` on each as its own
-    /// task; returns the tasks still running then, for the caller to wait for or abort.
-    /// A failed accept (out of file descriptors, say) is logged and retried shortly.
+    /// Accepts connections until `shutdown` completes. Each one gets a fresh `root()`
+    /// and runs as its own task until it closes; returns the tasks still running then, for
+    /// the caller to wait for or abort. A failed accept (out of file descriptors, say) is
+    /// logged and retried shortly.
     ///
     /// # Cancel safety
     /// Dropping the future stops accepting and aborts the connections' tasks.
-    pub async fn serve<F, Fut>(&self, shutdown: impl Future<Output = ()>, serve: F) -> JoinSet<()>
-    where
-        F: Fn(Accepted) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    pub async fn serve(
+        &self,
+        shutdown: impl Future<Output = ()>,
+        config: ConnectionConfig,
+        root: impl Fn() -> NetRef,
+    ) -> JoinSet<()> {
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -88,7 +89,7 @@ impl Listener {
                 () = &mut shutdown => break,
                 accepted = self.accept() => match accepted {
                     Ok(stream) => {
-                        connections.spawn(serve(stream));
+                        connections.spawn(serve_one(stream, root(), config.clone()));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -117,19 +118,19 @@ impl Drop for Listener {
     }
 }
 
-impl Accepted {
-    /// Runs the handshake, serving `root` to the peer.
-    ///
-    /// # Cancel safety
-    /// Dropping the future abandons the handshake.
-    pub async fn handshake(
-        self,
-        root: NetRef,
-        config: ConnectionConfig,
-    ) -> Result<Connection, Error> {
-        match self {
-            Accepted::Tcp(s) => accept_tcp(s, root, config).await,
-            Accepted::Unix(s) => accept_unix(s, root, config).await,
+/// Runs the handshake on `stream`, then serves `root` to the peer until the connection
+/// closes.
+async fn serve_one(stream: Accepted, root: NetRef, config: ConnectionConfig) {
+    let conn = match stream {
+        Accepted::Tcp(s) => accept_tcp(s, root, config).await,
+        Accepted::Unix(s) => accept_unix(s, root, config).await,
+    };
+    match conn {
+        Ok(conn) => {
+            tracing::debug!(connection = conn.id(), peer = %conn.peer().agent, "peer connected");
+            let reason = conn.closed().await;
+            tracing::debug!(connection = conn.id(), %reason, "peer gone");
         }
+        Err(e) => tracing::info!(error = %e, "handshake failed"),
     }
 }

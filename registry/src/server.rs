@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use rwc_protocol::Error;
-use rwc_protocol::listener::{Accepted, Listener};
+use rwc_protocol::listener::Listener;
 
 use crate::Registry;
 
@@ -41,24 +41,12 @@ impl RegistryServer {
     /// # Cancel safety
     /// Dropping the future closes the listener and every connection.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let config = crate::config("rwc-registry");
         let registry = &self.registry;
         let mut connections = self
             .listener
-            .serve(shutdown, |stream| serve_one(registry.clone(), stream))
+            .serve(shutdown, config, || registry.service())
             .await;
         connections.abort_all();
-    }
-}
-
-async fn serve_one(registry: Registry, stream: Accepted) {
-    match stream
-        .handshake(registry.service(), crate::config("rwc-registry"))
-        .await
-    {
-        Ok(conn) => {
-            let reason = conn.closed().await;
-            tracing::debug!(%reason, "registry client gone");
-        }
-        Err(e) => tracing::debug!(error = %e, "registry handshake failed"),
     }
 }
