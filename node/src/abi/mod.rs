@@ -122,8 +122,33 @@ pub(crate) fn state<C: HasState + ?Sized>(ctx: &mut C) -> Result<&mut AbiState, 
         .ok_or_else(|| Error::failed("the rwc ABI is not set up for this instance"))
 }
 
+/// A call into guest code through the ABI, from the top level or nested in a host call.
+pub(crate) enum GuestCall {
+    /// The rich export `name`.
+    Export { name: String, args: Vec<Value> },
+    /// Method `method` of the guest's object `id`.
+    Method {
+        id: u64,
+        method: String,
+        args: Vec<Value>,
+    },
+    /// The node holds no more references to the guest's object `id`.
+    Drop { id: u64 },
+}
+
+impl GuestCall {
+    /// Runs the call in the instance `ctx` reaches.
+    pub(crate) async fn run<C: GuestCtx>(self, ctx: &mut C) -> Result<Value, Fault> {
+        match self {
+            GuestCall::Export { name, args } => call_export(ctx, &name, args).await,
+            GuestCall::Method { id, method, args } => call_object(ctx, id, &method, args).await,
+            GuestCall::Drop { id } => drop_object(ctx, id).await,
+        }
+    }
+}
+
 /// Calls the rich export `name` with `args`.
-pub(crate) async fn call_export<C: GuestCtx>(
+async fn call_export<C: GuestCtx>(
     ctx: &mut C,
     name: &str,
     args: Vec<Value>,
@@ -137,7 +162,7 @@ pub(crate) async fn call_export<C: GuestCtx>(
 }
 
 /// Calls `method` of the guest's object `id`.
-pub(crate) async fn call_object<C: GuestCtx>(
+async fn call_object<C: GuestCtx>(
     ctx: &mut C,
     id: u64,
     method: &str,
@@ -155,7 +180,7 @@ pub(crate) async fn call_object<C: GuestCtx>(
 
 /// Tells the guest the node holds no more references to its object `id`, unless a new
 /// netref to it was made since the drop was queued.
-pub(crate) async fn drop_object<C: GuestCtx>(ctx: &mut C, id: u64) -> Result<Value, Fault> {
+async fn drop_object<C: GuestCtx>(ctx: &mut C, id: u64) -> Result<Value, Fault> {
     {
         let state = state(ctx)?;
         if state

@@ -25,7 +25,7 @@ use wasmtime::Caller;
 use super::guest_proxy::GuestProxy;
 use super::output::OutputForwarder;
 use crate::abi::handles::HandleTable;
-use crate::abi::{self, Fault, TopLevel, lift};
+use crate::abi::{self, Fault, GuestCall, TopLevel, lift};
 use crate::error::{to_error, to_error_with_panic};
 use crate::sandbox::{
     Instance, InstanceOptions, LoadedModule, Number, Sandbox, SandboxError, StoreState, WasmArg,
@@ -61,14 +61,8 @@ pub(crate) enum JobKind {
         name: String,
         args: Vec<Value>,
     },
-    ObjectCall {
-        id: u64,
-        method: String,
-        args: Vec<Value>,
-    },
-    ObjectDrop {
-        id: u64,
-    },
+    /// Call a method of one of the guest's objects, or drop one.
+    Object(GuestCall),
     ReadMemory {
         offset: u64,
         len: u64,
@@ -274,65 +268,10 @@ async fn actor(
 
 async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Result<Value, Error> {
     take_panic(instance);
-    let outcome = match kind {
-        JobKind::Export { name, args } if rich.contains(&name) => {
-            instance
-                .call_with(move |store, inst| {
-                    Box::pin(async move {
-                        lift(
-                            abi::call_export(
-                                &mut TopLevel {
-                                    store,
-                                    instance: inst,
-                                },
-                                &name,
-                                args,
-                            )
-                            .await,
-                        )
-                    })
-                })
-                .await
-        }
+    let call = match kind {
+        JobKind::Export { name, args } if rich.contains(&name) => GuestCall::Export { name, args },
         JobKind::Export { name, args } => return call_numeric(instance, &name, &args).await,
-        JobKind::ObjectCall { id, method, args } => {
-            instance
-                .call_with(move |store, inst| {
-                    Box::pin(async move {
-                        lift(
-                            abi::call_object(
-                                &mut TopLevel {
-                                    store,
-                                    instance: inst,
-                                },
-                                id,
-                                &method,
-                                args,
-                            )
-                            .await,
-                        )
-                    })
-                })
-                .await
-        }
-        JobKind::ObjectDrop { id } => {
-            instance
-                .call_with(move |store, inst| {
-                    Box::pin(async move {
-                        lift(
-                            abi::drop_object(
-                                &mut TopLevel {
-                                    store,
-                                    instance: inst,
-                                },
-                                id,
-                            )
-                            .await,
-                        )
-                    })
-                })
-                .await
-        }
+        JobKind::Object(call) => call,
         JobKind::ReadMemory { offset, len } => {
             return instance
                 .read_memory(offset, len)
@@ -348,6 +287,17 @@ async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Res
         JobKind::Fuel => return Ok(instance.fuel_remaining().map_or(Value::Unit, Value::U64)),
         JobKind::Close => return Ok(Value::Unit),
     };
+    let outcome = instance
+        .call_with(move |store, inst| {
+            Box::pin(async move {
+                let mut ctx = TopLevel {
+                    store,
+                    instance: inst,
+                };
+                lift(call.run(&mut ctx).await)
+            })
+        })
+        .await;
     match outcome {
         Ok(result) => result,
         Err(e) => Err(to_error_with_panic(e, take_panic(instance))),
@@ -414,38 +364,35 @@ async fn call_numeric(instance: &mut Instance, name: &str, args: &[Value]) -> Re
 /// Runs a job that arrived while the instance is suspended in a host call.
 pub(crate) async fn run_nested(caller: &mut Caller<'_, StoreState>, job: Job) {
     let Job { kind, reply, .. } = job;
-    let result = match kind {
-        JobKind::Export { name, args } => {
+    let call = match kind {
+        JobKind::Export { name, args }
             if caller
                 .get_export(&rwc_api::abi::rich_export_symbol(&name))
-                .is_some()
-            {
-                let r = abi::call_export(caller, &name, args).await;
-                nested_outcome(caller, r)
-            } else {
-                Err(Error::new(
-                    rwc_protocol::ErrorKind::Overloaded,
-                    format!(
-                        "instance is inside a call; only its rich exports can be called meanwhile, and `{name}` is not one"
-                    ),
-                ))
-            }
+                .is_some() =>
+        {
+            Ok(GuestCall::Export { name, args })
         }
-        JobKind::ObjectCall { id, method, args } => {
-            let r = abi::call_object(caller, id, &method, args).await;
-            nested_outcome(caller, r)
-        }
-        JobKind::ObjectDrop { id } => {
-            let r = abi::drop_object(caller, id).await;
-            nested_outcome(caller, r)
-        }
+        JobKind::Export { name, .. } => Err(Error::new(
+            ErrorKind::Overloaded,
+            format!(
+                "instance is inside a call; only its rich exports can be called meanwhile, and `{name}` is not one"
+            ),
+        )),
+        JobKind::Object(call) => Ok(call),
         JobKind::Close
         | JobKind::ReadMemory { .. }
         | JobKind::WriteMemory { .. }
         | JobKind::Fuel => Err(Error::new(
-            rwc_protocol::ErrorKind::Overloaded,
+            ErrorKind::Overloaded,
             "instance is inside a call; retry when it returns",
         )),
+    };
+    let result = match call {
+        Ok(call) => {
+            let r = call.run(caller).await;
+            nested_outcome(caller, r)
+        }
+        Err(e) => Err(e),
     };
     if let Some(r) = reply {
         let _ = r.send(result);

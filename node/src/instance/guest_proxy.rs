@@ -9,6 +9,7 @@ use rwc_protocol::{Error, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Exit, Job, JobKind};
+use crate::abi::GuestCall;
 
 /// A guest's object, reached through its instance.
 pub(crate) struct GuestProxy {
@@ -61,11 +62,11 @@ impl Dispatch for GuestProxy {
         // order they arrived.
         let (reply, rx) = oneshot::channel();
         let job = Job {
-            kind: JobKind::ObjectCall {
+            kind: JobKind::Object(GuestCall::Method {
                 id: self.id,
                 method: call.method.to_owned(),
                 args: call.args,
-            },
+            }),
             reply: Some(reply),
             deadline: call.ctx.deadline(),
         };
@@ -85,7 +86,7 @@ impl Dispatch for GuestProxy {
 impl Drop for GuestProxy {
     fn drop(&mut self) {
         let _ = self.jobs.send(Job {
-            kind: JobKind::ObjectDrop { id: self.id },
+            kind: JobKind::Object(GuestCall::Drop { id: self.id }),
             reply: None,
             deadline: None,
         });
