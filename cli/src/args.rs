@@ -66,13 +66,8 @@ pub fn parse_args(args: &[String]) -> Result<Vec<Value>, Error> {
 
 /// `65536`, `64KiB`, `64K`, `16MiB`, `1GiB` (binary units; `KB`/`MB`/`GB` are decimal).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: use bytes or a number with KiB, MiB, GiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(s, "a size: use bytes or a number with KiB, MiB, GiB")?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
@@ -83,18 +78,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| format!("{:?} is too large", s.trim()))
 }
 
 /// `1500` (milliseconds), `500ms`, `5s`, `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 5s or 2m"))?;
-    match unit.trim() {
+    let (n, unit) = number_and_unit(s, "a duration: use e.g. 500ms, 5s or 2m")?;
+    match unit {
         "" | "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" | "min" => n
@@ -103,6 +93,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("{s:?} is too long")),
         other => Err(format!("unknown duration unit {other:?}: use ms, s or m")),
     }
+}
+
+/// `16MiB` → `(16, "MiB")`; `what` says what `s` should have been.
+fn number_and_unit<'a>(s: &'a str, what: &str) -> Result<(u64, &'a str), String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n = num.parse().map_err(|_| format!("{s:?} is not {what}"))?;
+    Ok((n, unit.trim()))
 }
 
 /// `KEY=VALUE`.

@@ -5,53 +5,45 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::json::to_json;
 use rwc_client::registry::{RegistryClient, RegistryServer};
-use rwc_client::{Client, Error, OutputHandler};
+use rwc_client::{Client, Error, InstanceOptions, Module, OutputHandler, Value};
 use rwc_protocol::signal;
 
-use crate::args::{LimitArgs, parse_args, read_module};
+use crate::CallArgs;
+use crate::args::{parse_args, read_module};
+use crate::json::to_json;
 use crate::progress::bytes_bar;
 
 /// `rwc call`: upload if needed, instantiate, call, print the result.
-pub async fn call(
-    node: &str,
-    module: &Path,
-    func: &str,
-    args: &[String],
-    limits: &LimitArgs,
-) -> Result<(), Error> {
-    let bytes = read_module(module)?;
-    let args = parse_args(args)?;
-    let client = Client::connect(node).await?;
-    let module = client.upload(&bytes).await?;
-    let mut options = limits.options();
-    options.output = Some(OutputHandler::stderr().into());
+pub async fn call(a: &CallArgs) -> Result<(), Error> {
+    let (client, module, args, options) = prepare(a).await?;
     let instance = client.instantiate(&module, options).await?;
-    let result = instance.call_value(func, args).await?;
+    let result = instance.call_value(&a.func, args).await?;
     println!("{}", to_json(&result));
     client.close();
     Ok(())
 }
 
 /// `rwc run`: upload if needed, then one `run` request (instantiate, call, free).
-pub async fn run(
-    node: &str,
-    module: &Path,
-    func: &str,
-    args: &[String],
-    limits: &LimitArgs,
-) -> Result<(), Error> {
-    let bytes = read_module(module)?;
-    let args = parse_args(args)?;
-    let client = Client::connect(node).await?;
-    let module = client.upload_with_progress(&bytes, |_, _| {}).await?;
-    let mut options = limits.options();
-    options.output = Some(OutputHandler::stderr().into());
-    let result = client.run(&module, func, args, options).await?;
+pub async fn run(a: &CallArgs) -> Result<(), Error> {
+    let (client, module, args, options) = prepare(a).await?;
+    let result = client.run(&module, &a.func, args, options).await?;
     println!("{}", to_json(&result));
     client.close();
     Ok(())
+}
+
+/// What `call` and `run` start with: the arguments parsed, the node holding the module
+/// (uploaded in chunks if it lacks it), and the instance options with the guest's output
+/// going to stderr.
+async fn prepare(a: &CallArgs) -> Result<(Client, Module, Vec<Value>, InstanceOptions), Error> {
+    let bytes = read_module(&a.module)?;
+    let args = parse_args(&a.args)?;
+    let client = Client::connect(&a.node.node).await?;
+    let module = client.upload_with_progress(&bytes, |_, _| {}).await?;
+    let mut options = a.limits.options();
+    options.output = Some(OutputHandler::stderr().into());
+    Ok((client, module, args, options))
 }
 
 /// `rwc info`: the node's info as pretty JSON.

@@ -143,12 +143,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr();
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "rwc", &mut std::io::stdout());
         return ExitCode::SUCCESS;
@@ -171,6 +166,15 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(e.kind()))
         }
     }
+}
+
+/// Logs go to stderr: errors only, unless `RUST_LOG` asks for more.
+fn log_to_stderr() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Prints an error as one line (`rwc: timed out: …`), or with its causes and remote trace
@@ -205,12 +209,8 @@ fn exit_code(kind: ErrorKind) -> u8 {
 async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     let done = |r: Result<(), Error>| r.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Call(a) => {
-            done(commands::call(&a.node.node, &a.module, &a.func, &a.args, &a.limits).await)
-        }
-        Command::Run(a) => {
-            done(commands::run(&a.node.node, &a.module, &a.func, &a.args, &a.limits).await)
-        }
+        Command::Call(a) => done(commands::call(&a).await),
+        Command::Run(a) => done(commands::run(&a).await),
         Command::Info { node } => done(commands::info(&node.node).await),
         Command::Ping {
             node,

@@ -8,13 +8,9 @@ use rwc_client::MapProgress;
 
 /// A bar counting bytes, for uploads.
 pub fn bytes_bar(total: u64) -> ProgressBar {
-    let bar = new_bar(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:40.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = new_bar(
+        total,
+        "{prefix} [{bar:40.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     );
     bar.set_prefix("uploading");
     bar
@@ -22,15 +18,10 @@ pub fn bytes_bar(total: u64) -> ProgressBar {
 
 /// A bar counting inputs, for maps; its message shows per-node counts.
 pub fn map_bar(total: u64) -> ProgressBar {
-    let bar = new_bar(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "[{elapsed_precise}] [{bar:30.green/white}] {pos}/{len} {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
+    new_bar(
+        total,
+        "[{elapsed_precise}] [{bar:30.green/white}] {pos}/{len} {per_sec} {msg}",
+    )
 }
 
 /// Per-node counts for a map bar: `127.0.0.1:4001 340  127.0.0.1:4002 ✗ 120`.
@@ -48,10 +39,17 @@ pub fn node_counts(p: &MapProgress) -> String {
         .join("  ")
 }
 
-fn new_bar(total: u64) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
+/// A bar drawn with `template`, or a hidden one if stderr is not a terminal.
+fn new_bar(total: u64, template: &str) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(total)
     } else {
         ProgressBar::hidden()
-    }
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
 }
