@@ -28,7 +28,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
-pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
+pub use self::report::{
+    Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
+};
 use crate::client::{Client, Module};
 use crate::discovery::{Discovery, Dns, NodeAddr, RegistryDiscovery};
 use rwc_api::InstanceOptions;
@@ -65,7 +67,7 @@ struct PoolNode {
 }
 
 /// How to run a [`map`](Pool::map).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MapOptions {
     /// Instances per node (calls that run at once on it). Default: the node's CPU count,
     /// as its `sys` capability reports it, or [`DEFAULT_PER_NODE`] if it does not grant
@@ -105,7 +107,7 @@ impl MapOptions {
 
     /// Sets the [`progress`](MapOptions::progress) callback.
     pub fn on_progress(mut self, f: impl Fn(&MapProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
+        self.progress = Some(Callback(Arc::new(f)));
         self
     }
 
@@ -114,21 +116,8 @@ impl MapOptions {
         mut self,
         f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
     ) -> Self {
-        self.each_result = Some(Arc::new(f));
+        self.each_result = Some(Callback(Arc::new(f)));
         self
-    }
-}
-
-impl std::fmt::Debug for MapOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MapOptions")
-            .field("per_node", &self.per_node)
-            .field("depth", &self.depth)
-            .field("call_timeout", &self.call_timeout)
-            .field("instance", &self.instance)
-            .field("progress", &self.progress.is_some())
-            .field("each_result", &self.each_result.is_some())
-            .finish()
     }
 }
 
