@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod process;
+
 /// Paths of the example guests (`examples/`): `.wasm` files that `build.rs` compiled
 /// from source, and WAT files the node compiles itself.
 pub mod guests {
