@@ -67,10 +67,24 @@ impl Bystander {
     }
 }
 
-async fn call_err(c: &TestClient, wat_text: &str, opts: Value, export: &str) -> Error {
-    let module = c.upload(wat_text.as_bytes()).await.unwrap();
-    let inst = c.instantiate(&module, opts).await.unwrap();
-    inst.call_value(export, vec![]).await.unwrap_err()
+impl Bystander {
+    /// `c` calls `export` of `wat_text` with no arguments, in an instance made with
+    /// `opts`, and fails (while the bystander is answered): the error.
+    async fn fails(
+        &self,
+        what: &str,
+        c: &TestClient,
+        wat_text: &str,
+        opts: Value,
+        export: &str,
+    ) -> Error {
+        let failing = async {
+            let module = c.upload(wat_text.as_bytes()).await.unwrap();
+            let inst = c.instantiate(&module, opts).await.unwrap();
+            inst.call_value(export, vec![]).await.unwrap_err()
+        };
+        self.during(what, failing).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,46 +95,23 @@ async fn hostile_guests_fail_alone() {
     let by = Bystander::start(&node).await;
     let c = node.client().await;
 
-    let e = by
-        .during(
-            "infinite loop",
-            call_err(
-                &c,
-                wat::SPIN,
-                options(&[("call_timeout_ms", Value::U64(500))]),
-                "spin",
-            ),
-        )
-        .await;
+    let opts = options(&[("call_timeout_ms", Value::U64(500))]);
+    let e = by.fails("infinite loop", &c, wat::SPIN, opts, "spin").await;
     assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
     assert!(
         e.trace().is_some_and(|t| t.contains("spin")),
         "wasm backtrace kept: {e}"
     );
 
+    let opts = options(&[("fuel", Value::U64(10_000_000))]);
     let e = by
-        .during(
-            "infinite loop with fuel",
-            call_err(
-                &c,
-                wat::SPIN,
-                options(&[("fuel", Value::U64(10_000_000))]),
-                "spin",
-            ),
-        )
+        .fails("infinite loop with fuel", &c, wat::SPIN, opts, "spin")
         .await;
     assert_eq!(e.kind(), ErrorKind::OutOfFuel, "{e}");
 
+    let opts = options(&[("memory", Value::U64(16 << 20))]);
     let e = by
-        .during(
-            "memory.grow bomb",
-            call_err(
-                &c,
-                wat::GROW_BOMB,
-                options(&[("memory", Value::U64(16 << 20))]),
-                "grow",
-            ),
-        )
+        .fails("memory.grow bomb", &c, wat::GROW_BOMB, opts, "grow")
         .await;
     assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
     assert!(e.message().contains("limit"), "{e}");
@@ -134,11 +125,9 @@ async fn hostile_guests_fail_alone() {
     assert_eq!(e.kind(), ErrorKind::Trapped, "{e}");
     assert!(e.message().contains("stack overflow"), "{e}");
 
+    let opts = Value::Unit;
     let e = by
-        .during(
-            "unreachable",
-            call_err(&c, wat::UNREACHABLE, Value::Unit, "boom"),
-        )
+        .fails("unreachable", &c, wat::UNREACHABLE, opts, "boom")
         .await;
     assert_eq!(e.kind(), ErrorKind::Trapped, "{e}");
     assert!(e.message().contains("unreachable"), "{e}");

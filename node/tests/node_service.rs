@@ -50,17 +50,7 @@ async fn add_through_the_library_api() {
     assert!(err.message().contains("add"), "lists what exists: {err}");
 
     // `run`: instantiate, call, drop in one request.
-    let r = c
-        .root
-        .call_value(
-            "run",
-            vec![
-                module.into(),
-                Value::from("add"),
-                Value::List(vec![Value::I64(40), Value::I64(2)]),
-                Value::Unit,
-            ],
-        )
+    let r = common::run(&c.root, &module, "add", vec![Value::I64(40), Value::I64(2)])
         .await
         .unwrap();
     assert_eq!(r, Value::I64(42));

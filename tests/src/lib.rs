@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+pub mod mirrors;
 pub mod process;
 
 /// Paths of the example guests (`examples/`): `.wasm` files that `build.rs` compiled

@@ -10,8 +10,9 @@ use rwc_api::abi::{IMPORT_MODULE, export, import, rich_export_symbol, unpack};
 use rwc_protocol::{
     DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec, from_value, to_value,
 };
+use rwc_tests::mirrors::{Point, Record, Shape};
 use rwc_tests::{guest_bytes, guests};
-use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 use wasmtime::error::Context as _;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, Module, Result, Store, TypedFunc, bail,
@@ -145,6 +146,11 @@ impl Guest {
 
     fn host(&self) -> &Host {
         self.store.data()
+    }
+
+    /// The handles the guest has released so far, in order.
+    fn released(&self) -> &[i64] {
+        &self.host().released
     }
 }
 
@@ -341,60 +347,6 @@ fn word_count_runs_through_the_abi() {
     assert_eq!(counts.len(), 5);
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Record {
-    name: String,
-    count: i64,
-    ratio: f64,
-    flags: Vec<bool>,
-    tags: BTreeMap<String, u32>,
-    shape: Shape,
-    #[serde(with = "serde_bytes_compat")]
-    data: Vec<u8>,
-    maybe: Option<u32>,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Point {
-    x: i32,
-    y: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Empty,
-    Circle(f64),
-    Segment(Point, Point),
-    Rect { width: u32, height: u32 },
-}
-
-/// `Vec<u8>` as bytes (what `serde_bytes` does), without the extra dependency.
-mod serde_bytes_compat {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
-
 #[test]
 fn typed_values_round_trip_through_the_guest() {
     let mut g = guest(guests::WORDCOUNT, &[]);
@@ -405,7 +357,7 @@ fn typed_values_round_trip_through_the_guest() {
         flags: vec![true, false],
         tags: BTreeMap::from([("a".into(), 1), ("b".into(), u32::MAX)]),
         shape: Shape::Segment(Point { x: -1, y: 2 }, Point { x: 3, y: -4 }),
-        data: vec![0, 1, 2, 255],
+        data: ByteBuf::from(vec![0, 1, 2, 255]),
         maybe: None,
         points: vec![Point { x: 0, y: 0 }],
     };
@@ -593,14 +545,18 @@ fn guest_objects_live_until_the_node_drops_them() {
 // ---------------------------------------------------------------------------------------
 // progress: calls from the guest to netrefs, nested calls, releases.
 
+/// The `progress` guest, and a handle to `object` to give it.
+fn progress_with(object: HostObject) -> (Guest, Value) {
+    let mut g = guest(guests::PROGRESS, &[]);
+    let handle = g.hand(object);
+    (g, handle)
+}
+
 #[test]
 fn guest_calls_a_callback_and_releases_it() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Recorder);
-    assert_eq!(
-        g.call("run", vec![Value::U64(4), cb]).unwrap(),
-        Ok(Value::U64(4))
-    );
+    let (mut g, cb) = progress_with(HostObject::Recorder);
+    let out = g.call("run", vec![Value::U64(4), cb]).unwrap();
+    assert_eq!(out, Ok(Value::U64(4)));
     let percents: Vec<&Value> = g.host().calls.iter().map(|(_, _, args)| &args[0]).collect();
     assert_eq!(
         percents,
@@ -617,17 +573,12 @@ fn guest_calls_a_callback_and_releases_it() {
             .iter()
             .all(|(h, m, _)| *h == 0 && m == "call")
     );
-    assert_eq!(
-        g.host().released,
-        [0],
-        "the Remote released its handle once"
-    );
+    assert_eq!(g.released(), [0], "the Remote released its handle once");
 }
 
 #[test]
 fn callback_errors_end_the_guest_call() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Gone);
+    let (mut g, cb) = progress_with(HostObject::Gone);
     let err = g.call("run", vec![Value::U64(3), cb]).unwrap().unwrap_err();
     assert_eq!(
         err,
@@ -639,25 +590,21 @@ fn callback_errors_end_the_guest_call() {
         1,
         "the first failed call ended the run"
     );
-    assert_eq!(g.host().released, [0]);
+    assert_eq!(g.released(), [0]);
 }
 
 #[test]
 fn a_callback_can_call_back_into_the_guest() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Reenter);
+    let (mut g, cb) = progress_with(HostObject::Reenter);
     // Each cb.call(i) runs the guest's inc(i) nested inside ping_back: 1 + 2 + 3 + 4.
-    assert_eq!(
-        g.call("ping_back", vec![Value::U64(4), cb]).unwrap(),
-        Ok(Value::U64(10))
-    );
-    assert_eq!(g.host().released, [0]);
+    let out = g.call("ping_back", vec![Value::U64(4), cb]).unwrap();
+    assert_eq!(out, Ok(Value::U64(10)));
+    assert_eq!(g.released(), [0]);
 }
 
 #[test]
 fn a_returned_netref_is_released_only_after_the_node_read_the_result() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Recorder);
+    let (mut g, cb) = progress_with(HostObject::Recorder);
     let back = g.call("hand_back", vec![cb]).unwrap().unwrap();
     assert_eq!(
         back,
@@ -665,12 +612,12 @@ fn a_returned_netref_is_released_only_after_the_node_read_the_result() {
         "the node's own handle"
     );
     assert!(
-        g.host().released.is_empty(),
+        g.released().is_empty(),
         "still held while the node reads the result"
     );
     g.call("inc", vec![Value::U64(1)]).unwrap().unwrap();
     assert_eq!(
-        g.host().released,
+        g.released(),
         [0],
         "released at the next call into the guest"
     );
@@ -682,7 +629,7 @@ fn ignored_netref_arguments_are_released() {
     let cb = g.hand(HostObject::Recorder);
     // `echo` takes a raw Value: the handle inside is not claimed by a Remote.
     g.call("echo", vec![cb]).unwrap().unwrap();
-    assert_eq!(g.host().released, [0]);
+    assert_eq!(g.released(), [0]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -702,7 +649,7 @@ fn capabilities_handed_over_are_reachable() {
         "the guest asked the capability for each part of its report, in order"
     );
     assert_eq!(
-        g.host().released.len(),
+        g.released().len(),
         1,
         "the capability's handle was released"
     );

@@ -300,17 +300,13 @@ mod tests {
             .into(),
             Duration::from_secs(1),
         );
-        assert!(
-            matches!(
-                err,
-                SandboxError::MemoryLimit {
-                    requested: 2097152,
-                    limit: 1048576,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let SandboxError::MemoryLimit {
+            requested, limit, ..
+        } = err
+        else {
+            panic!("expected MemoryLimit, got {err:?}");
+        };
+        assert_eq!((requested, limit), (2 << 20, 1 << 20));
     }
 
     #[test]

@@ -227,6 +227,26 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// `value` as an `f64`, if it is an integer of magnitude at most `limit` (at most 2^53,
+/// so the conversion is exact).
+fn exact_integer(value: Number, limit: u64) -> Option<f64> {
+    let (magnitude, negative) = match value {
+        Number::Int(v) => (v.unsigned_abs(), v < 0),
+        Number::UInt(v) => (v, false),
+        Number::Float(_) => return None,
+    };
+    if magnitude > limit.min(F64_EXACT) {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let m = magnitude as f64;
+    Some(if negative { -m } else { m })
+}
+
+fn inexact(value: Number, ty: &ValType) -> String {
+    format!("{value} is not exactly representable as {ty}")
+}
+
 /// Largest integer magnitudes `f32` and `f64` represent exactly.
 const F32_EXACT: u64 = 1 << 24;
 const F64_EXACT: u64 = 1 << 53;
@@ -263,31 +283,17 @@ fn coerce(value: Number, ty: &ValType) -> Result<WasmArg, String> {
             // values were refused above.
             #[allow(clippy::cast_possible_truncation)]
             Number::Float(v) => Ok(WasmArg::F32(v as f32)),
-            Number::Int(v) if v.unsigned_abs() <= F32_EXACT => {
-                // Exact: |v| <= 2^24 fits an f32's mantissa.
-                #[allow(clippy::cast_precision_loss)]
-                Ok(WasmArg::F32(v as f32))
-            }
-            Number::UInt(v) if v <= F32_EXACT =>
-            {
-                #[allow(clippy::cast_precision_loss)]
-                Ok(WasmArg::F32(v as f32))
-            }
-            _ => Err(format!("{value} is not exactly representable as {ty}")),
+            // Exact: an integer of at most 2^24 in magnitude is an f32 as it is.
+            #[allow(clippy::cast_possible_truncation)]
+            _ => exact_integer(value, F32_EXACT)
+                .map(|f| WasmArg::F32(f as f32))
+                .ok_or_else(|| inexact(value, ty)),
         },
         ValType::F64 => match value {
             Number::Float(v) => Ok(WasmArg::F64(v)),
-            Number::Int(v) if v.unsigned_abs() <= F64_EXACT => {
-                // Exact: |v| <= 2^53 fits an f64's mantissa.
-                #[allow(clippy::cast_precision_loss)]
-                Ok(WasmArg::F64(v as f64))
-            }
-            Number::UInt(v) if v <= F64_EXACT =>
-            {
-                #[allow(clippy::cast_precision_loss)]
-                Ok(WasmArg::F64(v as f64))
-            }
-            _ => Err(format!("{value} is not exactly representable as {ty}")),
+            _ => exact_integer(value, F64_EXACT)
+                .map(WasmArg::F64)
+                .ok_or_else(|| inexact(value, ty)),
         },
         other => Err(format!("{other} parameters cannot be passed as numbers")),
     }
