@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-pub mod mirrors;
 pub mod process;
+pub mod wordcount;
 
 /// Paths of the example guests (`examples/`): `.wasm` files that `build.rs` compiled
 /// from source, and WAT files the node compiles itself.

@@ -10,7 +10,7 @@ use rwc_api::abi::{IMPORT_MODULE, export, import, rich_export_symbol, unpack};
 use rwc_protocol::{
     DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec, from_value, to_value,
 };
-use rwc_tests::mirrors::{Point, Record, Shape};
+use rwc_tests::wordcount::{Point, Record, Shape};
 use rwc_tests::{guest_bytes, guests};
 use serde_bytes::ByteBuf;
 use wasmtime::error::Context as _;

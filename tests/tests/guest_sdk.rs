@@ -14,7 +14,7 @@ use rwc_client::{Client, ErrorKind, Instance, InstanceOptions, NetRef, Value};
 use rwc_node::server::Server;
 use rwc_node::{Node, NodeConfig};
 use rwc_protocol::callable;
-use rwc_tests::mirrors::{Point, Record, Shape};
+use rwc_tests::wordcount::{Point, Record, Shape};
 use rwc_tests::{guest_bytes, guests};
 use serde::Serialize;
 use serde_bytes::ByteBuf;

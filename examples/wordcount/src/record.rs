@@ -1,13 +1,13 @@
-//! The `wordcount` guest's types, mirrored: the same serde shape, defined independently of
-//! the guest, so a round trip through it checks the encoding rather than one definition
-//! against itself.
+//! The types of the typed round trips. The host side of the tests compiles this same file
+//! (`rwc_tests::wordcount`), so both ends agree on the shape and the round trip checks the
+//! encoding through the ABI.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-/// A struct with a field of every kind of value.
+/// A record with one of everything, for typed round trips.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
@@ -21,14 +21,13 @@ pub struct Record {
     pub points: Vec<Point>,
 }
 
-/// A small struct, nested.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub x: i32,
     pub y: i32,
 }
 
-/// An enum with every kind of variant.
+/// An enum with unit, newtype, tuple and struct variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Shape {
     Empty,
