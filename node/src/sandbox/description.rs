@@ -137,12 +137,11 @@ pub(super) fn describe(ty: &ExternType) -> Described {
 mod tests {
     use super::*;
     use crate::sandbox::SandboxConfig;
-    use crate::sandbox::test_support::{ADD, sandbox};
+    use crate::sandbox::test_support::{sandbox, with_add};
 
     #[test]
     fn exports_are_listed_with_signatures() {
-        let sandbox = sandbox(SandboxConfig::default());
-        let module = sandbox.load(ADD.as_bytes()).unwrap();
+        let (_sandbox, module) = with_add();
         let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["memory", "counter", "add", "scale"]);
 

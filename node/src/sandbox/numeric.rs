@@ -101,20 +101,14 @@ impl Instance {
         export: &str,
         args: &[WasmArg],
     ) -> Result<Vec<WasmArg>, SandboxError> {
-        let (func, ty, params) = self.numeric_func_taking(export, args.len())?;
-        for (i, (arg, param)) in args.iter().zip(&params).enumerate() {
-            if !ValType::eq(&arg.ty(), param) {
-                return Err(SandboxError::BadArgument(format!(
-                    // i32, i64, f32 and f64 all take "an".
-                    "{}, got an {} as argument {}",
-                    signature(export, &ty),
-                    arg.ty(),
-                    i + 1
-                )));
+        self.call_converted(export, args, |arg, param| {
+            if ValType::eq(&arg.ty(), param) {
+                Ok(arg.to_val())
+            } else {
+                Err(Mismatch::Type(arg.ty()))
             }
-        }
-        self.call_func(func, &ty, args.iter().map(|a| a.to_val()).collect())
-            .await
+        })
+        .await
     }
 
     /// Like [`call`](Self::call), but with untyped numbers (from JSON, say), each
@@ -128,17 +122,36 @@ impl Instance {
         export: &str,
         args: &[Number],
     ) -> Result<Vec<WasmArg>, SandboxError> {
+        self.call_converted(export, args, |arg, param| {
+            coerce(*arg, param)
+                .map(WasmArg::to_val)
+                .map_err(Mismatch::Value)
+        })
+        .await
+    }
+
+    /// Calls the numeric export `export` with `args`, each converted to its parameter's
+    /// type by `convert`; a mismatch is a [`SandboxError::BadArgument`] naming the
+    /// signature and the argument.
+    async fn call_converted<A>(
+        &mut self,
+        export: &str,
+        args: &[A],
+        convert: impl Fn(&A, &ValType) -> Result<Val, Mismatch>,
+    ) -> Result<Vec<WasmArg>, SandboxError> {
         let (func, ty, params) = self.numeric_func_taking(export, args.len())?;
         let mut vals = Vec::with_capacity(args.len());
         for (i, (arg, param)) in args.iter().zip(&params).enumerate() {
-            let arg = coerce(*arg, param).map_err(|why| {
-                SandboxError::BadArgument(format!(
-                    "{}; argument {}: {why}",
-                    signature(export, &ty),
-                    i + 1
-                ))
+            let n = i + 1;
+            let val = convert(arg, param).map_err(|mismatch| {
+                let signature = signature(export, &ty);
+                SandboxError::BadArgument(match mismatch {
+                    // i32, i64, f32 and f64 all take "an".
+                    Mismatch::Type(t) => format!("{signature}, got an {t} as argument {n}"),
+                    Mismatch::Value(why) => format!("{signature}; argument {n}: {why}"),
+                })
             })?;
-            vals.push(arg.to_val());
+            vals.push(val);
         }
         self.call_func(func, &ty, vals).await
     }
@@ -210,6 +223,14 @@ impl Instance {
             })
             .collect()
     }
+}
+
+/// Why an argument does not fit its parameter.
+enum Mismatch {
+    /// A typed argument of another type.
+    Type(ValType),
+    /// A number that does not convert, and why.
+    Value(String),
 }
 
 /// `add takes (i32, i32) -> i32`

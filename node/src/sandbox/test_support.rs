@@ -1,6 +1,8 @@
 //! What the sandbox's unit tests share.
 
-use super::{Sandbox, SandboxConfig};
+use std::sync::Arc;
+
+use super::{LoadedModule, Sandbox, SandboxConfig};
 
 /// A sandbox with room for two instances.
 pub(crate) fn sandbox(config: SandboxConfig) -> Sandbox {
@@ -19,3 +21,10 @@ pub(crate) const ADD: &str = r#"(module
         local.get 0 local.get 1 i32.add)
     (func (export "scale") (param f64) (result f64)
         local.get 0 f64.const 2 f64.mul))"#;
+
+/// A default sandbox with [`ADD`] loaded.
+pub(crate) fn with_add() -> (Sandbox, Arc<LoadedModule>) {
+    let sandbox = sandbox(SandboxConfig::default());
+    let module = sandbox.load(ADD.as_bytes()).unwrap();
+    (sandbox, module)
+}

@@ -40,17 +40,19 @@ impl TestNode {
     }
 
     pub async fn client(&self) -> TestClient {
-        let conn = connect_tcp(
-            &self.addr,
-            Service::new("test client").into_object(),
-            ConnectionConfig::default(),
-        )
+        connect(&self.addr).await
+    }
+}
+
+/// A client of the node at `addr`.
+pub async fn connect(addr: &str) -> TestClient {
+    let root = Service::new("test client").into_object();
+    let conn = connect_tcp(addr, root, ConnectionConfig::default())
         .await
         .unwrap();
-        TestClient {
-            root: conn.root(),
-            conn,
-        }
+    TestClient {
+        root: conn.root(),
+        conn,
     }
 }
 

@@ -232,12 +232,11 @@ impl ModuleCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::test_support::{ADD, sandbox};
+    use crate::sandbox::test_support::{ADD, sandbox, with_add};
 
     #[test]
     fn hash_is_sha256_of_the_upload_and_stable() {
-        let sandbox = sandbox(SandboxConfig::default());
-        let module = sandbox.load(ADD.as_bytes()).unwrap();
+        let (sandbox, module) = with_add();
         assert_eq!(module.hash(), hex::encode(Sha256::digest(ADD.as_bytes())));
         assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
         assert!(module.compiled_size() > 0);
@@ -254,8 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_fuel_variant_counts_against_the_memory_budget() {
-        let sandbox = sandbox(SandboxConfig::default());
-        let module = sandbox.load(ADD.as_bytes()).unwrap();
+        let (sandbox, module) = with_add();
         let before = sandbox.stats().cached_bytes;
         assert_eq!(before, module.compiled_size() + module.size());
         let opts = crate::sandbox::InstanceOptions {
