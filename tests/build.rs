@@ -44,6 +44,8 @@ fn main() {
     watched.extend(
         [
             "guest-sdk",
+            "api/src",
+            "api/Cargo.toml",
             "protocol/src",
             "protocol/Cargo.toml",
             "Cargo.toml",

@@ -12,14 +12,18 @@
 //! first (or runs the one `RWC_NODE_BIN` names), and the `mandelbrot` guest if
 //! `examples/` has it (skipping part 2 if not).
 
+// Shared with the end-to-end tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../../tests/src/process.rs"]
+mod process;
 #[path = "../../examples/mandelbrot/src/tile.rs"]
 mod tile;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use process::Listening;
 use rwc_client::{MapOptions, Pool, Value, to_value};
 use tile::Tile;
 
@@ -52,7 +56,7 @@ fn main() {
 
 /// Per-item overhead of `Pool::map` with a trivial export.
 async fn overhead(node_bin: &Path) {
-    let nodes = [Node::start(node_bin), Node::start(node_bin)];
+    let nodes = [start_node(node_bin), start_node(node_bin)];
     let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.as_str()))
         .await
         .expect("connect");
@@ -192,7 +196,7 @@ async fn map_mandelbrot(
     tiles: &[Tile],
     n: usize,
 ) -> (Duration, u64) {
-    let nodes: Vec<Node> = (0..n).map(|_| Node::start(node_bin)).collect();
+    let nodes: Vec<Listening> = (0..n).map(|_| start_node(node_bin)).collect();
     let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.as_str()))
         .await
         .expect("connect");
@@ -284,39 +288,8 @@ fn cpus() -> usize {
 }
 
 /// A node process on 127.0.0.1, killed on drop.
-struct Node {
-    addr: String,
-    child: Child,
-}
-
-impl Node {
-    fn start(bin: &Path) -> Node {
-        let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rwc-node");
-        let mut reader = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read the address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("`listening on ADDR`")
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
-        });
-        Node { addr, child }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_node(bin: &Path) -> Listening {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    Listening::start(cmd).expect("start rwc-node")
 }

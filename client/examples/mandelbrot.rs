@@ -12,19 +12,24 @@
 //! cargo run --release -p rwc-client --example mandelbrot -- --nodes 4 --width 4096
 //! ```
 
+// Shared with the end-to-end tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../../tests/src/process.rs"]
+mod process;
 #[path = "../../examples/mandelbrot/src/tile.rs"]
 mod tile;
 
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use process::Listening;
 use rwc_client::{MapOptions, MapProgress, Pool, Value, to_value};
 use tile::Tile;
 
@@ -124,7 +129,7 @@ async fn render(args: &Args, guest: &[u8], nodes: &Nodes) -> Result<()> {
     // Kill the last node once half the bands are done.
     let victim = (!args.no_kill && nodes.addrs.len() > 1).then(|| nodes.addrs.len() - 1);
     let killed = Arc::new(AtomicBool::new(false));
-    let (pb, k, procs) = (bar.clone(), killed.clone(), nodes.children.clone());
+    let (pb, k, procs) = (bar.clone(), killed.clone(), nodes.procs.clone());
     let victim_addr = victim.map(|v| nodes.addrs[v].clone());
     let options = MapOptions {
         per_node: args.per_node,
@@ -137,7 +142,7 @@ async fn render(args: &Args, guest: &[u8], nodes: &Nodes) -> Result<()> {
             && p.done * 2 >= p.total
             && !k.swap(true, Ordering::SeqCst)
         {
-            kill(&procs, v);
+            procs[v].kill();
             let line = format!(
                 "killed node {addr} at {}/{} bands: its unfinished bands go to the others",
                 p.done, p.total
@@ -330,67 +335,21 @@ fn default_guest() -> PathBuf {
 /// The node processes; killed when dropped.
 struct Nodes {
     addrs: Vec<String>,
-    children: Arc<Mutex<Vec<Child>>>,
+    procs: Arc<Vec<Listening>>,
 }
 
 impl Nodes {
     fn start(bin: &Path, n: usize) -> Result<Nodes> {
-        let mut nodes = Nodes {
-            addrs: Vec::new(),
-            children: Arc::new(Mutex::new(Vec::new())),
-        };
-        for _ in 0..n {
-            let mut child = Command::new(bin)
-                .args(["--listen", "127.0.0.1:0"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| format!("cannot start {}", bin.display()))?;
-            let Some(stdout) = child.stdout.take() else {
-                bail!("no stdout from {}", bin.display());
-            };
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            nodes
-                .children
-                .lock()
-                .map_err(|_| anyhow::anyhow!("node table poisoned"))?
-                .push(child);
-            let Some(addr) = line.trim().strip_prefix("listening on ") else {
-                bail!(
-                    "{} printed {line:?} instead of `listening on ADDR`",
-                    bin.display()
-                );
-            };
-            nodes.addrs.push(addr.to_owned());
-            // Keep the pipe drained for as long as the node lives.
-            std::thread::spawn(move || {
-                let mut sink = Vec::new();
-                let _ = reader.read_to_end(&mut sink);
-            });
-        }
-        Ok(nodes)
-    }
-}
-
-fn kill(children: &Mutex<Vec<Child>>, i: usize) {
-    if let Ok(mut c) = children.lock()
-        && let Some(child) = c.get_mut(i)
-    {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        if let Ok(mut children) = self.children.lock() {
-            for c in children.iter_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
+        let procs = (0..n)
+            .map(|_| {
+                let mut cmd = Command::new(bin);
+                cmd.args(["--listen", "127.0.0.1:0"]);
+                Listening::start(cmd).with_context(|| format!("cannot start {}", bin.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Nodes {
+            addrs: procs.iter().map(|p| p.addr.clone()).collect(),
+            procs: Arc::new(procs),
+        })
     }
 }

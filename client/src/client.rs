@@ -3,18 +3,18 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rwc_api::module::ExportDescription;
+use rwc_api::{InstanceOptions, NodeInfo, Request, instance, root, upload};
 use rwc_protocol::transport::{connect_child, connect_tcp, connect_unix};
 use rwc_protocol::{
     CallOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, Service,
-    Value, from_value,
+    Value,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
-
-use crate::options::InstanceOptions;
 
 /// A connection to a node.
 ///
@@ -44,9 +44,18 @@ pub struct Instance {
 /// Size of the chunks [`Client::upload_with_progress`] sends.
 pub const UPLOAD_CHUNK: usize = 1 << 20;
 
-/// The id a node gives these bytes: lowercase hex SHA-256.
+/// The hash a node names these bytes by: lowercase hex SHA-256.
 pub fn module_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Calls `target` with a request of the node's contract ([`rwc_api`]) and converts the
+/// reply: `request(instance.netref(), &rwc_api::instance::Fuel {})`.
+///
+/// # Cancel safety
+/// Dropping the future cancels the call on the peer.
+pub async fn request<R: Request>(target: &NetRef, req: &R) -> Result<R::Reply, Error> {
+    R::reply(target.call_value(R::METHOD, req.to_args()?).await?)
 }
 
 fn config() -> ConnectionConfig {
@@ -119,12 +128,12 @@ impl Client {
         &self.conn
     }
 
-    /// The node's info (version, limits, caches, live instances, uptime), as a value.
+    /// The node's info: version, counters, limits.
     ///
     /// # Cancel safety
     /// Dropping the future cancels the request.
-    pub async fn info(&self) -> Result<Value, Error> {
-        self.root.call_value("info", vec![]).await
+    pub async fn info(&self) -> Result<NodeInfo, Error> {
+        request(&self.root, &root::Info {}).await
     }
 
     /// Round-trip time of a ping.
@@ -141,7 +150,11 @@ impl Client {
     /// # Cancel safety
     /// Dropping the future cancels the request.
     pub async fn capability(&self, name: &str) -> Result<Option<NetRef>, Error> {
-        self.root.call("capability", (name,)).await
+        let name = name.to_owned();
+        request(&self.root, &root::Capability { name })
+            .await?
+            .map(|c| c.into_netref("the capability"))
+            .transpose()
     }
 
     /// Makes sure the node has `bytes` as a module: asks by hash first and uploads only if
@@ -155,7 +168,10 @@ impl Client {
         if let Some(m) = self.module(&hash).await? {
             return Ok(m);
         }
-        let netref: NetRef = self.root.call("upload", (ByteBuf::from(bytes),)).await?;
+        let bytes = ByteBuf::from(bytes);
+        let netref = request(&self.root, &root::Upload { bytes })
+            .await?
+            .into_netref("the uploaded module")?;
         Ok(Module { netref, hash })
     }
 
@@ -177,8 +193,8 @@ impl Client {
             progress(total, total);
             return Ok(m);
         }
-        let uploader: NetRef = match self.root.call("upload_stream", (total,)).await {
-            Ok(u) => u,
+        let uploader = match request(&self.root, &root::UploadStream { total_len: total }).await {
+            Ok(u) => u.into_netref("the uploader")?,
             // A node without chunked uploads still takes the whole module at once.
             Err(e) if e.kind() == ErrorKind::Unimplemented => {
                 progress(0, total);
@@ -191,11 +207,14 @@ impl Client {
         progress(0, total);
         let mut sent = 0u64;
         for chunk in bytes.chunks(UPLOAD_CHUNK) {
-            let _: u64 = uploader.call("write", (ByteBuf::from(chunk),)).await?;
             sent += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+            let chunk = ByteBuf::from(chunk);
+            request(&uploader, &upload::Write { chunk }).await?;
             progress(sent, total);
         }
-        let netref: NetRef = uploader.call("finish", ()).await?;
+        let netref = request(&uploader, &upload::Finish {})
+            .await?
+            .into_netref("the uploaded module")?;
         Ok(Module { netref, hash })
     }
 
@@ -204,11 +223,14 @@ impl Client {
     /// # Cancel safety
     /// Dropping the future cancels the request.
     pub async fn module(&self, hash: &str) -> Result<Option<Module>, Error> {
-        let found: Option<NetRef> = self.root.call("module", (hash,)).await?;
-        Ok(found.map(|netref| Module {
-            netref,
-            hash: hash.to_owned(),
-        }))
+        let hash = hash.to_owned();
+        let found = request(&self.root, &root::ModuleByHash { hash: hash.clone() }).await?;
+        found
+            .map(|m| {
+                let netref = m.into_netref("the module")?;
+                Ok(Module { netref, hash })
+            })
+            .transpose()
     }
 
     /// A new instance of `module`.
@@ -221,14 +243,13 @@ impl Client {
         module: &Module,
         options: InstanceOptions,
     ) -> Result<Instance, Error> {
-        let netref: NetRef = self
-            .root
-            .call_value(
-                "instantiate",
-                vec![module.netref.clone().into(), options.to_value()],
-            )
-            .await
-            .and_then(from_value)?;
+        let req = root::Instantiate {
+            module: module.netref.clone().into(),
+            options,
+        };
+        let netref = request(&self.root, &req)
+            .await?
+            .into_netref("the instance")?;
         Ok(Instance { netref })
     }
 
@@ -244,17 +265,13 @@ impl Client {
         args: Vec<Value>,
         options: InstanceOptions,
     ) -> Result<Value, Error> {
-        self.root
-            .call_value(
-                "run",
-                vec![
-                    module.netref.clone().into(),
-                    Value::from(export),
-                    Value::List(args),
-                    options.to_value(),
-                ],
-            )
-            .await
+        let req = root::Run {
+            module: module.netref.clone().into(),
+            export: export.to_owned(),
+            args,
+            options,
+        };
+        request(&self.root, &req).await
     }
 
     /// Closes the connection; the node frees this client's instances.
@@ -264,7 +281,7 @@ impl Client {
 }
 
 impl Module {
-    /// The module's id.
+    /// The module's hash: lowercase hex SHA-256 of its bytes.
     pub fn hash(&self) -> &str {
         &self.hash
     }
@@ -278,8 +295,8 @@ impl Module {
     ///
     /// # Cancel safety
     /// Dropping the future cancels the request.
-    pub async fn exports(&self) -> Result<Value, Error> {
-        self.netref.call_value("exports", vec![]).await
+    pub async fn exports(&self) -> Result<Vec<ExportDescription>, Error> {
+        request(&self.netref, &rwc_api::module::Exports {}).await
     }
 }
 
@@ -326,8 +343,8 @@ impl Instance {
     ///
     /// # Cancel safety
     /// Dropping the future cancels the request.
-    pub async fn exports(&self) -> Result<Value, Error> {
-        self.netref.call_value("rwc.exports", vec![]).await
+    pub async fn exports(&self) -> Result<Vec<ExportDescription>, Error> {
+        request(&self.netref, &instance::Exports {}).await
     }
 
     /// Bytes of the guest's linear memory.
@@ -335,8 +352,8 @@ impl Instance {
     /// # Cancel safety
     /// Dropping the future cancels the request.
     pub async fn read_memory(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
-        let b: ByteBuf = self.netref.call("rwc.read_memory", (offset, len)).await?;
-        Ok(b.into_vec())
+        let bytes = request(&self.netref, &instance::ReadMemory { offset, len }).await?;
+        Ok(bytes.into_vec())
     }
 
     /// Writes into the guest's linear memory.
@@ -344,9 +361,8 @@ impl Instance {
     /// # Cancel safety
     /// Dropping the future cancels the request; the write may or may not have happened.
     pub async fn write_memory(&self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
-        self.netref
-            .call("rwc.write_memory", (offset, ByteBuf::from(bytes)))
-            .await
+        let bytes = ByteBuf::from(bytes);
+        request(&self.netref, &instance::WriteMemory { offset, bytes }).await
     }
 
     /// Frees the instance on the node now (later calls fail).
@@ -355,7 +371,7 @@ impl Instance {
     /// Dropping the future abandons the request; the instance is still freed when the
     /// last handle to it drops.
     pub async fn close(&self) -> Result<(), Error> {
-        match self.netref.call::<()>("rwc.close", ()).await {
+        match request(&self.netref, &instance::Close {}).await {
             Err(e) if e.kind() == ErrorKind::Disconnected => Ok(()),
             other => other,
         }

@@ -10,8 +10,8 @@
 //!   called by name with typed arguments.
 //! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
 //!   input order, and survives nodes dying.
+//! - [`discovery`]: where a pool's nodes come from (a list, DNS, the registry).
 //! - [`registry`]: where nodes list themselves and clients find them by tag.
-//! - [`json`]: the JSON the `rwc` command line reads and prints.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rwc_client::Error> {
@@ -24,7 +24,7 @@
 //! let module = client.upload(wat.as_bytes()).await?;
 //! let options = InstanceOptions {
 //!     fuel: Some(1_000_000),
-//!     output: Some(OutputHandler::stderr()),
+//!     output: Some(OutputHandler::stderr().into()),
 //!     ..InstanceOptions::default()
 //! };
 //! let instance = client.instantiate(&module, options).await?;
@@ -38,16 +38,18 @@
 #![forbid(unsafe_code)]
 
 mod client;
-pub mod json;
-mod options;
+pub mod discovery;
+mod output;
 pub mod pool;
-pub mod registry;
 
-pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash};
-pub use options::{InstanceOptions, OutputHandler};
+pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
+pub use output::OutputHandler;
 pub use pool::{
     MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn, ResultFn,
 };
+pub use rwc_api::module::ExportDescription;
+pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};
 pub use rwc_protocol::{
     Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
 };
+pub use rwc_registry as registry;

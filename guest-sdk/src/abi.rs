@@ -99,6 +99,8 @@ mod wasm {
 
     use crate::{entry, panic};
 
+    // The names are rwc_api::abi::IMPORT_MODULE and rwc_api::abi::import::*; attributes
+    // take only literals.
     #[link(wasm_import_module = "rwc")]
     unsafe extern "C" {
         #[link_name = "call"]
@@ -191,7 +193,7 @@ mod wasm {
         // SAFETY: `ptr..ptr+len` is `name`, live and readable for the call.
         let handle = unsafe { rwc_capability(ptr, len) };
         match handle {
-            -1 => Ok(None),
+            rwc_api::abi::NO_CAPABILITY => Ok(None),
             h => u64::try_from(h)
                 .map(Some)
                 .map_err(|_| Error::protocol(format!("rwc.capability returned handle {h}"))),
@@ -235,7 +237,7 @@ mod wasm {
         #[allow(clippy::cast_possible_truncation)]
         let len = bytes.len() as u32;
         let ptr = to_abi(Box::into_raw(bytes.into_boxed_slice()).cast::<u8>());
-        ((u64::from(ptr.cast_unsigned()) << 32) | u64::from(len)).cast_signed()
+        rwc_api::abi::pack(ptr.cast_unsigned(), len)
     }
 
     /// An ABI `i32` (unsigned by the ABI) as a `usize`.

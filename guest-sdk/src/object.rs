@@ -17,8 +17,8 @@ use rwc_protocol::{DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec};
 
 use crate::{entry, handles};
 
-/// Reserved method name: asks an object which methods it has (as `rwc_protocol` names it).
-pub const METHODS_METHOD: &str = "rwc.methods";
+/// Reserved method name: asks an object which methods it has.
+pub use rwc_api::abi::METHODS_METHOD;
 
 /// A Rust value whose methods callers can call through a netref.
 ///
@@ -81,7 +81,7 @@ pub fn live_objects() -> usize {
 thread_local! {
     /// Objects handed to the node, by id.
     static TABLE: RefCell<BTreeMap<u64, Rc<RefCell<dyn GuestObject>>>> = const { RefCell::new(BTreeMap::new()) };
-    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    static NEXT_ID: Cell<u64> = const { Cell::new(rwc_api::abi::FIRST_OBJECT_ID) };
 }
 
 impl Object {

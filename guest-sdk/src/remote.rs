@@ -1,8 +1,6 @@
 //! [`Remote`]: a netref the node holds for the guest (a client callback, a host
 //! capability, an object of another instance), and [`capability`].
 
-use std::fmt;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -25,6 +23,7 @@ use crate::{abi, handles};
 ///
 /// Keep netrefs you receive as `Remote`s: a reference left inside a raw [`Value`] is a
 /// bare number, given back when the call that delivered it returns.
+#[derive(Debug)]
 pub struct Remote {
     handle: u64,
 }
@@ -108,12 +107,6 @@ pub(crate) fn args_to_values(args: &impl Serialize) -> Result<Vec<Value>, Error>
 impl Drop for Remote {
     fn drop(&mut self) {
         handles::release(self.handle);
-    }
-}
-
-impl fmt::Debug for Remote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Remote(handle {})", self.handle)
     }
 }
 

@@ -17,6 +17,9 @@
 )]
 
 mod common;
+// The node tests' client helpers (connect, upload, instantiate, run).
+#[path = "../tests/common/mod.rs"]
+mod node_client;
 
 use std::time::{Duration, Instant};
 
@@ -26,9 +29,7 @@ use common::{
 };
 use rwc_node::NodeConfig;
 use rwc_node::sandbox::{InstanceOptions, Sandbox, SandboxConfig};
-use rwc_protocol::transport::connect_tcp;
-use rwc_protocol::{ConnectionConfig, NetRef, Service, Value};
-use serde_bytes::ByteBuf;
+use rwc_protocol::Value;
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
   (memory (export "memory") 1))"#;
@@ -132,22 +133,9 @@ fn two_threads(counts: &Counts) -> Remote {
 async fn client(servers: Servers, counts: &Counts) -> Remote {
     let raw = raw_round_trips(servers.raw, counts.round_trips).await;
 
-    let conn = connect_tcp(
-        &servers.node,
-        Service::new("bench").into_object(),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap();
-    let root = conn.root();
-    let module: NetRef = root
-        .call("upload", (ByteBuf::from(ADD.as_bytes()),))
-        .await
-        .unwrap();
-    let inst: NetRef = root
-        .call("instantiate", (module.clone(), Value::Unit))
-        .await
-        .unwrap();
+    let c = node_client::connect(&servers.node).await;
+    let module = c.upload(ADD.as_bytes()).await.unwrap();
+    let inst = c.instantiate(&module, Value::Unit).await.unwrap();
     // Warm up.
     for _ in 0..200 {
         let _: i32 = inst.call("add", (1, 2)).await.unwrap();
@@ -159,21 +147,17 @@ async fn client(servers: Servers, counts: &Counts) -> Remote {
         call.push(t.elapsed());
         debug_assert_eq!(r, i as i32 + 1);
     }
-    let args = Value::List(vec![Value::I64(2), Value::I64(3)]);
+    let args = vec![Value::I64(2), Value::I64(3)];
     let mut run = Vec::with_capacity(counts.runs);
     for _ in 0..counts.runs {
         let t = Instant::now();
-        let r = root
-            .call_value(
-                "run",
-                vec![module.clone().into(), Value::from("add"), args.clone()],
-            )
+        let r = node_client::run(&c.root, &module, "add", args.clone())
             .await
             .unwrap();
         run.push(t.elapsed());
         debug_assert_eq!(r, Value::I64(5));
     }
-    conn.close();
+    c.conn.close();
     Remote {
         raw: stats(raw),
         call: stats(call),

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use rwc_api::Limits;
 use serde::Deserialize;
 
 use crate::sandbox::SandboxConfig;
@@ -24,38 +25,6 @@ pub struct NodeConfig {
     pub limits: Limits,
 }
 
-/// Limits of the node, its instances and its clients.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest module accepted, in bytes.
-    pub max_module_bytes: u64,
-    /// Most compiled modules kept in memory.
-    pub max_modules: usize,
-    /// Bytes of compiled code kept in memory (least recently used evicted first).
-    pub module_cache_bytes: u64,
-    /// Most live instances on the node.
-    pub max_instances: usize,
-    /// Most live instances one connection may hold.
-    pub max_instances_per_connection: usize,
-    /// Most guest calls running at once on the node.
-    pub max_concurrent_calls: usize,
-    /// Memory of one instance, in bytes (also the most a client may ask for).
-    pub memory_bytes: u64,
-    /// Deadline of one call, in milliseconds (also the most a client may ask for).
-    pub call_timeout_ms: u64,
-    /// Guest output captured per call, in bytes (also the most a client may ask for).
-    pub max_output_bytes: u64,
-    /// Epoch tick: how often a running guest yields and checks its deadline, in ms.
-    pub epoch_tick_ms: u64,
-    /// Bytes queued for one client above which the node stops reading that client's
-    /// requests until they drain to half (flow control).
-    pub max_queued_bytes: u64,
-    /// A client that reads nothing for this long while replies wait for it is
-    /// disconnected and its queued replies freed, in milliseconds.
-    pub stall_timeout_ms: u64,
-}
-
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -64,25 +33,6 @@ impl Default for NodeConfig {
             grace_period_secs: 10,
             grants: vec!["sys".into(), "log".into()],
             limits: Limits::default(),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_module_bytes: 64 << 20,
-            max_modules: 1024,
-            module_cache_bytes: 512 << 20,
-            max_instances: 256,
-            max_instances_per_connection: 64,
-            max_concurrent_calls: 256,
-            memory_bytes: 256 << 20,
-            call_timeout_ms: 30_000,
-            max_output_bytes: 16 << 20,
-            epoch_tick_ms: 10,
-            max_queued_bytes: 64 << 20,
-            stall_timeout_ms: 60_000,
         }
     }
 }

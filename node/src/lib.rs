@@ -5,19 +5,23 @@
 //! - [`sandbox`] is the core: engine, module caches, instances and their limits.
 //! - [`Node`] puts a sandbox behind the rwc protocol: each connection's root is a
 //!   [`service::RootService`] (upload, module, instantiate, run, info, capability).
+//! - [`instance`]: a live instance as a netref, and the actor that runs its calls.
+//! - `abi`: the node's side of the guest ABI (`docs/abi.md`); [`capabilities`]: the host
+//!   objects (`sys`, `log`) a guest can be handed.
 //! - [`server`] listens (TCP, Unix socket, stdio) and shuts down gracefully.
-//! - [`registry`] keeps the node listed in a registry, so clients find it by tag.
-//! - The guest ABI (`docs/abi.md`) and the host capabilities (`sys`, `log`) live in
-//!   `guest` and [`capabilities`].
+//! - `rwc-node --register` keeps the node listed in a registry ([`rwc_registry`]), so
+//!   clients find it by tag.
 
+mod abi;
 pub mod capabilities;
 pub mod config;
 pub mod error;
-mod guest;
-pub mod registry;
+pub mod instance;
+mod node;
 pub mod sandbox;
 pub mod server;
 pub mod service;
 
 pub use config::NodeConfig;
-pub use service::Node;
+pub use node::Node;
+pub use rwc_api::NodeInfo;

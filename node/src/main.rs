@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rwc_node::registry::Registration;
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
-use rwc_protocol::transport::shutdown_signal;
+use rwc_protocol::signal;
+use rwc_registry::Registration;
 use tracing_subscriber::EnvFilter;
 
 /// Run uploaded WebAssembly in a sandbox, for rwc clients.
@@ -204,7 +204,7 @@ async fn run(
         }
     });
     let refresher = registration.clone().map(|r| tokio::spawn(r.run()));
-    server.run(shutdown_signal()).await;
+    server.run(signal::shutdown()).await;
     if let (Some(task), Some(r)) = (refresher, registration) {
         task.abort();
         // Leave the registry at once rather than after the TTL; a registry that does not

@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::wat;
 use rwc_protocol::transport::{connect_child, connect_tcp};
 use rwc_protocol::{Connection, ConnectionConfig, ErrorKind, NetRef, Service, Value};
-use serde_bytes::ByteBuf;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -51,6 +50,15 @@ async fn spawn_watched(args: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>
     (child, addr, extra)
 }
 
+/// `add(a, b)` of the ADD module, run in a fresh instance by the node.
+async fn add(conn: &Connection, module: &NetRef, a: i64, b: i64) -> i64 {
+    let args = vec![Value::I64(a), Value::I64(b)];
+    let sum = common::run(&conn.root(), module, "add", args)
+        .await
+        .unwrap();
+    sum.as_i64().expect("add returns a number")
+}
+
 async fn connect(addr: &str) -> Connection {
     connect_tcp(
         addr,
@@ -90,9 +98,7 @@ async fn restarted_node_serves_a_cached_module_without_compiling() {
     let cache = dir.path().to_str().unwrap();
     let (mut first, addr) = spawn(&["--cache-dir", cache]).await;
     let conn = connect(&addr).await;
-    let module: NetRef = conn
-        .root()
-        .call("upload", (ByteBuf::from(wat::ADD.as_bytes()),))
+    let module = common::upload(&conn.root(), wat::ADD.as_bytes())
         .await
         .unwrap();
     let hash: String = module.call("hash", ()).await.unwrap();
@@ -104,19 +110,7 @@ async fn restarted_node_serves_a_cached_module_without_compiling() {
     let conn = connect(&addr).await;
     let module: Option<NetRef> = conn.root().call("module", (hash,)).await.unwrap();
     let module = module.expect("the restarted node finds the module in its disk cache");
-    let r = conn
-        .root()
-        .call_value(
-            "run",
-            vec![
-                module.into(),
-                Value::from("add"),
-                Value::List(vec![Value::I64(2), Value::I64(3)]),
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(r, Value::I64(5));
+    assert_eq!(add(&conn, &module, 2, 3).await, 5);
     assert_eq!(
         info_u64(&conn, "compiles").await,
         0,
@@ -131,9 +125,7 @@ async fn restarted_node_serves_a_cached_module_without_compiling() {
 async fn sigterm_lets_calls_in_flight_finish_then_exits_zero() {
     let (mut child, addr) = spawn(&["--grace-period-secs", "20"]).await;
     let conn = connect(&addr).await;
-    let module: NetRef = conn
-        .root()
-        .call("upload", (ByteBuf::from(wat::PRINT_THEN_SPIN.as_bytes()),))
+    let module = common::upload(&conn.root(), wat::PRINT_THEN_SPIN.as_bytes())
         .await
         .unwrap();
     let inst: NetRef = conn
@@ -178,24 +170,10 @@ async fn stdio_mode_serves_one_connection() {
     )
     .await
     .unwrap();
-    let module: NetRef = conn
-        .root()
-        .call("upload", (ByteBuf::from(wat::ADD.as_bytes()),))
+    let module = common::upload(&conn.root(), wat::ADD.as_bytes())
         .await
         .unwrap();
-    let r = conn
-        .root()
-        .call_value(
-            "run",
-            vec![
-                module.into(),
-                Value::from("add"),
-                Value::List(vec![Value::I64(20), Value::I64(22)]),
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(r, Value::I64(42));
+    assert_eq!(add(&conn, &module, 20, 22).await, 42);
     conn.close();
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -229,18 +207,11 @@ async fn config_file_sets_limits_and_flags_win() {
             .and_then(Value::as_u64),
         Some(4)
     );
-    let module: NetRef = conn
-        .root()
-        .call("upload", (ByteBuf::from(wat::SPIN.as_bytes()),))
+    let module = common::upload(&conn.root(), wat::SPIN.as_bytes())
         .await
         .unwrap();
     let start = std::time::Instant::now();
-    let e = conn
-        .root()
-        .call_value(
-            "run",
-            vec![module.into(), Value::from("spin"), Value::List(vec![])],
-        )
+    let e = common::run(&conn.root(), &module, "spin", vec![])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut);

@@ -50,17 +50,7 @@ async fn add_through_the_library_api() {
     assert!(err.message().contains("add"), "lists what exists: {err}");
 
     // `run`: instantiate, call, drop in one request.
-    let r = c
-        .root
-        .call_value(
-            "run",
-            vec![
-                module.into(),
-                Value::from("add"),
-                Value::List(vec![Value::I64(40), Value::I64(2)]),
-                Value::Unit,
-            ],
-        )
+    let r = common::run(&c.root, &module, "add", vec![Value::I64(40), Value::I64(2)])
         .await
         .unwrap();
     assert_eq!(r, Value::I64(42));
@@ -206,4 +196,44 @@ async fn info_reports_versions_limits_and_uptime() {
     );
     assert!(info.get("uptime_secs").and_then(Value::as_f64).is_some());
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// `_initialize` runs once when the instance is made; it and the ABI's `rwc_*` exports are
+/// plumbing: not listed, and not callable, so what a client sees listed is exactly what
+/// it can call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plumbing_exports_are_neither_listed_nor_callable() {
+    const REACTOR: &str = r#"(module
+      (global $inits (mut i32) (i32.const 0))
+      (func (export "_initialize") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+      (func (export "rwc_helper") (result i32) i32.const 9)
+      (func (export "inits") (result i32) global.get $inits))"#;
+    let node = TestNode::start().await;
+    let c = node.client().await;
+    let module = c.upload(REACTOR.as_bytes()).await.unwrap();
+    let inst = c.instantiate(&module, Value::Unit).await.unwrap();
+    let listed = |v: Value| -> Vec<String> {
+        v.as_list()
+            .unwrap()
+            .iter()
+            .filter_map(|e| Some(e.get("name")?.as_str()?.to_owned()))
+            .collect()
+    };
+    let exports = module.call_value("exports", vec![]).await.unwrap();
+    assert_eq!(listed(exports), ["inits"]);
+    let exports = inst.call_value("rwc.exports", vec![]).await.unwrap();
+    assert_eq!(listed(exports), ["inits"]);
+    for plumbing in ["_initialize", "rwc_helper"] {
+        let err = inst.call::<i32>(plumbing, ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unimplemented, "{plumbing}: {err}");
+        assert!(
+            err.message().ends_with("it exports: inits"),
+            "{plumbing}: the error lists what can be called: {err}"
+        );
+    }
+    assert_eq!(
+        inst.call::<i32>("inits", ()).await.unwrap(),
+        1,
+        "initialised exactly once"
+    );
 }

@@ -15,6 +15,24 @@ fn sandbox() -> Sandbox {
     Sandbox::new(config()).expect("sandbox")
 }
 
+/// A sandbox whose disk cache is `dir`.
+fn cached(dir: &std::path::Path) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        ..config()
+    })
+    .expect("sandbox")
+}
+
+/// A sandbox with room for `instances` live instances.
+fn sandbox_with_room(instances: usize) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        max_live_instances: instances,
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox")
+}
+
 fn config() -> SandboxConfig {
     SandboxConfig {
         max_live_instances: 8,
@@ -22,10 +40,34 @@ fn config() -> SandboxConfig {
     }
 }
 
+/// Options with a linear memory limit of `bytes`.
+fn memory(bytes: u64) -> InstanceOptions {
+    InstanceOptions {
+        memory_limit: Some(bytes),
+        ..InstanceOptions::default()
+    }
+}
+
 fn timeout(d: Duration) -> InstanceOptions {
     InstanceOptions {
         call_timeout: Some(d),
         ..InstanceOptions::default()
+    }
+}
+
+/// An instance of `module` with the default options.
+async fn plain(sandbox: &Sandbox, module: &Arc<LoadedModule>) -> Instance {
+    sandbox
+        .instantiate(module, InstanceOptions::default())
+        .await
+        .unwrap()
+}
+
+/// The message and trace of a trap, or a failure saying what came instead.
+fn trap(err: &SandboxError) -> (&str, &str) {
+    match err {
+        SandboxError::Trap { message, trace } => (message, trace),
+        other => panic!("expected a trap, got {other:?}"),
     }
 }
 
@@ -134,10 +176,7 @@ async fn memory_can_be_read_and_written_within_bounds() {
     assert!(instance.write_memory(u64::MAX, &[1]).is_err());
 
     let spin = sandbox.load(SPIN.as_bytes()).unwrap();
-    let mut no_memory = sandbox
-        .instantiate(&spin, InstanceOptions::default())
-        .await
-        .unwrap();
+    let mut no_memory = plain(&sandbox, &spin).await;
     let err = no_memory.read_memory(0, 1).unwrap_err();
     assert!(matches!(err, SandboxError::NoSuchExport { .. }), "{err:?}");
 }
@@ -151,15 +190,19 @@ async fn infinite_loop_times_out_at_its_deadline() {
     let err = instance.call("spin", &[]).await.unwrap_err();
     let elapsed = start.elapsed();
     match &err {
-        SandboxError::TimedOut { deadline, trace } => {
-            assert_eq!(*deadline, Duration::from_millis(200));
+        SandboxError::TimedOut {
+            call_timeout,
+            trace,
+        } => {
+            assert_eq!(*call_timeout, Duration::from_millis(200));
             assert!(trace.contains("spin"), "{trace}");
         }
         other => panic!("expected TimedOut, got {other:?}"),
     }
     assert_eq!(
         err.to_string(),
-        "call exceeded its 200ms deadline; raise --timeout or the call's deadline option"
+        "call ran past its call timeout of 200ms; raise --timeout (call_timeout_ms), up to \
+         the node's limit"
     );
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
@@ -183,15 +226,7 @@ async fn deadlines_hold_after_the_sandbox_is_dropped() {
 #[tokio::test]
 async fn fuel_budget_stops_an_infinite_loop() {
     let sandbox = sandbox();
-    let (module, mut instance) = load_and_instantiate(
-        &sandbox,
-        SPIN,
-        InstanceOptions {
-            fuel: Some(100_000),
-            ..timeout(Duration::from_secs(60))
-        },
-    )
-    .await;
+    let (module, mut instance) = load_and_instantiate(&sandbox, SPIN, fuel(100_000)).await;
     assert_eq!(instance.fuel_remaining(), Some(100_000));
     let err = instance.call("spin", &[]).await.unwrap_err();
     assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
@@ -199,10 +234,7 @@ async fn fuel_budget_stops_an_infinite_loop() {
     assert_eq!(instance.fuel_remaining(), Some(0));
 
     // Unmetered instances report no budget.
-    let plain = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&sandbox, &module).await;
     assert_eq!(plain.fuel_remaining(), None);
 }
 
@@ -277,10 +309,7 @@ async fn fuel_variant_is_compiled_once_on_demand() {
     assert_eq!(first.fuel_remaining(), None);
 
     // Instances without a budget still run the unmetered code.
-    let plain = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&sandbox, &module).await;
     assert_eq!(plain.fuel_remaining(), None);
     assert!(plain.store().get_fuel().is_err());
     assert_eq!(sandbox.stats().compiles, 2);
@@ -307,15 +336,11 @@ async fn concurrent_first_fuel_instances_share_one_compile() {
 async fn metered_instances_still_time_out() {
     // The metered engine's epoch must advance too.
     let sandbox = sandbox();
-    let (_module, mut instance) = load_and_instantiate(
-        &sandbox,
-        SPIN,
-        InstanceOptions {
-            fuel: Some(u64::MAX / 2),
-            ..timeout(Duration::from_millis(200))
-        },
-    )
-    .await;
+    let options = InstanceOptions {
+        fuel: Some(u64::MAX / 2),
+        ..timeout(Duration::from_millis(200))
+    };
+    let (_module, mut instance) = load_and_instantiate(&sandbox, SPIN, options).await;
     let start = std::time::Instant::now();
     let err = instance.call("spin", &[]).await.unwrap_err();
     assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
@@ -328,17 +353,10 @@ async fn metered_instances_still_time_out() {
 
 #[tokio::test]
 async fn metered_and_unmetered_instances_share_the_live_limit() {
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_live_instances: 2,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sandbox = sandbox_with_room(2);
     let module = sandbox.load(ADD.as_bytes()).unwrap();
     let metered = sandbox.instantiate(&module, fuel(1_000)).await.unwrap();
-    let plain = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&sandbox, &module).await;
     assert_eq!(sandbox.stats().live_instances, 2);
     for opts in [fuel(1_000), InstanceOptions::default()] {
         let err = sandbox.instantiate(&module, opts).await.unwrap_err();
@@ -354,27 +372,19 @@ async fn metered_and_unmetered_instances_share_the_live_limit() {
     assert_eq!(sandbox.stats().live_instances, 0);
 }
 
+const GROW_BOMB: &str = r#"(module
+                (memory 1)
+                (func (export "bomb")
+                    (loop $more
+                        (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#;
+
 #[tokio::test]
 async fn memory_grow_over_the_limit_is_a_memory_limit_error() {
     let sandbox = sandbox();
     // Grows by 1 MiB (16 pages) until memory.grow fails.
-    let module = sandbox
-        .load(
-            br#"(module
-                (memory 1)
-                (func (export "bomb")
-                    (loop $more
-                        (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#,
-        )
-        .unwrap();
+    let module = sandbox.load(GROW_BOMB.as_bytes()).unwrap();
     let mut instance = sandbox
-        .instantiate(
-            &module,
-            InstanceOptions {
-                memory_limit: Some(16 << 20),
-                ..InstanceOptions::default()
-            },
-        )
+        .instantiate(&module, memory(16 << 20))
         .await
         .unwrap();
     let err = instance.call("bomb", &[]).await.unwrap_err();
@@ -399,13 +409,7 @@ async fn initial_memory_over_the_limit_fails_instantiation() {
     // 32 pages = 2 MiB.
     let module = sandbox.load(b"(module (memory 32))").unwrap();
     let err = sandbox
-        .instantiate(
-            &module,
-            InstanceOptions {
-                memory_limit: Some(1 << 20),
-                ..InstanceOptions::default()
-            },
-        )
+        .instantiate(&module, memory(1 << 20))
         .await
         .unwrap_err();
     assert!(
@@ -428,81 +432,55 @@ async fn unbounded_recursion_is_a_stack_overflow_trap() {
     let module = sandbox
         .load(br#"(module (func $recurse (export "recurse") (call $recurse)))"#)
         .unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let mut instance = plain(&sandbox, &module).await;
     let err = instance.call("recurse", &[]).await.unwrap_err();
-    match &err {
-        SandboxError::Trap { message, .. } => {
-            assert!(message.contains("stack overflow"), "{message}")
-        }
-        other => panic!("expected a trap, got {other:?}"),
-    }
+    let (message, _) = trap(&err);
+    assert!(message.contains("stack overflow"), "{message}");
 }
+
+const UNREACHABLE: &str = r#"(module
+                (func $inner_fails unreachable)
+                (func $outer_calls (export "boom") (call $inner_fails)))"#;
 
 #[tokio::test]
 async fn unreachable_traps_with_a_named_backtrace() {
     let sandbox = sandbox();
-    let module = sandbox
-        .load(
-            br#"(module
-                (func $inner_fails unreachable)
-                (func $outer_calls (export "boom") (call $inner_fails)))"#,
-        )
-        .unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, UNREACHABLE, InstanceOptions::default()).await;
     let err = instance.call("boom", &[]).await.unwrap_err();
-    match &err {
-        SandboxError::Trap { message, trace } => {
-            assert!(message.contains("unreachable"), "{message}");
-            assert!(trace.contains("inner_fails"), "{trace}");
-            assert!(trace.contains("outer_calls"), "{trace}");
-        }
-        other => panic!("expected a trap, got {other:?}"),
-    }
+    let (message, trace) = trap(&err);
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(trace.contains("inner_fails"), "{trace}");
+    assert!(trace.contains("outer_calls"), "{trace}");
 }
+
+const PROC_EXIT: &str = r#"(module
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "quit") (call $exit (i32.const 3))))"#;
 
 #[tokio::test]
 async fn proc_exit_is_an_exit() {
     let sandbox = sandbox();
-    let module = sandbox
-        .load(
-            br#"(module
-                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-                (memory (export "memory") 1)
-                (func (export "quit") (call $exit (i32.const 3))))"#,
-        )
-        .unwrap();
-    let mut instance = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, PROC_EXIT, InstanceOptions::default()).await;
     let err = instance.call("quit", &[]).await.unwrap_err();
     assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
 }
 
-#[tokio::test]
-async fn guest_sees_only_the_env_it_was_given() {
-    let sandbox = sandbox();
-    let module = sandbox
-        .load(
-            br#"(module
+const ENV_COUNT: &str = r#"(module
                 (import "wasi_snapshot_preview1" "environ_sizes_get"
                     (func $sizes (param i32 i32) (result i32)))
                 (memory (export "memory") 1)
                 (func (export "env_count") (result i32)
                     (drop (call $sizes (i32.const 0) (i32.const 4)))
-                    (i32.load (i32.const 0))))"#,
-        )
-        .unwrap();
-    let mut bare = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+                    (i32.load (i32.const 0))))"#;
+
+#[tokio::test]
+async fn guest_sees_only_the_env_it_was_given() {
+    let sandbox = sandbox();
+    let module = sandbox.load(ENV_COUNT.as_bytes()).unwrap();
+    let mut bare = plain(&sandbox, &module).await;
     assert_eq!(
         bare.call("env_count", &[]).await.unwrap(),
         vec![WasmArg::I32(0)]
@@ -568,13 +546,7 @@ async fn stdout_reaches_the_sink_while_the_guest_runs() {
     call.abort();
 }
 
-#[tokio::test]
-async fn output_flood_is_capped_and_not_buffered() {
-    let sandbox = sandbox();
-    // Writes a 64 KiB buffer of 'x' to stdout `n` times.
-    let module = sandbox
-        .load(
-            br#"(module
+const FLOOD: &str = r#"(module
                 (import "wasi_snapshot_preview1" "fd_write"
                     (func $fd_write (param i32 i32 i32 i32) (result i32)))
                 (memory (export "memory") 2)
@@ -588,9 +560,13 @@ async fn output_flood_is_capped_and_not_buffered() {
                             (drop (call $fd_write
                                 (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
                             (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                            (br $again)))))"#,
-        )
-        .unwrap();
+                            (br $again)))))"#;
+
+#[tokio::test]
+async fn output_flood_is_capped_and_not_buffered() {
+    let sandbox = sandbox();
+    // Writes a 64 KiB buffer of 'x' to stdout `n` times.
+    let module = sandbox.load(FLOOD.as_bytes()).unwrap();
     let delivered = Arc::new(AtomicU64::new(0));
     let tail = Arc::new(Mutex::new(Vec::new()));
     let sink = {
@@ -652,16 +628,10 @@ fn resident_bytes() -> Option<u64> {
 #[tokio::test]
 async fn disk_cache_survives_a_new_sandbox() {
     let dir = tempfile::tempdir().unwrap();
-    let with_cache = || {
-        Sandbox::new(SandboxConfig {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..config()
-        })
-        .unwrap()
-    };
+    let with_cache = || cached(dir.path());
 
     let first = with_cache();
-    let id = first.load(ADD.as_bytes()).unwrap().id().to_string();
+    let id = first.load(ADD.as_bytes()).unwrap().hash().to_string();
     assert_eq!(first.stats().compiles, 1);
     drop(first);
 
@@ -670,10 +640,7 @@ async fn disk_cache_survives_a_new_sandbox() {
     let stats = second.stats();
     assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 1));
     assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
-    let mut instance = second
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let mut instance = plain(&second, &module).await;
     let sum = instance
         .call("add", &[WasmArg::I32(2), WasmArg::I32(2)])
         .await
@@ -683,7 +650,7 @@ async fn disk_cache_survives_a_new_sandbox() {
     // A module only on disk is found by id alone.
     let third = with_cache();
     let module = third.module(&id).expect("found on disk");
-    assert_eq!(module.id(), id);
+    assert_eq!(module.hash(), id);
     assert_eq!(module.size(), u64::try_from(ADD.len()).unwrap());
     assert_eq!(third.stats().compiles, 0);
 }
@@ -691,13 +658,7 @@ async fn disk_cache_survives_a_new_sandbox() {
 #[tokio::test]
 async fn disk_cache_keeps_both_variants() {
     let dir = tempfile::tempdir().unwrap();
-    let with_cache = || {
-        Sandbox::new(SandboxConfig {
-            cache_dir: Some(dir.path().to_path_buf()),
-            ..config()
-        })
-        .unwrap()
-    };
+    let with_cache = || cached(dir.path());
     let artifacts = || {
         std::fs::read_dir(dir.path())
             .unwrap()
@@ -713,7 +674,7 @@ async fn disk_cache_keeps_both_variants() {
 
     let first = with_cache();
     let module = first.load(SPIN.as_bytes()).unwrap();
-    let id = module.id().to_string();
+    let id = module.hash().to_string();
     let unmetered_artifact = match artifacts().as_slice() {
         [only] => only.clone(),
         other => panic!("expected only the unmetered artifact, found {other:?}"),
@@ -734,10 +695,7 @@ async fn disk_cache_keeps_both_variants() {
     out_of_fuel(&second, &module).await;
     let stats = second.stats();
     assert_eq!((stats.compiles, stats.disk_cache_hits), (0, 2));
-    let plain = second
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let plain = plain(&second, &module).await;
     assert_eq!(plain.fuel_remaining(), None);
     drop((plain, module, second));
 
@@ -761,20 +719,10 @@ async fn disk_cache_keeps_both_variants() {
 
 #[tokio::test]
 async fn live_instances_are_counted_and_capped() {
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_live_instances: 2,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sandbox = sandbox_with_room(2);
     let module = sandbox.load(ADD.as_bytes()).unwrap();
-    let a = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
-    let b = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let a = plain(&sandbox, &module).await;
+    let b = plain(&sandbox, &module).await;
     assert_eq!(sandbox.stats().live_instances, 2);
     let err = sandbox
         .instantiate(&module, InstanceOptions::default())
@@ -786,10 +734,7 @@ async fn live_instances_are_counted_and_capped() {
     );
     drop(a);
     assert_eq!(sandbox.stats().live_instances, 1);
-    let c = sandbox
-        .instantiate(&module, InstanceOptions::default())
-        .await
-        .unwrap();
+    let c = plain(&sandbox, &module).await;
     drop((b, c));
     assert_eq!(sandbox.stats().live_instances, 0);
 }
@@ -804,10 +749,7 @@ async fn busy_guest_does_not_stall_others() {
         .instantiate(&spin, timeout(Duration::from_secs(5)))
         .await
         .unwrap();
-    let mut adder = sandbox
-        .instantiate(&add, InstanceOptions::default())
-        .await
-        .unwrap();
+    let mut adder = plain(&sandbox, &add).await;
 
     let spinning = tokio::spawn(async move {
         let result = spinner.call("spin", &[]).await;

@@ -58,30 +58,19 @@ async fn lengths_are_enforced_as_chunks_arrive() {
 
     // More than announced: the chunk is refused, and nothing past it is kept.
     let up: NetRef = client.root.call("upload_stream", (8u64,)).await.unwrap();
-    let e = up
-        .call::<u64>("write", (ByteBuf::from(vec![0u8; 9]),))
-        .await
-        .unwrap_err();
+    let e = write(&up, 9).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
     let received: u64 = up.call("received", ()).await.unwrap();
     assert_eq!(received, 0);
 
     // Fewer than announced: finish says what is missing.
-    let _: u64 = up
-        .call("write", (ByteBuf::from(vec![0u8; 4]),))
-        .await
-        .unwrap();
-    let e = up.call::<NetRef>("finish", ()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
+    write(&up, 4).await.unwrap();
+    let e = finish_fails(&up, ErrorKind::BadArgument).await;
     assert!(e.message().contains("4 of 8"), "{e}");
 
     // Garbage of the right length is not a module.
-    let _: u64 = up
-        .call("write", (ByteBuf::from(vec![0u8; 4]),))
-        .await
-        .unwrap();
-    let e = up.call::<NetRef>("finish", ()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BadArgument, "{e}");
+    write(&up, 4).await.unwrap();
+    finish_fails(&up, ErrorKind::BadArgument).await;
 }
 
 /// The id a node gives bytes: hex SHA-256 (as `rwc_client::module_hash`, which the node's
@@ -89,4 +78,16 @@ async fn lengths_are_enforced_as_chunks_arrive() {
 fn rwc_client_hash(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Sends `len` zero bytes to the uploader; the bytes it holds then.
+async fn write(up: &NetRef, len: usize) -> Result<u64, rwc_protocol::Error> {
+    up.call("write", (ByteBuf::from(vec![0u8; len]),)).await
+}
+
+/// `finish()` fails, with an error of `kind`.
+async fn finish_fails(up: &NetRef, kind: ErrorKind) -> rwc_protocol::Error {
+    let e = up.call::<NetRef>("finish", ()).await.unwrap_err();
+    assert_eq!(e.kind(), kind, "{e}");
+    e
 }

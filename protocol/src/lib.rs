@@ -43,9 +43,13 @@ pub mod frame;
 #[cfg(feature = "io")]
 mod handshake;
 #[cfg(feature = "io")]
+pub mod listener;
+#[cfg(feature = "io")]
 mod netref;
 #[cfg(feature = "io")]
 pub mod object;
+#[cfg(feature = "io")]
+pub mod signal;
 #[cfg(feature = "io")]
 pub mod transport;
 
@@ -59,7 +63,7 @@ pub use handshake::{Authenticator, Hello, MAGIC};
 #[cfg(feature = "io")]
 pub use netref::{METHODS_METHOD, NetRef};
 #[cfg(feature = "io")]
-pub use object::{CallContext, MethodInfo, Object, Service, callable};
+pub use object::{CallContext, Dispatch, MethodInfo, Object, Service, callable};
 
 /// Protocol version spoken by this build; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -199,31 +199,36 @@ impl Service {
     }
 }
 
-impl Object for Service {
-    fn call<'a>(
+impl Dispatch for Service {
+    const TYPE_NAME: &'static str = "service";
+    const METHODS: MethodTable = MethodTable(&[]);
+
+    fn dispatch<'a>(
         &'a self,
-        ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        match self.methods.get(method) {
-            Some((_, handler)) => handler(ctx, args),
-            None => {
-                Box::pin(
-                    async move { Err(no_such_method(&self.name, method, self.methods.keys())) },
-                )
+        call: Call<'a>,
+    ) -> impl Future<Output = Result<Value, Error>> + Send + 'a {
+        let Call { ctx, method, args } = call;
+        // The handler decodes the arguments now, before the call is polled.
+        let handled = self
+            .methods
+            .get(method)
+            .map(|(_, handler)| handler(ctx, args));
+        async move {
+            match handled {
+                Some(fut) => fut.await,
+                None => Err(no_such_method(&self.name, method, self.methods.keys())),
             }
         }
     }
 
-    fn methods(&self) -> Vec<MethodInfo> {
+    fn listed_methods(&self) -> Vec<MethodInfo> {
         self.methods
             .iter()
             .map(|(name, (doc, _))| MethodInfo::new(name.clone(), doc.clone()))
             .collect()
     }
 
-    fn type_name(&self) -> &str {
+    fn name(&self) -> &str {
         &self.name
     }
 }
@@ -237,6 +242,114 @@ where
     Fut: Future<Output = Result<R, Error>> + Send + 'static,
 {
     Service::new("callable").method("call", f).into_object()
+}
+
+/// An object written by hand: a type name, a table of methods and one `match` on the method
+/// name. Implementing it implements [`Object`]: introspection answers the table, and the
+/// connection runs [`dispatch`](Dispatch::dispatch) for every call.
+///
+/// ```
+/// use rwc_protocol::object::{Call, Dispatch, MethodTable};
+/// use rwc_protocol::{Error, Value, to_value};
+///
+/// struct Clock;
+///
+/// impl Dispatch for Clock {
+///     const TYPE_NAME: &'static str = "clock";
+///     const METHODS: MethodTable = MethodTable(&[("now", "() seconds since 1970")]);
+///
+///     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+///         match call.method {
+///             "now" => to_value(&1_700_000_000u64),
+///             other => Err(Self::unknown(other)),
+///         }
+///     }
+/// }
+/// # let _ = rwc_protocol::NetRef::new(Clock);
+/// ```
+pub trait Dispatch: Send + Sync + 'static {
+    /// The object's type, for messages and introspection.
+    const TYPE_NAME: &'static str;
+    /// The methods it answers.
+    const METHODS: MethodTable;
+    /// Whether its calls may run long without yielding ([`Object::runs_long`]).
+    const RUNS_LONG: bool = false;
+    /// Whether [`listed_methods`](Dispatch::listed_methods) is the whole answer to
+    /// introspection ([`Object::knows_methods`]).
+    const KNOWS_METHODS: bool = true;
+
+    /// Runs one call.
+    ///
+    /// # Cancel safety
+    /// The future is dropped when the caller cancels or the deadline passes;
+    /// implementations must leave the object consistent at every `.await`.
+    fn dispatch<'a>(
+        &'a self,
+        call: Call<'a>,
+    ) -> impl Future<Output = Result<Value, Error>> + Send + 'a;
+
+    /// The methods introspection shows: [`METHODS`](Dispatch::METHODS) unless the object
+    /// knows more (say, a guest's exports).
+    fn listed_methods(&self) -> Vec<MethodInfo> {
+        Self::METHODS.infos()
+    }
+
+    /// The name [`Object::type_name`] gives: [`TYPE_NAME`](Dispatch::TYPE_NAME) unless
+    /// each object has its own.
+    fn name(&self) -> &str {
+        Self::TYPE_NAME
+    }
+
+    /// The `unimplemented` error for a method the object does not have.
+    fn unknown(method: &str) -> Error {
+        Self::METHODS.unknown(Self::TYPE_NAME, method)
+    }
+}
+
+impl<T: Dispatch> Object for T {
+    fn call<'a>(
+        &'a self,
+        ctx: CallContext,
+        method: &'a str,
+        args: Vec<Value>,
+    ) -> BoxFuture<'a, Result<Value, Error>> {
+        Box::pin(self.dispatch(Call { ctx, method, args }))
+    }
+
+    fn methods(&self) -> Vec<MethodInfo> {
+        self.listed_methods()
+    }
+
+    fn type_name(&self) -> &str {
+        self.name()
+    }
+
+    fn knows_methods(&self) -> bool {
+        T::KNOWS_METHODS
+    }
+
+    fn runs_long(&self) -> bool {
+        T::RUNS_LONG
+    }
+}
+
+/// One call to a [`Dispatch`] object: what it came with.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The context of the call (its connection and deadline).
+    pub ctx: CallContext,
+    /// The method asked for.
+    pub method: &'a str,
+    /// The positional arguments.
+    pub args: Vec<Value>,
+}
+
+impl Call<'_> {
+    /// The arguments as the tuple (or positional struct) the method takes, with a
+    /// `bad argument` error naming the method if they do not fit.
+    pub fn args<A: DeserializeOwned>(self) -> Result<A, Error> {
+        decode_args(self.method, self.args)
+    }
 }
 
 /// The methods of an object written by hand, as `(name, doc)` pairs: what introspection

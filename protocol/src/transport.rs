@@ -144,23 +144,3 @@ pub async fn memory_pair(
     );
     Ok((c?, s?))
 }
-
-/// Completes when this process gets SIGINT or SIGTERM (or, where those cannot be
-/// watched, Ctrl-C): what a server passes as its shutdown signal.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+pub mod process;
+pub mod wordcount;
+
 /// Paths of the example guests (`examples/`): `.wasm` files that `build.rs` compiled
 /// from source, and WAT files the node compiles itself.
 pub mod guests {

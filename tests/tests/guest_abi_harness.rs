@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use rwc_api::abi::{IMPORT_MODULE, export, import, rich_export_symbol, unpack};
 use rwc_protocol::{
     DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec, from_value, to_value,
 };
+use rwc_tests::wordcount::{Point, Record, Shape};
 use rwc_tests::{guest_bytes, guests};
-use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 use wasmtime::error::Context as _;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, Module, Result, Store, TypedFunc, bail,
@@ -90,7 +92,7 @@ impl Guest {
         let mut store = Store::new(engine(), host);
         let instance = linker.instantiate(&mut store, &module(path))?;
         let memory = instance
-            .get_memory(&mut store, "memory")
+            .get_memory(&mut store, export::MEMORY)
             .context("no memory export")?;
         store.data_mut().memory = Some(memory);
         store.data_mut().instance = Some(instance);
@@ -101,7 +103,7 @@ impl Guest {
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Result<Value, Error>> {
         let f = self
             .instance
-            .get_typed_func::<(i32, i32), i64>(&mut self.store, &format!("rwc_export_{name}"))?;
+            .get_typed_func::<(i32, i32), i64>(&mut self.store, &rich_export_symbol(name))?;
         call_rich(&mut self.store, f, &codec::encode(&args)?)
     }
 
@@ -114,14 +116,14 @@ impl Guest {
     ) -> Result<Result<Value, Error>> {
         let f = self
             .instance
-            .get_typed_func::<(i32, i32), i64>(&mut self.store, "rwc_object_call")?;
+            .get_typed_func::<(i32, i32), i64>(&mut self.store, export::OBJECT_CALL)?;
         call_rich(&mut self.store, f, &codec::encode(&(id, method, args))?)
     }
 
     fn drop_object(&mut self, id: u64) -> Result<()> {
         let f = self
             .instance
-            .get_typed_func::<i64, ()>(&mut self.store, "rwc_object_drop")?;
+            .get_typed_func::<i64, ()>(&mut self.store, export::OBJECT_DROP)?;
         f.call(&mut self.store, i64::try_from(id)?)
     }
 
@@ -145,6 +147,11 @@ impl Guest {
     fn host(&self) -> &Host {
         self.store.data()
     }
+
+    /// The handles the guest has released so far, in order.
+    fn released(&self) -> &[i64] {
+        &self.host().released
+    }
 }
 
 /// What a node does for a rich call: `rwc_alloc`, write, call, unpack, read, `rwc_dealloc`.
@@ -158,26 +165,19 @@ fn call_rich(
     let len = i32::try_from(input.len())?;
     let ptr = alloc.call(&mut store, len)?;
     memory.write(&mut store, usize::try_from(ptr.cast_unsigned())?, input)?;
-    let packed = export.call(&mut store, (ptr, len))?.cast_unsigned();
-    let (out_ptr, out_len) = (packed >> 32, packed & 0xffff_ffff);
+    let (out_ptr, out_len) = unpack(export.call(&mut store, (ptr, len))?);
     let mut out = vec![0u8; usize::try_from(out_len)?];
     memory.read(&store, usize::try_from(out_ptr)?, &mut out)?;
-    dealloc_fn(&mut store)?.call(
-        &mut store,
-        (
-            u32::try_from(out_ptr)?.cast_signed(),
-            u32::try_from(out_len)?.cast_signed(),
-        ),
-    )?;
+    dealloc_fn(&mut store)?.call(&mut store, (out_ptr.cast_signed(), out_len.cast_signed()))?;
     Ok(codec::decode(&out, DecodeLimits::default())?)
 }
 
 fn alloc_fn(store: &mut impl AsContextMut<Data = Host>) -> Result<TypedFunc<i32, i32>> {
-    exported_func(store, "rwc_alloc")
+    exported_func(store, export::ALLOC)
 }
 
 fn dealloc_fn(store: &mut impl AsContextMut<Data = Host>) -> Result<TypedFunc<(i32, i32), ()>> {
-    exported_func(store, "rwc_dealloc")
+    exported_func(store, export::DEALLOC)
 }
 
 /// An export of the store's one instance (from the test, or from a host function that
@@ -208,8 +208,8 @@ fn read_guest(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<Vec<u
 
 fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
     linker.func_wrap(
-        "rwc",
-        "call",
+        IMPORT_MODULE,
+        import::CALL,
         |mut caller: Caller<'_, Host>, handle: i64, ptr: i32, len: i32| -> Result<i32> {
             let request = read_guest(&mut caller, ptr, len)?;
             let (method, args): (String, Vec<Value>) =
@@ -232,8 +232,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "take_result",
+        IMPORT_MODULE,
+        import::TAKE_RESULT,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<()> {
             let pending = caller
                 .data_mut()
@@ -252,8 +252,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "capability",
+        IMPORT_MODULE,
+        import::CAPABILITY,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<i64> {
             let name = String::from_utf8(read_guest(&mut caller, ptr, len)?)?;
             Ok(match caller.data().capabilities.get(&name).copied() {
@@ -263,8 +263,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "release",
+        IMPORT_MODULE,
+        import::RELEASE,
         |mut caller: Caller<'_, Host>, handle: i64| -> Result<()> {
             let host = caller.data_mut();
             let slot = usize::try_from(handle)
@@ -279,8 +279,8 @@ fn add_rwc_imports(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     linker.func_wrap(
-        "rwc",
-        "panic",
+        IMPORT_MODULE,
+        import::PANIC,
         |mut caller: Caller<'_, Host>, ptr: i32, len: i32| -> Result<()> {
             let message = String::from_utf8(read_guest(&mut caller, ptr, len)?)?;
             caller.data_mut().panics.push(message);
@@ -302,7 +302,7 @@ fn answer(
         (HostObject::Gone, _) => Err(Error::disconnected("the client went away")),
         (HostObject::Reenter, "call") => {
             let inc = caller
-                .get_export("rwc_export_inc")
+                .get_export(&rich_export_symbol("inc"))
                 .and_then(|e| e.into_func())
                 .context("no rwc_export_inc")?
                 .typed::<(i32, i32), i64>(&*caller)?;
@@ -347,60 +347,6 @@ fn word_count_runs_through_the_abi() {
     assert_eq!(counts.len(), 5);
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Record {
-    name: String,
-    count: i64,
-    ratio: f64,
-    flags: Vec<bool>,
-    tags: BTreeMap<String, u32>,
-    shape: Shape,
-    #[serde(with = "serde_bytes_compat")]
-    data: Vec<u8>,
-    maybe: Option<u32>,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Point {
-    x: i32,
-    y: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Empty,
-    Circle(f64),
-    Segment(Point, Point),
-    Rect { width: u32, height: u32 },
-}
-
-/// `Vec<u8>` as bytes (what `serde_bytes` does), without the extra dependency.
-mod serde_bytes_compat {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
-
 #[test]
 fn typed_values_round_trip_through_the_guest() {
     let mut g = guest(guests::WORDCOUNT, &[]);
@@ -411,7 +357,7 @@ fn typed_values_round_trip_through_the_guest() {
         flags: vec![true, false],
         tags: BTreeMap::from([("a".into(), 1), ("b".into(), u32::MAX)]),
         shape: Shape::Segment(Point { x: -1, y: 2 }, Point { x: 3, y: -4 }),
-        data: vec![0, 1, 2, 255],
+        data: ByteBuf::from(vec![0, 1, 2, 255]),
         maybe: None,
         points: vec![Point { x: 0, y: 0 }],
     };
@@ -599,14 +545,18 @@ fn guest_objects_live_until_the_node_drops_them() {
 // ---------------------------------------------------------------------------------------
 // progress: calls from the guest to netrefs, nested calls, releases.
 
+/// The `progress` guest, and a handle to `object` to give it.
+fn progress_with(object: HostObject) -> (Guest, Value) {
+    let mut g = guest(guests::PROGRESS, &[]);
+    let handle = g.hand(object);
+    (g, handle)
+}
+
 #[test]
 fn guest_calls_a_callback_and_releases_it() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Recorder);
-    assert_eq!(
-        g.call("run", vec![Value::U64(4), cb]).unwrap(),
-        Ok(Value::U64(4))
-    );
+    let (mut g, cb) = progress_with(HostObject::Recorder);
+    let out = g.call("run", vec![Value::U64(4), cb]).unwrap();
+    assert_eq!(out, Ok(Value::U64(4)));
     let percents: Vec<&Value> = g.host().calls.iter().map(|(_, _, args)| &args[0]).collect();
     assert_eq!(
         percents,
@@ -623,17 +573,12 @@ fn guest_calls_a_callback_and_releases_it() {
             .iter()
             .all(|(h, m, _)| *h == 0 && m == "call")
     );
-    assert_eq!(
-        g.host().released,
-        [0],
-        "the Remote released its handle once"
-    );
+    assert_eq!(g.released(), [0], "the Remote released its handle once");
 }
 
 #[test]
 fn callback_errors_end_the_guest_call() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Gone);
+    let (mut g, cb) = progress_with(HostObject::Gone);
     let err = g.call("run", vec![Value::U64(3), cb]).unwrap().unwrap_err();
     assert_eq!(
         err,
@@ -645,25 +590,21 @@ fn callback_errors_end_the_guest_call() {
         1,
         "the first failed call ended the run"
     );
-    assert_eq!(g.host().released, [0]);
+    assert_eq!(g.released(), [0]);
 }
 
 #[test]
 fn a_callback_can_call_back_into_the_guest() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Reenter);
+    let (mut g, cb) = progress_with(HostObject::Reenter);
     // Each cb.call(i) runs the guest's inc(i) nested inside ping_back: 1 + 2 + 3 + 4.
-    assert_eq!(
-        g.call("ping_back", vec![Value::U64(4), cb]).unwrap(),
-        Ok(Value::U64(10))
-    );
-    assert_eq!(g.host().released, [0]);
+    let out = g.call("ping_back", vec![Value::U64(4), cb]).unwrap();
+    assert_eq!(out, Ok(Value::U64(10)));
+    assert_eq!(g.released(), [0]);
 }
 
 #[test]
 fn a_returned_netref_is_released_only_after_the_node_read_the_result() {
-    let mut g = guest(guests::PROGRESS, &[]);
-    let cb = g.hand(HostObject::Recorder);
+    let (mut g, cb) = progress_with(HostObject::Recorder);
     let back = g.call("hand_back", vec![cb]).unwrap().unwrap();
     assert_eq!(
         back,
@@ -671,12 +612,12 @@ fn a_returned_netref_is_released_only_after_the_node_read_the_result() {
         "the node's own handle"
     );
     assert!(
-        g.host().released.is_empty(),
+        g.released().is_empty(),
         "still held while the node reads the result"
     );
     g.call("inc", vec![Value::U64(1)]).unwrap().unwrap();
     assert_eq!(
-        g.host().released,
+        g.released(),
         [0],
         "released at the next call into the guest"
     );
@@ -688,7 +629,7 @@ fn ignored_netref_arguments_are_released() {
     let cb = g.hand(HostObject::Recorder);
     // `echo` takes a raw Value: the handle inside is not claimed by a Remote.
     g.call("echo", vec![cb]).unwrap().unwrap();
-    assert_eq!(g.host().released, [0]);
+    assert_eq!(g.released(), [0]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -704,19 +645,11 @@ fn capabilities_handed_over_are_reachable() {
     let methods: Vec<&str> = g.host().calls.iter().map(|(_, m, _)| m.as_str()).collect();
     assert_eq!(
         methods,
-        [
-            "hostname",
-            "os",
-            "arch",
-            "cpu_count",
-            "uptime_secs",
-            "load_average",
-            "memory",
-            "disk"
-        ]
+        rwc_api::capability::sys::report_keys().collect::<Vec<_>>(),
+        "the guest asked the capability for each part of its report, in order"
     );
     assert_eq!(
-        g.host().released.len(),
+        g.released().len(),
         1,
         "the capability's handle was released"
     );

@@ -2,17 +2,21 @@
 //! as netrefs, guest→client callbacks with reentrancy, capabilities, and guests that break
 //! the ABI.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rwc_client::api::module::AbiKind;
 use rwc_client::{Client, ErrorKind, Instance, InstanceOptions, NetRef, Value};
 use rwc_node::server::Server;
 use rwc_node::{Node, NodeConfig};
 use rwc_protocol::callable;
+use rwc_tests::wordcount::{Point, Record, Shape};
 use rwc_tests::{guest_bytes, guests};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 /// A node in this process, serving on an ephemeral port.
@@ -24,48 +28,15 @@ async fn node() -> String {
     addr
 }
 
+/// What introspection of `netref` lists, by name.
+async fn method_names(netref: &NetRef) -> Vec<String> {
+    let methods = netref.methods().await.unwrap();
+    methods.into_iter().map(|m| m.name).collect()
+}
+
 async fn instance(client: &Client, path: &str, options: InstanceOptions) -> Instance {
     let module = client.upload(&guest_bytes(path)).await.unwrap();
     client.instantiate(&module, options).await.unwrap()
-}
-
-async fn eventually(mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-// Mirrors of the wordcount guest's types: the same serde shape, defined independently.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Record {
-    name: String,
-    count: i64,
-    ratio: f64,
-    flags: Vec<bool>,
-    tags: BTreeMap<String, u32>,
-    shape: Shape,
-    data: ByteBuf,
-    maybe: Option<u32>,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Point {
-    x: i32,
-    y: i32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Empty,
-    Circle(f64),
-    Segment(Point, Point),
-    Rect { width: u32, height: u32 },
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,11 +120,9 @@ async fn typed_values_round_trip_through_a_guest() {
 
     let exports = wc.exports().await.unwrap();
     let rich: Vec<&str> = exports
-        .as_list()
-        .unwrap()
         .iter()
-        .filter(|e| e.get("abi").and_then(Value::as_str) == Some("rich"))
-        .filter_map(|e| e.get("name")?.as_str())
+        .filter(|e| e.abi == AbiKind::Rich)
+        .map(|e| e.name.as_str())
         .collect();
     assert!(
         rich.contains(&"word_count") && rich.contains(&"roundtrip"),
@@ -170,10 +139,9 @@ async fn guest_panic_message_reaches_the_client() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Trapped);
-    assert!(
-        e.message().contains("guest panicked") && e.message().contains("the sky is falling"),
-        "{e}"
-    );
+    for part in ["guest panicked", "the sky is falling"] {
+        assert!(e.message().contains(part), "{e}");
+    }
     // The instance is still usable after the trap.
     let counts: BTreeMap<String, u32> = wc.call("word_count", ("still here",)).await.unwrap();
     assert_eq!(counts.len(), 2);
@@ -195,7 +163,13 @@ async fn guest_object_keeps_state_and_is_freed_with_its_netref() {
     assert_eq!(e.kind(), ErrorKind::Unimplemented);
 
     drop(counter);
-    eventually(async || guest.call::<u32>("live", ()).await.unwrap() == 0).await;
+    let dropped = async || guest.call::<u32>("live", ()).await.unwrap() == 0;
+    support::eventually(
+        Duration::from_secs(10),
+        "the guest drops its object",
+        dropped,
+    )
+    .await;
     // The numeric export sees the same state without the rich ABI.
     assert_eq!(guest.call::<i64>("live_counters", ()).await.unwrap(), 0);
 }
@@ -385,7 +359,7 @@ async fn guest_println_and_log_lines_reach_the_caller() {
         ));
     });
     let options = InstanceOptions {
-        output: Some(output),
+        output: Some(output.into()),
         capabilities: vec!["log".into()],
         ..Default::default()
     };
@@ -489,26 +463,13 @@ async fn a_guest_object_describes_its_own_methods() {
     let client = Client::connect(&node().await).await.unwrap();
     let guest = instance(&client, guests::COUNTER, InstanceOptions::default()).await;
     let counter: NetRef = guest.call("new_counter", (0,)).await.unwrap();
-    let names: Vec<String> = counter
-        .methods()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = method_names(&counter).await;
     assert!(
         names.contains(&"incr".to_owned()) && names.contains(&"get".to_owned()),
         "{names:?}"
     );
     // The instance lists its exports as methods too.
-    let names: Vec<String> = guest
-        .netref()
-        .methods()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = method_names(guest.netref()).await;
     assert!(
         names.contains(&"new_counter".to_owned()) && names.contains(&"rwc.close".to_owned()),
         "{names:?}"

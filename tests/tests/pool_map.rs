@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rwc_client::{Client, ErrorKind, MapOptions, Pool, Value};
+use rwc_client::{Client, ErrorKind, MapOptions, NodeInfo, Pool, Value};
 use support::{Proc, spawn_node, spawn_nodes, wat};
 
 /// What a map's `on_result` callback was handed: every result per input, as it came.
@@ -60,30 +60,35 @@ fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
     }
 }
 
-/// Guest calls a node has served, from its info.
-async fn calls_served(addr: &str) -> u64 {
+/// A node's info (its counters).
+async fn info(addr: &str) -> NodeInfo {
     let c = Client::connect(addr).await.unwrap();
     let info = c.info().await.unwrap();
     c.close();
-    let Value::Map(m) = info else {
-        panic!("info is not a map")
-    };
-    m.iter()
-        .find(|(k, _)| k.as_str() == Some("calls"))
-        .and_then(|(_, v)| match v {
-            Value::U64(n) => Some(*n),
-            Value::I64(n) => u64::try_from(*n).ok(),
-            _ => None,
-        })
-        .expect("info has calls")
+    info
+}
+
+/// Guest calls the nodes have served in all, from their info.
+async fn calls_served(nodes: &[Proc]) -> u64 {
+    let mut served = 0;
+    for node in nodes {
+        served += info(&node.addr).await.calls;
+    }
+    served
+}
+
+/// A pool of the nodes at `addrs`, holding `wat::MATH`.
+async fn math_pool<S: AsRef<str>>(addrs: impl IntoIterator<Item = S>) -> Pool {
+    let mut pool = Pool::connect(addrs).await.unwrap();
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    pool
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_inputs_over_three_nodes_in_order_exactly_once_and_balanced() {
     let nodes = spawn_nodes(3);
-    let mut pool = Pool::connect(addrs(&nodes)).await.unwrap();
+    let pool = math_pool(addrs(&nodes)).await;
     assert_eq!(pool.len(), 3);
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
 
     let updates = Arc::new(Mutex::new(Vec::new()));
     let seen = updates.clone();
@@ -107,11 +112,7 @@ async fn ten_thousand_inputs_over_three_nodes_in_order_exactly_once_and_balanced
         );
     }
     // The nodes ran each input once: no call was repeated behind the caller's back.
-    let mut served = 0;
-    for node in &nodes {
-        served += calls_served(&node.addr).await;
-    }
-    assert_eq!(served, u64::try_from(n).unwrap());
+    assert_eq!(calls_served(&nodes).await, u64::try_from(n).unwrap());
 
     let updates = updates.lock().unwrap();
     assert_eq!(updates.last(), Some(&(n, n)));
@@ -124,10 +125,7 @@ async fn ten_thousand_inputs_over_three_nodes_in_order_exactly_once_and_balanced
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
     let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
-    let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.clone()))
-        .await
-        .unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
 
     let victim = nodes[1].clone();
     let killed = Arc::new(AtomicBool::new(false));
@@ -159,8 +157,8 @@ async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deterministic_guest_errors_are_per_input_and_not_retried() {
     let nodes = spawn_nodes(2);
-    let mut pool = Pool::connect(addrs(&nodes)).await.unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let pool = math_pool(addrs(&nodes)).await;
+
     let n = 300;
     let report = pool
         .map("sq_or_trap13", numbers(n), MapOptions::default())
@@ -178,20 +176,13 @@ async fn deterministic_guest_errors_are_per_input_and_not_retried() {
     assert_eq!(report.failed(), 1);
     assert!(report.failed_nodes().next().is_none());
     // 300 calls in all: the trap was not run again elsewhere.
-    let mut served = 0;
-    for node in &nodes {
-        served += calls_served(&node.addr).await;
-    }
-    assert_eq!(served, u64::try_from(n).unwrap());
+    assert_eq!(calls_served(&nodes).await, u64::try_from(n).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_node_dies_the_rest_fail_with_a_clear_error() {
     let nodes: Vec<Arc<Proc>> = spawn_nodes(2).into_iter().map(Arc::new).collect();
-    let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.clone()))
-        .await
-        .unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
     let victims = nodes.clone();
     let killed = Arc::new(AtomicBool::new(false));
     let k = killed.clone();
@@ -237,21 +228,38 @@ async fn an_overloaded_node_hands_work_back() {
     // This node runs one guest call at a time and refuses the rest (`overloaded`).
     let busy = spawn_node(&["--max-concurrent-calls", "1"]);
     let normal = spawn_node(&[]);
-    let mut pool = Pool::connect([busy.addr.clone(), normal.addr.clone()])
-        .await
-        .unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let pool = math_pool([busy.addr.clone(), normal.addr.clone()]).await;
     let n = 1_000;
+    // Enough work per call that the busy node's three instances want to run at once.
     let report = pool
         .map(
             "work",
-            work_inputs(n, 2_000),
+            work_inputs(n, 200_000),
             MapOptions::default().per_node(3),
         )
         .await
         .unwrap();
     assert_squares(&report.results);
     assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
+    assert!(
+        report.failed_nodes().next().is_none(),
+        "refusals are not failures"
+    );
+
+    // The busy node did refuse work, the other refused none, and every refused call was
+    // run again elsewhere or later: each input ran exactly once in all.
+    let (busy, normal) = (info(&busy.addr).await, info(&normal.addr).await);
+    assert!(
+        busy.calls_refused > 0,
+        "the busy node never refused a call: {busy:?}"
+    );
+    assert_eq!(normal.calls_refused, 0, "{normal:?}");
+    assert_eq!(busy.calls + normal.calls, u64::try_from(n).unwrap());
+    assert_eq!(
+        usize::try_from(busy.calls).unwrap(),
+        report.nodes[0].done,
+        "the report counts what the busy node ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,8 +320,7 @@ async fn map_needs_a_module_and_reports_bad_exports_per_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_per_node_stay_within_what_the_node_allows() {
     let node = spawn_node(&["--max-instances-per-connection", "2"]);
-    let mut pool = Pool::connect([node.addr.clone()]).await.unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let pool = math_pool([node.addr.clone()]).await;
     let report = pool
         .map("sq", numbers(500), MapOptions::default().per_node(5))
         .await

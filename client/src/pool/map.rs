@@ -25,11 +25,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use rwc_protocol::{CallOptions, Error, ErrorKind, NetRef, Value, from_value};
+use rwc_api::InstanceOptions;
+use rwc_api::root::Instantiate;
+use rwc_protocol::{CallOptions, Error, ErrorKind, NetRef, Value};
 use tokio::sync::Notify;
 
 use super::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
-use crate::options::InstanceOptions;
+use crate::client::request;
 
 /// How many times one input may be handed out before it fails with its last error.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -56,7 +58,7 @@ pub(crate) struct MapJob<'a> {
     pub(crate) inputs: &'a [Vec<Value>],
     pub(crate) instance: &'a InstanceOptions,
     pub(crate) depth: usize,
-    pub(crate) deadline: Duration,
+    pub(crate) call_timeout: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) each_result: Option<ResultFn>,
 }
@@ -371,14 +373,13 @@ impl InstanceHolder {
         if let Some(netref) = &current.instance {
             return Ok((netref.clone(), current.generation));
         }
-        let value = self
-            .root
-            .call_value(
-                "instantiate",
-                vec![Value::from(self.module.clone()), options.to_value()],
-            )
-            .await?;
-        let netref: NetRef = from_value(value)?;
+        let req = Instantiate {
+            module: self.module.clone().into(),
+            options: options.clone(),
+        };
+        let netref = request(&self.root, &req)
+            .await?
+            .into_netref("the instance")?;
         current.generation += 1;
         current.instance = Some(netref.clone());
         Ok((netref, current.generation))
@@ -427,7 +428,7 @@ async fn slot(
         };
         let args = job.inputs[i].clone();
         let result = instance
-            .call_with(job.export, args, CallOptions::deadline(job.deadline))
+            .call_with(job.export, args, CallOptions::deadline(job.call_timeout))
             .await;
         match result {
             Err(e) if e.kind() == ErrorKind::Disconnected && !e.is_remote() => {

@@ -28,10 +28,13 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
-pub use self::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
+pub use self::report::{
+    Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
+};
 use crate::client::{Client, Module};
-use crate::options::InstanceOptions;
-use crate::registry::RegistryClient;
+use crate::discovery::{Discovery, Dns, NodeAddr, RegistryDiscovery};
+use rwc_api::InstanceOptions;
+use rwc_api::capability::{SYS, sys};
 
 /// Instances per node when the node does not say how many CPUs it has.
 pub const DEFAULT_PER_NODE: usize = 2;
@@ -40,7 +43,7 @@ pub const DEFAULT_PER_NODE: usize = 2;
 pub const DEFAULT_DEPTH: usize = 2;
 
 /// How long one map call may take by default, queueing on the node included.
-pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(300);
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Nodes that work together on a [`map`](Pool::map).
 #[derive(Debug)]
@@ -64,7 +67,7 @@ struct PoolNode {
 }
 
 /// How to run a [`map`](Pool::map).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MapOptions {
     /// Instances per node (calls that run at once on it). Default: the node's CPU count,
     /// as its `sys` capability reports it, or [`DEFAULT_PER_NODE`] if it does not grant
@@ -73,10 +76,11 @@ pub struct MapOptions {
     /// Calls queued per instance, so it never idles waiting for the next one to arrive.
     /// Default: [`DEFAULT_DEPTH`].
     pub depth: Option<usize>,
-    /// How long one call may take, from sending it to its result (queueing on the node
-    /// included); one that takes longer fails with `timed out`. Default:
-    /// [`DEFAULT_CALL_DEADLINE`]. The node's own call timeout also applies.
-    pub call_deadline: Option<Duration>,
+    /// How long the pool waits for one call, from sending it to its result (queueing on
+    /// the node included); one that takes longer fails with `timed out`. Default:
+    /// [`DEFAULT_CALL_TIMEOUT`]. How long the guest itself may run is the instance's
+    /// [`call_timeout`](InstanceOptions::call_timeout), capped by the node.
+    pub call_timeout: Option<Duration>,
     /// Options of the instances (memory, fuel, env…). A fuel budget is per instance,
     /// shared by the calls it runs; an instance whose guest trapped or ran out of fuel or
     /// time is replaced by a fresh one.
@@ -103,7 +107,7 @@ impl MapOptions {
 
     /// Sets the [`progress`](MapOptions::progress) callback.
     pub fn on_progress(mut self, f: impl Fn(&MapProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
+        self.progress = Some(Callback(Arc::new(f)));
         self
     }
 
@@ -112,31 +116,18 @@ impl MapOptions {
         mut self,
         f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
     ) -> Self {
-        self.each_result = Some(Arc::new(f));
+        self.each_result = Some(Callback(Arc::new(f)));
         self
     }
 }
 
-impl std::fmt::Debug for MapOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MapOptions")
-            .field("per_node", &self.per_node)
-            .field("depth", &self.depth)
-            .field("call_deadline", &self.call_deadline)
-            .field("instance", &self.instance)
-            .field("progress", &self.progress.is_some())
-            .field("each_result", &self.each_result.is_some())
-            .finish()
-    }
-}
-
 impl Pool {
-    /// Connects to every node of `addrs`. Each `HOST:PORT` is resolved, so a DNS name with
-    /// several addresses gives several nodes; the same address given twice is one node.
-    /// `unix:/path` addresses are taken as they are.
+    /// Connects to every node of `addrs`. Each `HOST:PORT` is resolved ([`Dns`]), so a DNS
+    /// name with several addresses gives several nodes; the same address given twice is
+    /// one node. `unix:/path` addresses are taken as they are.
     ///
-    /// Nodes that cannot be reached are left out (see [`unreachable`](Pool::unreachable));
-    /// it is an error only if none can.
+    /// Nodes that cannot be resolved or reached are left out (see
+    /// [`unreachable`](Pool::unreachable)); it is an error only if none can.
     ///
     /// # Cancel safety
     /// Dropping the future closes the connections made so far.
@@ -146,22 +137,62 @@ impl Pool {
         S: AsRef<str>,
     {
         let mut unreachable = Vec::new();
-        let mut targets = Vec::new();
-        let mut seen = HashSet::new();
-        for addr in addrs {
-            let addr = addr.as_ref().trim();
-            if addr.is_empty() {
-                continue;
-            }
-            for target in resolve(addr).await.unwrap_or_else(|e| {
-                unreachable.push((addr.to_owned(), e));
-                Vec::new()
-            }) {
-                if seen.insert(target.clone()) {
-                    targets.push(target);
-                }
+        let mut found = Vec::new();
+        for name in Dns::new(addrs).0 {
+            match Dns(vec![name.clone()]).resolve().await {
+                Ok(nodes) => found.extend(nodes),
+                Err(e) => unreachable.push((name, e)),
             }
         }
+        Pool::from_nodes(found, unreachable).await
+    }
+
+    /// Connects to every node `source` lists ([`Discovery`]: a static list, DNS, a
+    /// registry…). Nodes that cannot be reached are left out; it is an error only if none
+    /// can.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn discover(source: &dyn Discovery) -> Result<Pool, Error> {
+        Pool::from_nodes(source.resolve().await?, Vec::new()).await
+    }
+
+    /// A pool of the nodes a registry lists under `tag` (every node it lists if `None`);
+    /// each address is resolved as [`connect`](Pool::connect) does.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn from_registry(registry: &str, tag: Option<&str>) -> Result<Pool, Error> {
+        let nodes = RegistryDiscovery::new(registry, tag).resolve().await?;
+        if nodes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                match tag {
+                    Some(t) => format!(
+                        "the registry at {registry} lists no node tagged {t:?}; start nodes with \
+                         `rwc-node --register {registry} --tag {t}`"
+                    ),
+                    None => format!(
+                        "the registry at {registry} lists no node; start nodes with \
+                         `rwc-node --register {registry}`"
+                    ),
+                },
+            ));
+        }
+        Pool::connect(nodes.iter().map(|n| n.addr.as_str())).await
+    }
+
+    /// Connects to `nodes` (each address once); `unreachable` are those already left out.
+    async fn from_nodes(
+        nodes: Vec<NodeAddr>,
+        mut unreachable: Vec<(String, Error)>,
+    ) -> Result<Pool, Error> {
+        let mut seen = HashSet::new();
+        let targets: Vec<String> = nodes
+            .into_iter()
+            .map(|n| n.addr)
+            .filter(|a| seen.insert(a.clone()))
+            .collect();
         let connected = join_all(targets.iter().map(|t| Client::connect(t))).await;
         let mut nodes = Vec::new();
         for (addr, c) in targets.into_iter().zip(connected) {
@@ -204,35 +235,6 @@ impl Pool {
             unreachable,
             hash: None,
         })
-    }
-
-    /// A pool of the nodes a registry lists under `tag` (every node it lists if `None`).
-    ///
-    /// # Cancel safety
-    /// Dropping the future abandons the lookup and closes the connections made so far.
-    pub async fn from_registry(registry: &str, tag: Option<&str>) -> Result<Pool, Error> {
-        let r = RegistryClient::connect(registry).await?;
-        let entries = match tag {
-            Some(t) => r.lookup(t).await?,
-            None => r.list().await?,
-        };
-        r.close();
-        if entries.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                match tag {
-                    Some(t) => format!(
-                        "the registry at {registry} lists no node tagged {t:?}; start nodes with \
-                         `rwc-node --register {registry} --tag {t}`"
-                    ),
-                    None => format!(
-                        "the registry at {registry} lists no node; start nodes with \
-                         `rwc-node --register {registry}`"
-                    ),
-                },
-            ));
-        }
-        Pool::connect(entries.iter().map(|e| e.addr.as_str())).await
     }
 
     /// The nodes' addresses, in the pool's order.
@@ -380,7 +382,7 @@ impl Pool {
             inputs: &inputs,
             instance: &options.instance,
             depth: options.depth.unwrap_or(DEFAULT_DEPTH).max(1),
-            deadline: options.call_deadline.unwrap_or(DEFAULT_CALL_DEADLINE),
+            call_timeout: options.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
             progress: options.progress.clone(),
             each_result: options.each_result.clone(),
         };
@@ -396,48 +398,19 @@ impl Pool {
     }
 }
 
-/// `HOST:PORT` → every address it resolves to; `unix:/path` as it is.
-async fn resolve(addr: &str) -> Result<Vec<String>, Error> {
-    if addr.starts_with("unix:") {
-        return Ok(vec![addr.to_owned()]);
-    }
-    let found = tokio::net::lookup_host(addr).await.map_err(|e| {
-        Error::bad_argument(format!(
-            "cannot resolve {addr}: {e}; give nodes as HOST:PORT"
-        ))
-    })?;
-    Ok(found.map(|a| a.to_string()).collect())
-}
-
 /// The node's CPU count (through its `sys` capability, if it grants it) and how many
 /// instances it lets one connection hold (from its info).
 async fn capacity(client: &Client) -> (Option<usize>, Option<usize>) {
     let cpus = async {
-        let sys: NetRef = client.capability("sys").await.ok()??;
-        sys.call::<usize>("cpu_count", ())
+        let sys: NetRef = client.capability(SYS).await.ok()??;
+        sys.call::<usize>(sys::CPU_COUNT, ())
             .await
             .ok()
             .filter(|&n| n > 0)
     };
     let max_instances = async {
         let info = client.info().await.ok()?;
-        let limits = map_field(&info, "limits")?;
-        match map_field(limits, "max_instances_per_connection")? {
-            Value::U64(n) => usize::try_from(*n).ok(),
-            Value::I64(n) => usize::try_from(*n).ok(),
-            _ => None,
-        }
+        Some(info.limits.max_instances_per_connection)
     };
     tokio::join!(cpus, max_instances)
-}
-
-/// The value under the string key `key` of a map value.
-fn map_field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    match v {
-        Value::Map(m) => m
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v),
-        _ => None,
-    }
 }

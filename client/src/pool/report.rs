@@ -5,12 +5,36 @@ use std::time::Duration;
 
 use rwc_protocol::{Error, Value};
 
+/// A callback a map calls (shared, so the options can be cloned); `Debug` shows only that
+/// it is there.
+pub struct Callback<F: ?Sized>(pub Arc<F>);
+
+impl<F: ?Sized> Clone for Callback<F> {
+    fn clone(&self) -> Self {
+        Callback(Arc::clone(&self.0))
+    }
+}
+
+impl<F: ?Sized> std::ops::Deref for Callback<F> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        &self.0
+    }
+}
+
+impl<F: ?Sized> std::fmt::Debug for Callback<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<callback>")
+    }
+}
+
 /// Called as a map makes progress: after every finished input, and when a node fails.
-pub type ProgressFn = Arc<dyn Fn(&MapProgress) + Send + Sync>;
+pub type ProgressFn = Callback<dyn Fn(&MapProgress) + Send + Sync>;
 
 /// Called once per input as its result is settled, with the input's index: in the order
 /// results come in, which is not input order.
-pub type ResultFn = Arc<dyn Fn(usize, &Result<Value, Error>) + Send + Sync>;
+pub type ResultFn = Callback<dyn Fn(usize, &Result<Value, Error>) + Send + Sync>;
 
 /// A map's progress so far.
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use rwc_guest::{Value, export};
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// Counts the words of `text` (split on whitespace, lower-cased, trimmed of punctuation).
@@ -28,34 +27,9 @@ fn echo(v: Value) -> Value {
     v
 }
 
-/// A record with one of everything, for typed round trips.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub name: String,
-    pub count: i64,
-    pub ratio: f64,
-    pub flags: Vec<bool>,
-    pub tags: BTreeMap<String, u32>,
-    pub shape: Shape,
-    pub data: ByteBuf,
-    pub maybe: Option<u32>,
-    pub points: Vec<Point>,
-}
+mod record;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Point {
-    pub x: i32,
-    pub y: i32,
-}
-
-/// An enum with unit, newtype, tuple and struct variants.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Shape {
-    Empty,
-    Circle(f64),
-    Segment(Point, Point),
-    Rect { width: u32, height: u32 },
-}
+pub use record::{Point, Record, Shape};
 
 /// Returns the record unchanged: it went through the value encoding twice.
 #[export]

@@ -61,7 +61,7 @@ fn expand_export(func: &ItemFn, name: Option<LitStr>) -> syn::Result<TokenStream
     if export_name.is_empty() {
         return Err(Error::new(ident.span(), "the export name is empty"));
     }
-    let symbol = format!("rwc_export_{export_name}");
+    let symbol = rwc_api::abi::rich_export_symbol(&export_name);
     let dispatcher = format_ident!("__rwc_call_{}", ident);
     let entry = format_ident!("__rwc_export_{}", ident);
     let params = params(sig, &export_name)?;

@@ -13,17 +13,17 @@ use rwc_protocol::{Error, ErrorKind, NetRef};
 
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
-use crate::guest::output::OutputForwarder;
+use crate::instance::output::OutputForwarder;
 
 /// Capabilities this node has.
-pub const ALL: &[&str] = &["sys", "log"];
+pub use rwc_api::capability::ALL;
 
 /// Makes the named capability, for a guest whose output goes to `output` (the `log`
 /// capability writes there too) or for a client directly.
 pub(crate) fn make(name: &str, label: &str, output: Option<&OutputForwarder>) -> Option<NetRef> {
     match name {
-        "sys" => Some(NetRef::new(SysCapability)),
-        "log" => Some(NetRef::new(LogCapability::new(
+        rwc_api::capability::SYS => Some(NetRef::new(SysCapability)),
+        rwc_api::capability::LOG => Some(NetRef::new(LogCapability::new(
             label.to_owned(),
             output.cloned(),
         ))),

@@ -3,29 +3,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
+use rwc_api::capability::{self, sys};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, Value, to_value};
 use serde::Serialize;
 
 /// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
 #[derive(Debug)]
 pub struct SysCapability;
 
-const METHODS: MethodTable = MethodTable(&[
-    ("hostname", "the machine's host name"),
-    ("os", "operating system (linux, macos, …)"),
-    ("arch", "CPU architecture (x86_64, aarch64, …)"),
-    ("cpu_count", "CPUs available to the node"),
-    ("uptime_secs", "seconds since the machine booted"),
-    ("load_average", "1, 5 and 15 minute load averages"),
-    ("memory", "total and available memory in bytes"),
-    (
-        "disk",
-        "(path?) total and free bytes of the file system holding path (default /)",
-    ),
-    ("report", "all of the above in one map"),
-]);
+const METHODS: MethodTable = MethodTable(sys::METHODS);
 
 #[derive(Serialize)]
 struct Memory {
@@ -40,52 +27,40 @@ struct Disk {
     free: u64,
 }
 
-impl Object for SysCapability {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "hostname" => to_value(&hostname()),
-                "os" => to_value(std::env::consts::OS),
-                "arch" => to_value(std::env::consts::ARCH),
-                "cpu_count" => to_value(&cpu_count()),
-                "uptime_secs" => to_value(&uptime_secs()?),
-                "load_average" => to_value(&load_average()?),
-                "memory" => to_value(&memory()?),
-                "disk" => {
-                    let path = match args.first() {
-                        Some(Value::String(p)) => p.clone(),
-                        _ => "/".to_owned(),
-                    };
-                    to_value(&disk(&path)?)
-                }
-                "report" => {
-                    let mut m = BTreeMap::new();
-                    m.insert("hostname", to_value(&hostname())?);
-                    m.insert("os", to_value(std::env::consts::OS)?);
-                    m.insert("arch", to_value(std::env::consts::ARCH)?);
-                    m.insert("cpu_count", to_value(&cpu_count())?);
-                    m.insert("uptime_secs", to_value(&uptime_secs()?)?);
-                    m.insert("load_average", to_value(&load_average()?)?);
-                    m.insert("memory", to_value(&memory()?)?);
-                    m.insert("disk", to_value(&disk("/")?)?);
-                    to_value(&m)
-                }
-                _ => Err(METHODS.unknown("sys", method)),
+impl Dispatch for SysCapability {
+    const TYPE_NAME: &'static str = capability::SYS;
+    const METHODS: MethodTable = METHODS;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            "hostname" => to_value(&hostname()),
+            "os" => to_value(std::env::consts::OS),
+            "arch" => to_value(std::env::consts::ARCH),
+            sys::CPU_COUNT => to_value(&cpu_count()),
+            "uptime_secs" => to_value(&uptime_secs()?),
+            "load_average" => to_value(&load_average()?),
+            "memory" => to_value(&memory()?),
+            "disk" => {
+                let path = match call.args.first() {
+                    Some(Value::String(p)) => p.clone(),
+                    _ => "/".to_owned(),
+                };
+                to_value(&disk(&path)?)
             }
-        })
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "sys"
+            sys::REPORT => {
+                let mut m = BTreeMap::new();
+                m.insert("hostname", to_value(&hostname())?);
+                m.insert("os", to_value(std::env::consts::OS)?);
+                m.insert("arch", to_value(std::env::consts::ARCH)?);
+                m.insert("cpu_count", to_value(&cpu_count())?);
+                m.insert("uptime_secs", to_value(&uptime_secs()?)?);
+                m.insert("load_average", to_value(&load_average()?)?);
+                m.insert("memory", to_value(&memory()?)?);
+                m.insert("disk", to_value(&disk("/")?)?);
+                to_value(&m)
+            }
+            other => Err(Self::unknown(other)),
+        }
     }
 }
 
@@ -154,6 +129,8 @@ fn disk(path: &str) -> Result<Disk, Error> {
 
 #[cfg(test)]
 mod tests {
+    use rwc_protocol::{CallContext, Object};
+
     use super::*;
 
     #[tokio::test]
@@ -162,16 +139,7 @@ mod tests {
             .call(CallContext::local(), "report", vec![])
             .await
             .unwrap();
-        for key in [
-            "hostname",
-            "os",
-            "arch",
-            "cpu_count",
-            "uptime_secs",
-            "load_average",
-            "memory",
-            "disk",
-        ] {
+        for key in sys::report_keys() {
             assert!(r.get(key).is_some(), "missing {key} in {r:?}");
         }
         assert!(

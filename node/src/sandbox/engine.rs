@@ -194,6 +194,14 @@ impl Drop for EpochTicker {
 mod tests {
     use super::*;
 
+    /// A configuration whose pool holds `instances` instances.
+    fn pool_of(instances: usize) -> SandboxConfig {
+        SandboxConfig {
+            max_live_instances: instances,
+            ..SandboxConfig::default()
+        }
+    }
+
     #[test]
     fn engine_with_default_pool_is_created() {
         let config = SandboxConfig::default();
@@ -205,10 +213,7 @@ mod tests {
 
     #[test]
     fn compatibility_hash_is_stable_hex() {
-        let config = SandboxConfig {
-            max_live_instances: 2,
-            ..SandboxConfig::default()
-        };
+        let config = pool_of(2);
         let engine = new_engine(&config, Metering::Unmetered).unwrap();
         let a = compatibility_hash(&engine);
         assert_eq!(a.len(), 64);
@@ -229,10 +234,7 @@ mod tests {
 
     #[test]
     fn only_the_metered_engine_meters_fuel() {
-        let config = SandboxConfig {
-            max_live_instances: 1,
-            ..SandboxConfig::default()
-        };
+        let config = pool_of(1);
         let plain = new_engine(&config, Metering::Unmetered).unwrap();
         let mut store = wasmtime::Store::new(&plain, ());
         assert!(store.set_fuel(1).is_err(), "fuel is not enabled");
@@ -244,10 +246,7 @@ mod tests {
 
     #[test]
     fn ticker_stops_when_dropped() {
-        let config = SandboxConfig {
-            max_live_instances: 1,
-            ..SandboxConfig::default()
-        };
+        let config = pool_of(1);
         let plain = new_engine(&config, Metering::Unmetered).unwrap();
         let fuel = new_engine(&config, Metering::Fuel).unwrap();
         let ticker = EpochTicker::start(&[&plain, &fuel], Duration::from_millis(1)).unwrap();

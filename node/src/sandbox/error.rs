@@ -70,14 +70,15 @@ pub enum SandboxError {
     #[error("{0}")]
     BadArgument(String),
 
-    /// The call ran past its wall-clock deadline and was stopped.
+    /// The call ran past its call timeout (its wall-clock deadline) and was stopped.
     #[error(
-        "call exceeded its {} deadline; raise --timeout or the call's deadline option",
-        human_duration(*.deadline)
+        "call ran past its call timeout of {}; raise --timeout (call_timeout_ms), up to \
+         the node's limit",
+        human_duration(*.call_timeout)
     )]
     TimedOut {
-        /// The deadline that was exceeded.
-        deadline: Duration,
+        /// The call timeout that was exceeded.
+        call_timeout: Duration,
         /// Wasm backtrace at the point the guest was stopped (may be empty).
         trace: String,
     },
@@ -150,9 +151,8 @@ impl SandboxError {
 
     /// Maps an error raised while guest code ran (instantiation or a call).
     ///
-    /// `deadline` is the wall-clock deadline the execution ran under, for the message of
-    /// a timeout.
-    pub(crate) fn from_execution(err: wasmtime::Error, deadline: Duration) -> Self {
+    /// `call_timeout` is the timeout the execution ran under, for the message of a timeout.
+    pub(crate) fn from_execution(err: wasmtime::Error, call_timeout: Duration) -> Self {
         if let Some(exit) = err.downcast_ref::<I32Exit>() {
             return Self::Exit(exit.0);
         }
@@ -168,7 +168,10 @@ impl SandboxError {
             };
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Self::TimedOut { deadline, trace },
+            Some(Trap::Interrupt) => Self::TimedOut {
+                call_timeout,
+                trace,
+            },
             Some(Trap::OutOfFuel) => Self::OutOfFuel { trace },
             Some(trap) => Self::Trap {
                 message: describe_trap(*trap),
@@ -248,7 +251,7 @@ fn no_such_export(name: &str, available: &[String]) -> String {
     }
 }
 
-/// `30s`, `200ms`, `1.5s`: how deadlines are written in messages.
+/// `30s`, `200ms`, `1.5s`: how timeouts are written in messages.
 pub(crate) fn human_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
@@ -266,12 +269,13 @@ mod tests {
     #[test]
     fn timeout_message_is_actionable() {
         let err = SandboxError::TimedOut {
-            deadline: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(30),
             trace: String::new(),
         };
         assert_eq!(
             err.to_string(),
-            "call exceeded its 30s deadline; raise --timeout or the call's deadline option"
+            "call ran past its call timeout of 30s; raise --timeout (call_timeout_ms), up to \
+             the node's limit"
         );
         assert_eq!(err.trace(), None);
     }
@@ -296,27 +300,23 @@ mod tests {
             .into(),
             Duration::from_secs(1),
         );
-        assert!(
-            matches!(
-                err,
-                SandboxError::MemoryLimit {
-                    requested: 2097152,
-                    limit: 1048576,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let SandboxError::MemoryLimit {
+            requested, limit, ..
+        } = err
+        else {
+            panic!("expected MemoryLimit, got {err:?}");
+        };
+        assert_eq!((requested, limit), (2 << 20, 1 << 20));
     }
 
     #[test]
     fn trap_codes_map_to_variants() {
-        let deadline = Duration::from_millis(200);
-        let err = SandboxError::from_execution(Trap::Interrupt.into(), deadline);
-        assert!(matches!(err, SandboxError::TimedOut { deadline: d, .. } if d == deadline));
-        let err = SandboxError::from_execution(Trap::OutOfFuel.into(), deadline);
+        let timeout = Duration::from_millis(200);
+        let err = SandboxError::from_execution(Trap::Interrupt.into(), timeout);
+        assert!(matches!(err, SandboxError::TimedOut { call_timeout: t, .. } if t == timeout));
+        let err = SandboxError::from_execution(Trap::OutOfFuel.into(), timeout);
         assert!(matches!(err, SandboxError::OutOfFuel { .. }));
-        let err = SandboxError::from_execution(Trap::StackOverflow.into(), deadline);
+        let err = SandboxError::from_execution(Trap::StackOverflow.into(), timeout);
         match err {
             SandboxError::Trap { message, .. } => assert!(message.contains("stack overflow")),
             other => panic!("expected a trap, got {other:?}"),

@@ -26,11 +26,19 @@
 //! # }
 //! ```
 
+mod cache;
+mod compile;
+mod description;
 mod engine;
 mod error;
 mod instance;
-mod modules;
+mod memory;
+mod module;
+mod numeric;
 mod output;
+mod store;
+#[cfg(test)]
+mod test_support;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,13 +48,17 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Linker};
 
+use self::cache::ModuleCache;
 use self::engine::{EpochTicker, Metering};
-use self::modules::ModuleCache;
 
+pub use self::description::{ExportInfo, ExternKind, ImportInfo};
 pub use self::error::SandboxError;
-pub use self::instance::{Instance, InstanceOptions, Number, StoreState, WasmArg};
-pub use self::modules::{ExportInfo, ExternKind, ImportInfo, LoadedModule};
+pub use self::instance::{Instance, InstanceOptions};
+pub use self::memory::{OutOfBounds, memory_range};
+pub use self::module::LoadedModule;
+pub use self::numeric::{Number, WasmArg};
 pub use self::output::{OutputCapture, OutputSink, Stream};
+pub use self::store::StoreState;
 
 /// Limits and knobs of a [`Sandbox`]. `Default` gives the node's defaults.
 #[derive(Debug, Clone)]

@@ -58,6 +58,7 @@ pub struct OutputCapture {
     state: Arc<Mutex<CaptureState>>,
 }
 
+#[derive(Debug)]
 struct CaptureState {
     sink: Option<OutputSink>,
     max_output: u64,
@@ -155,13 +156,7 @@ impl OutputCapture {
 
 impl fmt::Debug for OutputCapture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
-        f.debug_struct("OutputCapture")
-            .field("sink", &state.sink)
-            .field("max_output", &state.max_output)
-            .field("written", &state.written)
-            .field("truncated", &state.truncated)
-            .finish()
+        f.debug_tuple("OutputCapture").field(&*self.lock()).finish()
     }
 }
 

@@ -1,14 +1,18 @@
-//! A module netref: a compiled module the node holds, named by its content hash.
+//! A module netref: a compiled module the node holds, named by its hash; and what a client
+//! is told about a module (its callable exports, its imports).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{CallContext, Error, MethodInfo, Object, Value, to_value};
-use serde::Serialize;
+use rwc_api::module::{self, AbiKind, ExportDescription, ImportDescription, ModuleInfo, signature};
+use rwc_api::{Request, abi::is_plumbing};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, NetRef, Value, to_value};
 
-use crate::guest::abi;
-use crate::sandbox::{ExternKind, LoadedModule};
+use crate::Node;
+use crate::abi;
+use crate::error::to_error;
+use crate::sandbox::{ExportInfo, LoadedModule};
 
 /// A module the node has compiled.
 #[derive(Debug)]
@@ -16,38 +20,7 @@ pub struct ModuleObject {
     module: Arc<LoadedModule>,
 }
 
-/// An export as a client sees it.
-#[derive(Debug, Serialize)]
-pub struct ExportDescription {
-    /// Name to call it by.
-    pub name: String,
-    /// `rich` (SDK export: values in and out) or `numeric` (numbers in and out).
-    pub abi: &'static str,
-    /// The wasm signature, e.g. `add takes (i32, i32) -> i32`.
-    pub signature: String,
-}
-
-#[derive(Serialize)]
-struct ModuleInfo<'a> {
-    hash: &'a str,
-    size: u64,
-    exports: Vec<ExportDescription>,
-    imports: Vec<String>,
-}
-
-const METHODS: MethodTable = MethodTable(&[
-    (
-        "hash",
-        "() the module's id: SHA-256 of the uploaded bytes, hex",
-    ),
-    ("size", "() size of the uploaded bytes"),
-    (
-        "exports",
-        "() callable exports with their ABI and signature",
-    ),
-    ("imports", "() what the module imports"),
-    ("info", "() all of the above"),
-]);
+const METHODS: MethodTable = MethodTable(module::METHODS);
 
 impl ModuleObject {
     pub(crate) fn new(module: Arc<LoadedModule>) -> Self {
@@ -58,30 +31,38 @@ impl ModuleObject {
         &self.module
     }
 
-    fn info(&self) -> ModuleInfo<'_> {
+    fn info(&self) -> ModuleInfo {
         ModuleInfo {
-            hash: self.module.id(),
+            hash: self.module.hash().to_owned(),
             size: self.module.size(),
             exports: describe_exports(&self.module),
-            imports: self
-                .module
-                .imports()
-                .iter()
-                .map(|i| format!("{}::{} ({:?})", i.module, i.name, i.kind))
-                .collect(),
+            imports: describe_imports(&self.module),
         }
     }
 }
 
-/// The exports a client can call: rich ones by their short name, numeric ones as they are;
-/// the ABI's own plumbing is left out.
+/// Compiles an upload (off the threads that serve connections) and hands out the module:
+/// what `upload` and an uploader's `finish` both end with.
+pub(crate) async fn compile(node: &Node, bytes: Vec<u8>) -> Result<Value, Error> {
+    node.inner.uploads.fetch_add(1, Ordering::Relaxed);
+    let sandbox = node.inner.sandbox.clone();
+    let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+        .await
+        .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
+        .map_err(to_error)?;
+    Ok(NetRef::new(ModuleObject::new(module)).into())
+}
+
+/// The exports a client can call: rich ones by their short name, then the numeric ones;
+/// the ABI's own plumbing (`rwc_*`, `_initialize`) is left out. Exactly these can be
+/// called.
 pub(crate) fn describe_exports(module: &LoadedModule) -> Vec<ExportDescription> {
     let rich = abi::rich_exports(module.exports());
     let mut out: Vec<ExportDescription> = rich
         .iter()
         .map(|name| ExportDescription {
             name: name.clone(),
-            abi: "rich",
+            abi: AbiKind::Rich,
             signature: format!("{name}(values…) -> value"),
         })
         .collect();
@@ -89,51 +70,47 @@ pub(crate) fn describe_exports(module: &LoadedModule) -> Vec<ExportDescription> 
         module
             .exports()
             .iter()
-            .filter(|e| e.kind == ExternKind::Func && e.is_numeric_func())
-            .filter(|e| !e.name.starts_with("rwc_") && e.name != "_initialize")
+            .filter(|e| is_callable_numeric(e))
             .map(|e| ExportDescription {
                 name: e.name.clone(),
-                abi: "numeric",
-                signature: numeric_signature(e),
+                abi: AbiKind::Numeric,
+                signature: signature(&e.name, &e.params, &e.results),
             }),
     );
     out
 }
 
-/// `add takes (i32, i32) -> i32`, as the node's argument errors word it.
-fn numeric_signature(e: &crate::sandbox::ExportInfo) -> String {
-    let results = match e.results.as_slice() {
-        [] => "()".to_owned(),
-        [one] => one.clone(),
-        many => format!("({})", many.join(", ")),
-    };
-    format!("{} takes ({}) -> {results}", e.name, e.params.join(", "))
+/// Whether a client may call `export` with numbers: a numeric function that is not ABI
+/// plumbing.
+pub(crate) fn is_callable_numeric(export: &ExportInfo) -> bool {
+    export.is_numeric_func() && !is_plumbing(&export.name)
 }
 
-impl Object for ModuleObject {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        _args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "hash" => to_value(self.module.id()),
-                "size" => to_value(&self.module.size()),
-                "exports" => to_value(&describe_exports(&self.module)),
-                "imports" => to_value(&self.info().imports),
-                "info" => to_value(&self.info()),
-                _ => Err(METHODS.unknown("module", method)),
-            }
+fn describe_imports(module: &LoadedModule) -> Vec<ImportDescription> {
+    module
+        .imports()
+        .iter()
+        .map(|i| ImportDescription {
+            module: i.module.clone(),
+            name: i.name.clone(),
+            kind: i.kind,
+            signature: i.signature.clone(),
         })
-    }
+        .collect()
+}
 
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
+impl Dispatch for ModuleObject {
+    const TYPE_NAME: &'static str = "module";
+    const METHODS: MethodTable = METHODS;
 
-    fn type_name(&self) -> &str {
-        "module"
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            module::Hash::METHOD => to_value(self.module.hash()),
+            module::Size::METHOD => to_value(&self.module.size()),
+            module::Exports::METHOD => to_value(&describe_exports(&self.module)),
+            module::Imports::METHOD => to_value(&describe_imports(&self.module)),
+            module::Info::METHOD => to_value(&self.info()),
+            other => Err(Self::unknown(other)),
+        }
     }
 }

@@ -3,19 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{
-    CallContext, Error, MethodInfo, NetRef, Object, Value, object::decode_args, to_value,
-};
-use serde_bytes::ByteBuf;
+use rwc_api::root::{self, Capability, Instantiate, ModuleByHash, Run, Upload, UploadStream};
+use rwc_api::{ObjectRef, Request};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, NetRef, Value, to_value};
 
-use super::Node;
-use super::instance::{InstanceObject, instantiate};
-use super::module::ModuleObject;
-use super::options::Options;
+use super::module::{ModuleObject, compile};
+use crate::Node;
 use crate::capabilities;
-use crate::error::to_error;
+use crate::instance::{InstanceObject, instantiate};
+use crate::sandbox::LoadedModule;
 
 /// One connection's view of the node.
 #[derive(Debug)]
@@ -26,33 +23,7 @@ pub struct RootService {
     instances: Arc<AtomicUsize>,
 }
 
-const METHODS: MethodTable = MethodTable(&[
-    (
-        "upload",
-        "(bytes) upload a Wasm binary or WAT text; returns the module",
-    ),
-    (
-        "upload_stream",
-        "(total_len) an uploader: write(bytes) chunks, then finish() returns the module",
-    ),
-    (
-        "module",
-        "(hash) the module with this SHA-256 if the node has it, else unit",
-    ),
-    (
-        "instantiate",
-        "(module, options?) a new instance of the module",
-    ),
-    (
-        "run",
-        "(module, export, args, options?) instantiate, call, drop: one request",
-    ),
-    ("info", "() version, limits, caches, live instances, uptime"),
-    (
-        "capability",
-        "(name) a host capability granted to this client",
-    ),
-]);
+const METHODS: MethodTable = MethodTable(root::METHODS);
 
 impl RootService {
     pub(crate) fn new(node: Node, principal: Option<String>) -> Self {
@@ -69,63 +40,48 @@ impl RootService {
             .unwrap_or_else(|| "anonymous".to_owned())
     }
 
-    async fn upload(&self, args: Vec<Value>) -> Result<Value, Error> {
-        let (bytes,): (ByteBuf,) = decode_args("upload", args)?;
-        self.node
+    fn module(&self, req: ModuleByHash) -> Value {
+        match self
+            .node
             .inner
-            .uploads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let sandbox = self.node.inner.sandbox.clone();
-        // Compiling is CPU-bound: keep it off the threads that serve connections.
-        let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
-            .await
-            .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
-            .map_err(to_error)?;
-        Ok(NetRef::new(ModuleObject::new(module)).into())
+            .sandbox
+            .module(&req.hash.to_ascii_lowercase())
+        {
+            Some(m) => NetRef::new(ModuleObject::new(m)).into(),
+            None => Value::Unit,
+        }
     }
 
-    fn module(&self, args: Vec<Value>) -> Result<Value, Error> {
-        let (hash,): (String,) = decode_args("module", args)?;
-        Ok(
-            match self.node.inner.sandbox.module(&hash.to_ascii_lowercase()) {
-                Some(m) => NetRef::new(ModuleObject::new(m)).into(),
-                None => Value::Unit,
-            },
+    async fn instantiate(&self, req: Instantiate) -> Result<InstanceObject, Error> {
+        let module = module_arg(req.module)?;
+        instantiate(
+            &self.node,
+            &module,
+            req.options,
+            &self.instances,
+            &self.label(),
         )
+        .await
     }
 
-    async fn instantiate(&self, args: Vec<Value>) -> Result<InstanceObject, Error> {
-        let mut args = args.into_iter();
-        let module = module_arg(args.next())?;
-        let options = Options::from_value(args.next().unwrap_or(Value::Unit))?;
-        instantiate(&self.node, &module, options, &self.instances, &self.label()).await
-    }
-
-    async fn run(&self, args: Vec<Value>) -> Result<Value, Error> {
-        let mut it = args.into_iter();
-        let (module, export, call_args, options) = (it.next(), it.next(), it.next(), it.next());
-        let module = module_arg(module)?;
-        let Some(Value::String(export)) = export else {
-            return Err(Error::bad_argument(
-                "run takes (module, export name, [args], options?)",
-            ));
-        };
-        let call_args = match call_args {
-            Some(Value::List(a)) => a,
-            None | Some(Value::Unit) => Vec::new(),
-            Some(other) => vec![other],
-        };
-        let options = Options::from_value(options.unwrap_or(Value::Unit))?;
-        let instance =
-            instantiate(&self.node, &module, options, &self.instances, &self.label()).await?;
-        let result = instance.invoke(&export, call_args, None).await;
+    async fn run(&self, req: Run) -> Result<Value, Error> {
+        let module = module_arg(req.module)?;
+        let instance = instantiate(
+            &self.node,
+            &module,
+            req.options,
+            &self.instances,
+            &self.label(),
+        )
+        .await?;
+        let result = instance.invoke(&req.export, req.args, None).await;
         instance.close().await;
         result
     }
 
-    fn capability(&self, args: Vec<Value>) -> Result<Value, Error> {
-        let (name,): (String,) = decode_args("capability", args)?;
+    fn capability(&self, req: Capability) -> Result<Value, Error> {
         let grants = &self.node.inner.config.grants;
+        let name = req.name;
         Ok(
             capabilities::resolve(std::slice::from_ref(&name), grants, &self.label(), None)?
                 .remove(&name)
@@ -135,49 +91,39 @@ impl RootService {
 }
 
 /// The module argument: a module netref this node handed out.
-fn module_arg(v: Option<Value>) -> Result<Arc<crate::sandbox::LoadedModule>, Error> {
-    match v {
-        Some(Value::Ref(rwc_protocol::Ref::Object(r))) => r.downcast_local::<ModuleObject>().map(|m| m.module().clone()).ok_or_else(|| {
-            Error::bad_argument("the module argument must be a module netref from this node (from upload or module)")
-        }),
-        Some(other) => Err(Error::bad_argument(format!(
-            "expected a module netref (from upload or module), got a {}",
-            other.type_name()
-        ))),
-        None => Err(Error::bad_argument("missing the module argument")),
-    }
+fn module_arg(module: ObjectRef) -> Result<Arc<LoadedModule>, Error> {
+    module
+        .netref()
+        .and_then(|r| r.downcast_local::<ModuleObject>())
+        .map(|m| m.module().clone())
+        .ok_or_else(|| {
+            Error::bad_argument(
+                "the module argument must be a module netref from this node (from upload or module)",
+            )
+        })
 }
 
-impl Object for RootService {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "upload" => self.upload(args).await,
-                "upload_stream" => super::upload::upload_stream(&self.node, args),
-                "module" => self.module(args),
-                "instantiate" => Ok(NetRef::new(self.instantiate(args).await?).into()),
-                "run" => self.run(args).await,
-                "info" => to_value(&self.node.info()),
-                "capability" => self.capability(args),
-                _ => Err(METHODS.unknown("node", method)),
+impl Dispatch for RootService {
+    const TYPE_NAME: &'static str = "node";
+    const METHODS: MethodTable = METHODS;
+    const RUNS_LONG: bool = true;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        let args = call.args;
+        match call.method {
+            Upload::METHOD => compile(&self.node, Upload::from_args(args)?.bytes.into_vec()).await,
+            UploadStream::METHOD => {
+                super::upload::upload_stream(&self.node, UploadStream::from_args(args)?)
             }
-        })
-    }
-
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "node"
-    }
-
-    fn runs_long(&self) -> bool {
-        true
+            ModuleByHash::METHOD => Ok(self.module(ModuleByHash::from_args(args)?)),
+            Instantiate::METHOD => {
+                let instance = self.instantiate(Instantiate::from_args(args)?).await?;
+                Ok(NetRef::new(instance).into())
+            }
+            Run::METHOD => self.run(Run::from_args(args)?).await,
+            root::Info::METHOD => to_value(&self.node.info()),
+            Capability::METHOD => self.capability(Capability::from_args(args)?),
+            other => Err(Self::unknown(other)),
+        }
     }
 }

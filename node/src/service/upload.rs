@@ -5,19 +5,16 @@
 //! The node never holds more than the announced length, and the announced length is never
 //! more than its `max_module_bytes`: a chunk that would go past it is refused.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use futures::future::BoxFuture;
-use rwc_protocol::object::MethodTable;
-use rwc_protocol::{
-    CallContext, Error, ErrorKind, MethodInfo, NetRef, Object, Value, object::decode_args,
-};
-use serde_bytes::ByteBuf;
+use rwc_api::Request;
+use rwc_api::root::UploadStream;
+use rwc_api::upload::{self, Finish, Received, Write};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
-use super::Node;
-use super::module::ModuleObject;
-use crate::error::to_error;
+use super::module::compile;
+use crate::Node;
 
 /// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.
 pub struct Uploader {
@@ -31,14 +28,7 @@ enum State {
     Finished,
 }
 
-const METHODS: MethodTable = MethodTable(&[
-    ("write", "(bytes) the next chunk of the module"),
-    (
-        "finish",
-        "() check that every announced byte arrived, compile; returns the module",
-    ),
-    ("received", "() bytes received so far"),
-]);
+const METHODS: MethodTable = MethodTable(upload::METHODS);
 
 impl std::fmt::Debug for Uploader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,8 +40,8 @@ impl std::fmt::Debug for Uploader {
 
 /// `upload_stream(total_len)`: an uploader for a module of `total_len` bytes, refused at
 /// once (`denied`) if that is over the node's limit.
-pub(crate) fn upload_stream(node: &Node, args: Vec<Value>) -> Result<Value, Error> {
-    let (total,): (u64,) = decode_args("upload_stream", args)?;
+pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Error> {
+    let total = req.total_len;
     let limit = node.inner.config.limits.max_module_bytes;
     if total > limit {
         return Err(too_large(total, limit));
@@ -130,14 +120,7 @@ impl Uploader {
                 State::Finished => return Err(finished()),
             }
         };
-        self.node.inner.uploads.fetch_add(1, Ordering::Relaxed);
-        let sandbox = self.node.inner.sandbox.clone();
-        // Compiling is CPU-bound: keep it off the threads that serve connections.
-        let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
-            .await
-            .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
-            .map_err(to_error)?;
-        Ok(NetRef::from_object(Arc::new(ModuleObject::new(module))).into())
+        compile(&self.node, bytes).await
     }
 }
 
@@ -145,31 +128,18 @@ fn finished() -> Error {
     Error::bad_argument("this upload is finished; start another with upload_stream")
 }
 
-impl Object for Uploader {
-    fn call<'a>(
-        &'a self,
-        _ctx: CallContext,
-        method: &'a str,
-        args: Vec<Value>,
-    ) -> BoxFuture<'a, Result<Value, Error>> {
-        Box::pin(async move {
-            match method {
-                "write" => {
-                    let (chunk,): (ByteBuf,) = decode_args("write", args)?;
-                    self.write(&chunk).map(Value::U64)
-                }
-                "finish" => self.finish().await,
-                "received" => Ok(Value::U64(self.received())),
-                _ => Err(METHODS.unknown("uploader", method)),
-            }
-        })
-    }
+impl Dispatch for Uploader {
+    const TYPE_NAME: &'static str = "uploader";
+    const METHODS: MethodTable = METHODS;
 
-    fn methods(&self) -> Vec<MethodInfo> {
-        METHODS.infos()
-    }
-
-    fn type_name(&self) -> &str {
-        "uploader"
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        match call.method {
+            Write::METHOD => self
+                .write(&Write::from_args(call.args)?.chunk)
+                .map(Value::U64),
+            Finish::METHOD => self.finish().await,
+            Received::METHOD => Ok(Value::U64(self.received())),
+            other => Err(Self::unknown(other)),
+        }
     }
 }

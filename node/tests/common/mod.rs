@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rwc_api::{Request, root};
 use rwc_node::server::Server;
 use rwc_node::{Node, NodeConfig};
 use rwc_protocol::transport::connect_tcp;
@@ -39,17 +40,19 @@ impl TestNode {
     }
 
     pub async fn client(&self) -> TestClient {
-        let conn = connect_tcp(
-            &self.addr,
-            Service::new("test client").into_object(),
-            ConnectionConfig::default(),
-        )
+        connect(&self.addr).await
+    }
+}
+
+/// A client of the node at `addr`.
+pub async fn connect(addr: &str) -> TestClient {
+    let root = Service::new("test client").into_object();
+    let conn = connect_tcp(addr, root, ConnectionConfig::default())
         .await
         .unwrap();
-        TestClient {
-            root: conn.root(),
-            conn,
-        }
+    TestClient {
+        root: conn.root(),
+        conn,
     }
 }
 
@@ -59,9 +62,33 @@ pub struct TestClient {
     pub root: NetRef,
 }
 
+/// `upload(bytes)` on a node's root: the module.
+pub async fn upload(root: &NetRef, bytes: &[u8]) -> Result<NetRef, Error> {
+    let req = root::Upload {
+        bytes: ByteBuf::from(bytes),
+    };
+    root.call(root::Upload::METHOD, req.to_args()?).await
+}
+
+/// `run(module, export, args)` on a node's root: instantiate, call, drop, in one request.
+pub async fn run(
+    root: &NetRef,
+    module: &NetRef,
+    export: &str,
+    args: Vec<Value>,
+) -> Result<Value, Error> {
+    let req = root::Run {
+        module: module.clone().into(),
+        export: export.to_owned(),
+        args,
+        options: Default::default(),
+    };
+    root.call_value(root::Run::METHOD, req.to_args()?).await
+}
+
 impl TestClient {
     pub async fn upload(&self, bytes: &[u8]) -> Result<NetRef, Error> {
-        self.root.call("upload", (ByteBuf::from(bytes),)).await
+        upload(&self.root, bytes).await
     }
 
     pub async fn instantiate(&self, module: &NetRef, options: Value) -> Result<NetRef, Error> {

@@ -3,11 +3,10 @@
 //! WAT modules that need no guest SDK.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The directory holding the workspace's executables for this profile
@@ -67,32 +66,8 @@ pub fn rwc_bin() -> PathBuf {
     bin_dir().join("rwc")
 }
 
-/// A process that printed `listening on ADDR`: a node or a registry. Killed on drop.
-#[derive(Debug)]
-pub struct Proc {
-    pub addr: String,
-    child: Mutex<Child>,
-}
-
-impl Proc {
-    /// Kills the process now (SIGKILL: no goodbye to anyone), and waits for it.
-    pub fn kill(&self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// A node or a registry process, killed on drop.
+pub type Proc = rwc_tests::process::Listening;
 
 /// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address.
 pub fn spawn_node(args: &[&str]) -> Proc {
@@ -113,31 +88,9 @@ pub fn spawn_registry() -> Proc {
     spawn_listening(cmd)
 }
 
-fn spawn_listening(mut cmd: Command) -> Proc {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout);
-    let mut first = String::new();
-    lines.read_line(&mut first).expect("read the first line");
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{cmd:?} printed {first:?}, not `listening on ADDR`"))
-        .to_owned();
-    // Keep the pipe open and drained, whatever the process prints later.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = lines.read_to_end(&mut sink);
-    });
-    Proc {
-        addr,
-        child: Mutex::new(child),
-    }
+fn spawn_listening(cmd: Command) -> Proc {
+    let what = format!("{cmd:?}");
+    Proc::start(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
 
 /// Runs `rwc ARGS…` with `stdin` as its input; returns (exit code, stdout, stderr).

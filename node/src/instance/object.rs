@@ -1,0 +1,253 @@
+//! An instance netref: a live guest. Its exports are its methods; `rwc.*` methods reach
+//! its memory and lifecycle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
+use rwc_api::{InstanceOptions, Request};
+use rwc_protocol::object::{Call, Dispatch, MethodTable};
+use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::actor::{self, Exit, Job, JobKind};
+use super::output::OutputForwarder;
+use crate::Node;
+use crate::capabilities;
+use crate::config::Limits;
+use crate::sandbox::InstanceOptions as SandboxOptions;
+use crate::sandbox::LoadedModule;
+use crate::service::describe_exports;
+
+/// A live instance of a module.
+pub struct InstanceObject {
+    node: Node,
+    module: Arc<LoadedModule>,
+    jobs: mpsc::UnboundedSender<Job>,
+    exit: Exit,
+    id: u64,
+    _slot: Slot,
+}
+
+impl std::fmt::Debug for InstanceObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceObject")
+            .field("id", &self.id)
+            .field("module", &self.module.hash())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts the instance against its connection's cap while it lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+const META: MethodTable = MethodTable(instance::METHODS);
+
+/// Creates an instance for a client whose live instances `count` tracks.
+pub(crate) async fn instantiate(
+    node: &Node,
+    module: &Arc<LoadedModule>,
+    mut options: InstanceOptions,
+    count: &Arc<AtomicUsize>,
+    label: &str,
+) -> Result<InstanceObject, Error> {
+    let cap = node.inner.config.limits.max_instances_per_connection;
+    if count.fetch_add(1, Ordering::SeqCst) >= cap {
+        count.fetch_sub(1, Ordering::SeqCst);
+        return Err(Error::new(
+            ErrorKind::Overloaded,
+            format!(
+                "this connection holds {cap} live instances, its limit; drop or close some first"
+            ),
+        ));
+    }
+    let slot = Slot(count.clone());
+    let output = match options.output.take() {
+        Some(sink) => Some(OutputForwarder::start(sink.into_netref("the output sink")?)),
+        None => None,
+    };
+    let mut caps = capabilities::resolve(
+        &options.capabilities,
+        &node.inner.config.grants,
+        label,
+        output.as_ref(),
+    )?;
+    for (name, object) in std::mem::take(&mut options.objects) {
+        let netref = object.into_netref(&format!("the object `{name}` handed to the guest"))?;
+        caps.insert(name, netref);
+    }
+    let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
+    let sandbox_options = capped(&options, &node.inner.config.limits);
+    let started = actor::start(
+        &node.inner.sandbox,
+        module,
+        sandbox_options,
+        caps,
+        output,
+        id,
+    )
+    .await?;
+    Ok(InstanceObject {
+        node: node.clone(),
+        module: module.clone(),
+        jobs: started.jobs,
+        exit: started.exit,
+        id,
+        _slot: slot,
+    })
+}
+
+/// The sandbox options for what a client asked, capped by the node's limits.
+fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
+    let cap = |asked: Option<u64>, limit: u64| Some(asked.unwrap_or(limit).min(limit));
+    let timeout_limit = Duration::from_millis(limits.call_timeout_ms);
+    SandboxOptions {
+        memory_limit: cap(options.memory, limits.memory_bytes),
+        fuel: options.fuel,
+        call_timeout: Some(
+            options
+                .call_timeout
+                .unwrap_or(timeout_limit)
+                .min(timeout_limit),
+        ),
+        max_output: cap(options.max_output, limits.max_output_bytes),
+        env: options
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        args: options.args.clone(),
+        output: None,
+    }
+}
+
+impl InstanceObject {
+    /// Calls an export (rich or numeric).
+    pub(crate) async fn invoke(
+        &self,
+        export: &str,
+        args: Vec<Value>,
+        deadline: Option<Instant>,
+    ) -> Result<Value, Error> {
+        let _permit = self
+            .node
+            .inner
+            .calls
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.node
+                    .inner
+                    .calls_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                Error::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "node is running {} guest calls, its limit; retry later",
+                        self.node.inner.config.limits.max_concurrent_calls
+                    ),
+                )
+            })?;
+        self.node.inner.calls_total.fetch_add(1, Ordering::Relaxed);
+        self.job(
+            JobKind::Export {
+                name: export.to_owned(),
+                args,
+            },
+            deadline,
+        )
+        .await
+    }
+
+    /// Frees the instance now (later calls fail).
+    pub(crate) async fn close(&self) {
+        let _ = self.job(JobKind::Close, None).await;
+    }
+
+    async fn job(&self, kind: JobKind, deadline: Option<Instant>) -> Result<Value, Error> {
+        actor::run_job(&self.jobs, &self.exit, "the instance", kind, deadline).await
+    }
+}
+
+impl Dispatch for InstanceObject {
+    const TYPE_NAME: &'static str = "instance";
+    const METHODS: MethodTable = META;
+    const RUNS_LONG: bool = true;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        let deadline = call.ctx.deadline();
+        match call.method {
+            instance::Exports::METHOD => to_value(&describe_exports(&self.module)),
+            ReadMemory::METHOD => {
+                let ReadMemory { offset, len } = ReadMemory::from_args(call.args)?;
+                self.job(JobKind::ReadMemory { offset, len }, deadline)
+                    .await
+            }
+            WriteMemory::METHOD => {
+                let WriteMemory { offset, bytes } = WriteMemory::from_args(call.args)?;
+                let bytes = bytes.into_vec();
+                self.job(JobKind::WriteMemory { offset, bytes }, deadline)
+                    .await
+            }
+            instance::Fuel::METHOD => self.job(JobKind::Fuel, deadline).await,
+            instance::Info::METHOD => to_value(&InstanceInfo {
+                id: self.id,
+                module: self.module.hash().to_owned(),
+            }),
+            instance::Close::METHOD => {
+                self.close().await;
+                Ok(Value::Unit)
+            }
+            export => self.invoke(export, call.args, deadline).await,
+        }
+    }
+
+    /// Its exports, then the `rwc.*` methods every instance has.
+    fn listed_methods(&self) -> Vec<MethodInfo> {
+        let mut m: Vec<MethodInfo> = describe_exports(&self.module)
+            .into_iter()
+            .map(|e| MethodInfo::new(e.name, format!("{} export: {}", e.abi, e.signature)))
+            .collect();
+        m.extend(META.infos());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_requests_are_capped_by_the_node_limits() {
+        let limits = Limits::default();
+        let asked = InstanceOptions {
+            memory: Some(1 << 40),
+            call_timeout: Some(Duration::from_millis(500)),
+            max_output: Some(1),
+            ..InstanceOptions::default()
+        };
+        let s = capped(&asked, &limits);
+        assert_eq!(s.memory_limit, Some(256 << 20), "capped at memory_bytes");
+        assert_eq!(s.call_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(s.max_output, Some(1));
+        let s = capped(
+            &InstanceOptions {
+                call_timeout: Some(Duration::from_secs(3600)),
+                ..InstanceOptions::default()
+            },
+            &limits,
+        );
+        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)), "capped");
+        let s = capped(&InstanceOptions::default(), &limits);
+        assert_eq!(s.memory_limit, Some(256 << 20), "the node's default");
+        assert_eq!(s.max_output, Some(16 << 20));
+    }
+}

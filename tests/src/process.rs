@@ -1,0 +1,72 @@
+//! Processes that serve on an address they print: `rwc-node --listen 127.0.0.1:0`, `rwc
+//! registry`. The end-to-end tests, the pool benchmark and the Mandelbrot demo start their
+//! nodes with this (the last two include this file by path).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+/// A child process that printed `listening on ADDR`; killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Listening {
+    /// The address it printed.
+    pub addr: String,
+    child: Mutex<Child>,
+}
+
+impl Listening {
+    /// Starts `cmd` with stdin closed and stderr discarded, and waits for the `listening on
+    /// ADDR` line on its stdout (which is drained afterwards, whatever it prints).
+    pub fn start(mut cmd: Command) -> std::io::Result<Listening> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut lines = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| std::io::Error::other(format!("{cmd:?} has no stdout")))?,
+        );
+        let mut first = String::new();
+        lines.read_line(&mut first)?;
+        let Some(addr) = first.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other(format!(
+                "{cmd:?} printed {first:?}, not `listening on ADDR`"
+            )));
+        };
+        let addr = addr.to_owned();
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Ok(Listening {
+            addr,
+            child: Mutex::new(child),
+        })
+    }
+
+    /// Kills the process now (no goodbye to anyone), and waits for it.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
