@@ -86,7 +86,7 @@ impl Registration {
             to_value(&self.tags)?,
             to_value(&ttl_secs)?,
         ];
-        let deadline = CallOptions::deadline(self.ttl.max(Duration::from_secs(1)));
+        let deadline = CallOptions::timeout(self.ttl.max(Duration::from_secs(1)));
         c.root().call_with("register", args, deadline).await?;
         *conn = Some(c);
         Ok(())

@@ -427,7 +427,7 @@ async fn slot(
         };
         let args = job.inputs[i].clone();
         let result = instance
-            .call_with(job.export, args, CallOptions::deadline(job.deadline))
+            .call_with(job.export, args, CallOptions::timeout(job.deadline))
             .await;
         match result {
             Err(e) if e.kind() == ErrorKind::Disconnected && !e.is_remote() => {
