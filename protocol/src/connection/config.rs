@@ -11,8 +11,9 @@ use crate::value::DecodeLimits;
 pub struct ConnectionConfig {
     /// Timeout of calls that don't set one; `None`: wait forever.
     pub default_timeout: Option<Duration>,
-    /// Largest frame this side accepts, in bytes. Announced in the handshake; both sides
-    /// then use the smaller of the two limits, for what they send and what they accept.
+    /// Largest frame this side accepts, in bytes (at least 4096, or peers refuse the
+    /// handshake). Announced in the handshake; both sides then use the smaller of the two
+    /// limits, for what they send and what they accept.
     pub max_frame: usize,
     /// Bounds on decoding what the peer sends. Announced in the handshake like
     /// `max_frame`; both sides use the smaller of each bound.

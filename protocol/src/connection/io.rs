@@ -170,7 +170,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
             }
             Ok(Some(Incoming::Oversize { head, len })) => match codec::decode_head(&head) {
                 // A call or return too big to take: skip it and fail only its question.
-                Some(question) => {
+                Some(which) => {
                     let skipped = tokio::select! {
                         biased;
                         _ = &mut closed => break,
@@ -180,7 +180,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                         let why = format!(
                             "a message of {len} bytes exceeds the frame limit of {max_frame} bytes"
                         );
-                        shared.refuse(question, &why);
+                        shared.refuse(which, &why);
                     })
                 }
                 None => Err(frame::oversize(len, max_frame)),
@@ -219,8 +219,8 @@ impl Shared {
     fn handle_frame(self: &Arc<Self>, bytes: &[u8]) -> Result<(), Error> {
         let mut msg = match codec::decode_message_or_refuse(bytes, self.limits.decode) {
             Ok(msg) => msg,
-            Err(Refused::OverLimit(question, breach)) => {
-                self.refuse(question, &breach.to_string());
+            Err(Refused::OverLimit(which, breach)) => {
+                self.refuse(which, &breach.to_string());
                 return Ok(());
             }
             Err(Refused::Malformed(e)) => return Err(e),
