@@ -309,7 +309,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_instances_freed() {
             inst.call_with(
                 "rwc.read_memory",
                 vec![Value::U64(0), Value::U64(1 << 20)],
-                rwc_protocol::CallOptions::deadline(Duration::from_secs(60)),
+                rwc_protocol::CallOptions::timeout(Duration::from_secs(60)),
             )
         })
         .collect();

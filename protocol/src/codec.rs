@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
-use crate::value::{DecodeLimits, Value, with_decode_limits};
+use crate::value::{DecodeLimits, LimitBreach, Value, collect_cautiously, with_decode_limits};
 
 /// Most bytes one decode may claim for its strings, buffers and numbers. bincode allocates a
 /// string or byte buffer at its claimed length before reading it; without a bound a few
@@ -27,30 +27,26 @@ pub fn encode_message_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), Error
 
 /// Encodes `msg` into a new buffer.
 pub fn encode_message(msg: &Message) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    encode_into(msg, &mut out)?;
-    Ok(out)
+    encode(msg)
 }
 
 /// Decodes one message that must fill `bytes` exactly.
 pub fn decode_message(bytes: &[u8], limits: DecodeLimits) -> Result<Message, Error> {
-    decode_exact(bytes, limits)
+    decode(bytes, limits)
 }
 
 /// Encodes a value on its own (the guest ABI's buffers).
 pub fn encode_value(value: &Value) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    encode_into(value, &mut out)?;
-    Ok(out)
+    encode(value)
 }
 
 /// Decodes a value that must fill `bytes` exactly.
 pub fn decode_value(bytes: &[u8], limits: DecodeLimits) -> Result<Value, Error> {
-    decode_exact(bytes, limits)
+    decode(bytes, limits)
 }
 
 /// Encodes any serde type with the wire encoding (handshake records, ABI headers).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     encode_into(value, &mut out)?;
     Ok(out)
@@ -58,7 +54,55 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
 
 /// Decodes any serde type that must fill `bytes` exactly.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limits: DecodeLimits) -> Result<T, Error> {
-    decode_exact(bytes, limits)
+    decode_exact(bytes, limits).map_err(|(e, _)| e)
+}
+
+#[cfg(feature = "io")]
+/// The start of a call or a return: enough to answer its question when the rest cannot be
+/// taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// A [`Message::Call`] asking `question`.
+    Call(u64),
+    /// A [`Message::Return`] answering `question`.
+    Return(u64),
+}
+
+#[cfg(feature = "io")]
+/// Why a message from a peer was not taken.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// It is a call or a return with a value that breaks a limit: only its question fails.
+    OverLimit(Head, LimitBreach),
+    /// It cannot be decoded at all.
+    Malformed(Error),
+}
+
+#[cfg(feature = "io")]
+/// Decodes one message like [`decode_message`]; a call or return that breaks a value limit
+/// is told apart from garbage, with its question.
+pub(crate) fn decode_message_or_refuse(
+    bytes: &[u8],
+    limits: DecodeLimits,
+) -> Result<Message, Refused> {
+    decode_exact(bytes, limits).map_err(|(e, breach)| match (breach, decode_head(bytes)) {
+        (Some(breach), Some(head)) => Refused::OverLimit(head, breach),
+        _ => Refused::Malformed(e),
+    })
+}
+
+#[cfg(feature = "io")]
+/// Reads the variant and question of a call or return from the first bytes of its
+/// encoding: bincode writes an enum's variant index, then the variant's fields in order,
+/// and both `Call` and `Return` start with their question.
+pub(crate) fn decode_head(bytes: &[u8]) -> Option<Head> {
+    let ((variant, question), _) =
+        bincode::serde::borrow_decode_from_slice::<(u32, u64), _>(bytes, config()).ok()?;
+    match variant {
+        0 => Some(Head::Call(question)),
+        1 => Some(Head::Return(question)),
+        _ => None,
+    }
 }
 
 fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
@@ -67,16 +111,25 @@ fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()
         .map_err(|e| Error::new(ErrorKind::BadArgument, format!("cannot encode: {e}")))
 }
 
-fn decode_exact<T: DeserializeOwned>(bytes: &[u8], limits: DecodeLimits) -> Result<T, Error> {
-    let (value, used) = with_decode_limits(limits, || {
+/// Decodes a `T` that must fill `bytes`; on failure also says which limit stopped it, if
+/// one did.
+fn decode_exact<T: DeserializeOwned>(
+    bytes: &[u8],
+    limits: DecodeLimits,
+) -> Result<T, (Error, Option<LimitBreach>)> {
+    let (decoded, breach) = with_decode_limits(limits, || {
         bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config())
-    })
-    .map_err(|e| Error::protocol(format!("malformed message: {e}")))?;
+    });
+    let (value, used) =
+        decoded.map_err(|e| (Error::protocol(format!("malformed message: {e}")), breach))?;
     if used != bytes.len() {
-        return Err(Error::protocol(format!(
-            "malformed message: {} trailing bytes after the end",
-            bytes.len() - used
-        )));
+        return Err((
+            Error::protocol(format!(
+                "malformed message: {} trailing bytes after the end",
+                bytes.len() - used
+            )),
+            None,
+        ));
     }
     Ok(value)
 }
@@ -159,6 +212,56 @@ mod tests {
         assert!(err.message().contains("more than 10 values"), "{err}");
     }
 
+    #[cfg(feature = "io")]
+    #[test]
+    fn the_head_of_a_call_or_return_names_its_question() {
+        let call = encode_message(&Message::Call(Call {
+            question: 1 << 40,
+            target: Target::Export(3),
+            method: "m".into(),
+            args: vec![],
+            deadline_ms: None,
+        }))
+        .unwrap();
+        assert_eq!(decode_head(&call), Some(Head::Call(1 << 40)));
+        let ret = encode_message(&Message::Return(Return {
+            question: 7,
+            result: Ok(Value::Unit),
+        }))
+        .unwrap();
+        assert_eq!(decode_head(&ret[..3]), Some(Head::Return(7)));
+        let ping = encode_message(&Message::Ping { nonce: 7 }).unwrap();
+        assert_eq!(decode_head(&ping), None);
+        assert_eq!(decode_head(&[0xff; 16]), None);
+    }
+
+    #[cfg(feature = "io")]
+    #[test]
+    fn a_value_over_a_limit_is_told_apart_from_garbage() {
+        let limits = DecodeLimits {
+            max_depth: 2,
+            ..DecodeLimits::default()
+        };
+        let deep = Value::List(vec![Value::List(vec![Value::List(vec![])])]);
+        let call = encode_message(&Message::Call(Call {
+            question: 9,
+            target: Target::Export(0),
+            method: "m".into(),
+            args: vec![deep],
+            deadline_ms: None,
+        }))
+        .unwrap();
+        match decode_message_or_refuse(&call, limits) {
+            Err(Refused::OverLimit(Head::Call(9), LimitBreach::Depth { limit: 2 })) => {}
+            other => panic!("{other:?}"),
+        }
+        // Cut short, the same call is garbage, not a value over a limit.
+        match decode_message_or_refuse(&call[..call.len() - 3], DecodeLimits::default()) {
+            Err(Refused::Malformed(e)) => assert_eq!(e.kind(), ErrorKind::Protocol),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn unknown_error_kind_decodes_as_failed() {
         let kind: ErrorKind = decode(&encode(&200u8).unwrap(), DecodeLimits::default()).unwrap();
@@ -179,6 +282,8 @@ pub mod bounded {
     use serde::de::{Deserializer, SeqAccess, Visitor};
     use serde::{Deserialize, de};
 
+    use super::collect_cautiously;
+
     /// A `String` field (`#[serde(deserialize_with = "…::string")]`).
     pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         OwnedString::deserialize(d).map(|s| s.0)
@@ -193,11 +298,9 @@ pub mod bounded {
                 f.write_str("a list of strings")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(s) = seq.next_element::<OwnedString>()? {
-                    out.push(s.0);
-                }
-                Ok(out)
+                collect_cautiously(seq.size_hint(), || {
+                    Ok(seq.next_element::<OwnedString>()?.map(|s| s.0))
+                })
             }
         }
         d.deserialize_seq(V)
@@ -257,11 +360,7 @@ pub mod bounded {
                 }
                 // Formats without a bytes type (JSON) write a list of numbers.
                 fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OwnedBytes, A::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-                    while let Some(b) = seq.next_element::<u8>()? {
-                        out.push(b);
-                    }
-                    Ok(OwnedBytes(out))
+                    collect_cautiously(seq.size_hint(), || seq.next_element()).map(OwnedBytes)
                 }
             }
             d.deserialize_bytes(V)

@@ -45,18 +45,93 @@ pub fn frame(payload: &[u8], max_frame: usize) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
-/// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames.
+/// Reads one frame's payload. `Ok(None)` is a clean end of stream between frames; a frame
+/// over `max_frame` bytes is a protocol error, refused before any of it is read.
+///
+/// # Cancel safety
+/// Not cancel safe: dropping the future part-way through a frame loses the bytes read so
+/// far, and the stream no longer starts at a frame boundary. Drop it only to abandon the
+/// stream (a connection's reader does so only when it closes).
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max_frame: usize,
 ) -> Result<Option<Vec<u8>>, Error> {
+    let Some(len) = read_prefix(r).await? else {
+        return Ok(None);
+    };
+    if len > max_frame {
+        return Err(oversize(len, max_frame));
+    }
+    read_payload(r, len).await.map(Some)
+}
+
+/// What a connection's reader takes from the stream.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A whole frame's payload.
+    Frame(Vec<u8>),
+    /// A frame over the limit: its first `head.len()` bytes (at most the `head_len` asked
+    /// for) have been read and the rest has not. The caller reads past it with [`skip`] if
+    /// the head tells it what to answer, or gives up on the stream.
+    Oversize {
+        /// The first bytes of the payload.
+        head: Vec<u8>,
+        /// The whole payload's length.
+        len: usize,
+    },
+}
+
+/// Reads one frame, or the head of one over `max_frame`. `Ok(None)` is a clean end of
+/// stream between frames.
+///
+/// # Cancel safety
+/// Not cancel safe, like [`read_frame`].
+pub(crate) async fn read_incoming<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_frame: usize,
+    head_len: usize,
+) -> Result<Option<Incoming>, Error> {
+    let Some(len) = read_prefix(r).await? else {
+        return Ok(None);
+    };
+    if len <= max_frame {
+        return read_payload(r, len).await.map(|p| Some(Incoming::Frame(p)));
+    }
+    let head = read_payload(r, len.min(head_len)).await?;
+    Ok(Some(Incoming::Oversize { head, len }))
+}
+
+/// Reads and discards `n` bytes: the rest of a frame over the limit. Costs no memory.
+///
+/// # Cancel safety
+/// Not cancel safe, like [`read_frame`].
+pub(crate) async fn skip<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Result<(), Error> {
+    let n64 = u64::try_from(n).map_err(|_| Error::protocol("frame length does not fit"))?;
+    let skipped = tokio::io::copy(&mut r.take(n64), &mut tokio::io::sink())
+        .await
+        .map_err(read_failed)?;
+    if skipped != n64 {
+        return Err(Error::protocol(format!(
+            "truncated frame: stream ended {} bytes before the end of a frame",
+            n64 - skipped
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a frame of `len` bytes over `max_frame`.
+pub(crate) fn oversize(len: usize, max_frame: usize) -> Error {
+    Error::protocol(format!(
+        "frame of {len} bytes exceeds the limit of {max_frame} bytes"
+    ))
+}
+
+/// Reads a length prefix; `None` at a clean end of stream.
+async fn read_prefix<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, Error> {
     let mut prefix = [0u8; PREFIX_LEN];
     let mut got = 0;
     while got < PREFIX_LEN {
-        let n = r
-            .read(&mut prefix[got..])
-            .await
-            .map_err(|e| Error::disconnected(format!("read failed: {e}")))?;
+        let n = r.read(&mut prefix[got..]).await.map_err(read_failed)?;
         if n == 0 {
             return if got == 0 {
                 Ok(None)
@@ -68,26 +143,30 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
         got += n;
     }
-    let len = usize::try_from(u32::from_le_bytes(prefix))
-        .map_err(|_| Error::protocol("frame length does not fit this platform"))?;
-    if len > max_frame {
-        return Err(Error::protocol(format!(
-            "frame of {len} bytes exceeds the limit of {max_frame} bytes"
-        )));
-    }
+    usize::try_from(u32::from_le_bytes(prefix))
+        .map(Some)
+        .map_err(|_| Error::protocol("frame length does not fit this platform"))
+}
+
+/// Reads exactly `len` bytes, growing the buffer only as they arrive.
+async fn read_payload<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8>, Error> {
     let mut payload = Vec::with_capacity(len.min(1 << 20));
     let len64 = u64::try_from(len).map_err(|_| Error::protocol("frame length does not fit"))?;
     let read = r
         .take(len64)
         .read_to_end(&mut payload)
         .await
-        .map_err(|e| Error::disconnected(format!("read failed: {e}")))?;
+        .map_err(read_failed)?;
     if read != len {
         return Err(Error::protocol(format!(
             "truncated frame: stream ended after {read} of {len} bytes"
         )));
     }
-    Ok(Some(payload))
+    Ok(payload)
+}
+
+fn read_failed(e: std::io::Error) -> Error {
+    Error::disconnected(format!("read failed: {e}"))
 }
 
 #[cfg(test)]
@@ -116,6 +195,24 @@ mod tests {
         let err = read_frame(&mut &bytes[..2], 100).await.unwrap_err();
         assert!(err.message().contains("length prefix"), "{err}");
         assert!(frame(&[0; 50], 10).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_oversize_frame_yields_its_head_and_can_be_skipped() {
+        let mut bytes = frame(&[7; 50], 100).unwrap();
+        bytes.extend(frame(b"next", 100).unwrap());
+        let mut r = &bytes[..];
+        match read_incoming(&mut r, 10, 4).await.unwrap() {
+            Some(Incoming::Oversize { head, len: 50 }) => assert_eq!(head, [7; 4]),
+            other => panic!("{other:?}"),
+        }
+        skip(&mut r, 46).await.unwrap();
+        match read_incoming(&mut r, 10, 4).await.unwrap() {
+            Some(Incoming::Frame(p)) => assert_eq!(p, b"next"),
+            other => panic!("{other:?}"),
+        }
+        let err = skip(&mut &bytes[..10], 46).await.unwrap_err();
+        assert!(err.message().contains("truncated"), "{err}");
     }
 
     #[tokio::test]

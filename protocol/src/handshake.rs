@@ -3,7 +3,8 @@
 //! The connecting side writes the magic and its [`Hello`]; the accepting side checks both,
 //! asks its [`Authenticator`] about the credentials, and answers with the magic and either
 //! its own `Hello` or the reason it refuses. One round trip; a peer that is not rwc, or
-//! speaks another version, gets a clear error on both sides.
+//! speaks another version, or announces limits that make no sense, gets a clear error on
+//! both sides.
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::PROTOCOL_VERSION;
 use crate::codec;
+use crate::connection::ConnectionLimits;
 use crate::error::{Error, ErrorKind};
 use crate::frame;
 use crate::value::DecodeLimits;
@@ -27,7 +29,9 @@ const MAX_HELLO: usize = 64 * 1024;
 pub struct Hello {
     /// Protocol version ([`PROTOCOL_VERSION`]).
     pub version: u16,
-    /// Optional features this side supports (informational; unknown ones are ignored).
+    /// Optional features this side supports; unknown ones are ignored. The connection
+    /// announces its limits here as `limits:frame=…,depth=…,len=…,values=…` (see
+    /// [`ConnectionLimits`]).
     #[serde(deserialize_with = "crate::codec::bounded::strings")]
     pub features: Vec<String>,
     /// Credentials for the accepting side (a token); `None` when anonymous.
@@ -58,13 +62,8 @@ where
     W: AsyncWrite + Unpin,
 {
     write_hello(w, &Ok::<_, Error>(hello.clone())).await?;
-    read_magic(r).await?;
-    let payload = frame::read_frame(r, MAX_HELLO)
-        .await?
-        .ok_or_else(|| Error::disconnected("peer closed the connection during the handshake"))?;
-    let answer: Result<Hello, Error> = codec::decode(&payload, DecodeLimits::default())?;
-    let theirs = answer.map_err(Error::into_remote)?;
-    check_version(&theirs)?;
+    let theirs = read_hello(r).await?;
+    check_hello(&theirs)?;
     Ok(theirs)
 }
 
@@ -79,13 +78,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    read_magic(r).await?;
-    let payload = frame::read_frame(r, MAX_HELLO)
-        .await?
-        .ok_or_else(|| Error::disconnected("peer closed the connection during the handshake"))?;
-    let theirs: Result<Hello, Error> = codec::decode(&payload, DecodeLimits::default())?;
-    let theirs = theirs.map_err(Error::into_remote)?;
-    let verdict = check_version(&theirs).and_then(|()| match auth {
+    let theirs = read_hello(r).await?;
+    let verdict = check_hello(&theirs).and_then(|()| match auth {
         Some(auth) => auth.authenticate(theirs.credentials.as_deref()).map(Some),
         None => Ok(None),
     });
@@ -102,15 +96,25 @@ where
     }
 }
 
-fn check_version(theirs: &Hello) -> Result<(), Error> {
-    if theirs.version == PROTOCOL_VERSION {
-        Ok(())
-    } else {
-        Err(Error::protocol(format!(
+/// Reads the peer's magic and its `Hello` (or, from an acceptor, the reason it refuses).
+async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Error> {
+    read_magic(r).await?;
+    let payload = frame::read_frame(r, MAX_HELLO)
+        .await?
+        .ok_or_else(|| Error::disconnected("peer closed the connection during the handshake"))?;
+    let theirs: Result<Hello, Error> = codec::decode(&payload, DecodeLimits::default())?;
+    theirs.map_err(Error::into_remote)
+}
+
+/// Checks the peer's version and that the limits it announces make sense.
+fn check_hello(theirs: &Hello) -> Result<(), Error> {
+    if theirs.version != PROTOCOL_VERSION {
+        return Err(Error::protocol(format!(
             "peer speaks rwc protocol version {}, this side speaks version {PROTOCOL_VERSION}; upgrade the older side",
             theirs.version
-        )))
+        )));
     }
+    ConnectionLimits::from_features(&theirs.features).map(drop)
 }
 
 async fn write_hello<W: AsyncWrite + Unpin>(

@@ -57,7 +57,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use value::{DecodeLimits, Ref, Value, WireRef, from_value, to_value};
 
 #[cfg(feature = "io")]
-pub use connection::{CallOptions, Connection, ConnectionConfig, ConnectionStats, PendingCall};
+pub use connection::{
+    CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats, PendingCall,
+};
 #[cfg(feature = "io")]
 pub use handshake::{Authenticator, Hello, MAGIC};
 #[cfg(feature = "io")]

@@ -60,6 +60,7 @@ pub struct Call {
     /// Positional arguments.
     pub args: Vec<Value>,
     /// Milliseconds the callee has to answer, counted from receipt; `None`: no deadline.
+    /// A time too far away for the callee's clock to represent is no deadline either.
     pub deadline_ms: Option<u64>,
 }
 
@@ -90,7 +91,16 @@ pub struct Return {
 }
 
 impl Message {
-    /// Calls `f` on every value the message carries (arguments or a result).
+    /// The values the message carries (arguments or a result).
+    pub fn values(&self) -> &[Value] {
+        match self {
+            Message::Call(call) => &call.args,
+            Message::Return(Return { result: Ok(v), .. }) => std::slice::from_ref(v),
+            _ => &[],
+        }
+    }
+
+    /// The values the message carries, to change them.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
         let slice: &mut [Value] = match self {
             Message::Call(call) => &mut call.args,

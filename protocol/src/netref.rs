@@ -22,7 +22,9 @@ pub const METHODS_METHOD: &str = "rwc.methods";
 /// Calls on a netref look the same either way. Cloning is cheap; when the last clone of
 /// a proxy drops, the owner is told (one `Release` for every reference received). A
 /// netref can be sent inside any [`Value`] (or typed value) to the peer, including back to
-/// its owner, who then gets its own object.
+/// its owner, who then gets its own object. That holds through third parties too: a proxy
+/// B holds to A's object, sent by B to C and by C back to B, is B's same proxy again, and
+/// sent on to A it is A's own object; calls on it never detour through a forwarder.
 #[derive(Clone)]
 pub struct NetRef(pub(crate) Handle);
 
@@ -44,9 +46,15 @@ impl NetRef {
         NetRef(Handle::Local(Arc::new(object)))
     }
 
-    /// A netref to a local object already in an `Arc`.
+    /// A netref to an object already in an `Arc`. A proxy that a connection exported as
+    /// a forwarder (a third party's object) comes back as that proxy, so its identity and
+    /// its one-hop calls are kept.
     pub fn from_object(object: Arc<dyn Object>) -> NetRef {
-        NetRef(Handle::Local(object))
+        let any: Arc<dyn Any + Send + Sync> = object.clone();
+        match any.downcast::<Proxy>() {
+            Ok(proxy) => NetRef(Handle::Remote(proxy)),
+            Err(_) => NetRef(Handle::Local(object)),
+        }
     }
 
     /// Calls `method` with `args` (a tuple: `(2, 3)`, `("text",)`, or `()`), converting

@@ -42,27 +42,14 @@ fn random_bytes_never_panic_and_what_decodes_round_trips() {
             total += check(&data);
         }
     }
-    // Otherwise the test would pass without ever exercising the round trip.
-    assert!(
-        total.messages > 20,
-        "too few random inputs decoded as messages: {total:?}"
-    );
-    assert!(
-        total.values > 40,
-        "too few random inputs decoded as values: {total:?}"
-    );
-    assert!(
-        total.frames > 2_000,
-        "too few random inputs read as frames: {total:?}"
-    );
+    total.at_least(21, 41, 2_001, "random inputs");
 }
 
 #[test]
 fn mutated_messages_never_panic_and_what_decodes_round_trips() {
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let samples: Vec<Vec<u8>> = sample_messages()
-        .iter()
-        .map(|m| codec::encode_message(m).expect("sample messages encode"))
+    let samples: Vec<Vec<u8>> = encoded_messages()
+        .into_iter()
         .chain(
             sample_values()
                 .iter()
@@ -77,23 +64,13 @@ fn mutated_messages_never_panic_and_what_decodes_round_trips() {
         let sample = &samples[rng.below(samples.len())];
         total += check(&mutate(&mut rng, sample));
     }
-    assert!(
-        total.messages > 500,
-        "too few mutated inputs decoded as messages: {total:?}"
-    );
-    assert!(
-        total.values > 500,
-        "too few mutated inputs decoded as values: {total:?}"
-    );
+    total.at_least(501, 501, 0, "mutated inputs");
 }
 
 #[test]
 fn mutated_frame_streams_never_panic_and_what_reads_round_trips() {
     let mut rng = XorShift(0xd1b5_4a32_d192_ed03);
-    let payloads: Vec<Vec<u8>> = sample_messages()
-        .iter()
-        .map(|m| codec::encode_message(m).expect("sample messages encode"))
-        .collect();
+    let payloads = encoded_messages();
     let mut total = Outcome::default();
     for _ in 0..2_000 {
         // A stream of a few frames, then damaged somewhere.
@@ -104,14 +81,7 @@ fn mutated_frame_streams_never_panic_and_what_reads_round_trips() {
         }
         total += check(&mutate(&mut rng, &stream));
     }
-    assert!(
-        total.frames > 1_000,
-        "too few mutated streams yielded frames: {total:?}"
-    );
-    assert!(
-        total.messages > 500,
-        "too few mutated frames decoded as messages: {total:?}"
-    );
+    total.at_least(501, 0, 1_001, "mutated streams");
 }
 
 #[test]
@@ -164,6 +134,18 @@ pub struct Outcome {
     pub values: usize,
     /// Frames read.
     pub frames: usize,
+}
+
+impl Outcome {
+    /// Asserts that at least this many of the inputs decoded as messages, as values and
+    /// read as frames: otherwise a test would pass without exercising the round trip.
+    fn at_least(self, messages: usize, values: usize, frames: usize, inputs: &str) {
+        assert!(
+            self.messages >= messages && self.values >= values && self.frames >= frames,
+            "too few {inputs} decoded: {self:?}, wanted at least {messages} messages, \
+             {values} values, {frames} frames"
+        );
+    }
 }
 
 impl std::ops::AddAssign for Outcome {
@@ -274,6 +256,14 @@ fn round_trip<T: PartialEq + std::fmt::Debug>(
 
 // ---------------------------------------------------------------------------------------
 // Inputs.
+
+/// [`sample_messages`], encoded.
+fn encoded_messages() -> Vec<Vec<u8>> {
+    sample_messages()
+        .iter()
+        .map(|m| codec::encode_message(m).expect("sample messages encode"))
+        .collect()
+}
 
 /// One message of every kind, with values of every kind inside.
 fn sample_messages() -> Vec<Message> {

@@ -8,16 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Server, eventually};
-use rwc_protocol::codec;
-use rwc_protocol::frame;
-use rwc_protocol::message::{Call, Message, Target};
-use rwc_protocol::{
-    ConnectionConfig, DecodeLimits, Error, ErrorKind, Hello, MAGIC, NetRef, PROTOCOL_VERSION,
-    Service,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::{Server, eventually, raw};
+use rwc_protocol::{ConnectionConfig, ErrorKind, NetRef, Service, Value};
+use tokio::io::AsyncWriteExt;
 
 const HIGH_WATER: usize = 1024 * 1024;
 const BLOB: u64 = 256 * 1024;
@@ -52,40 +45,11 @@ async fn blob_server(stall: Duration) -> (Server, Arc<AtomicUsize>) {
     (server, made)
 }
 
-/// A raw TCP peer that has completed the handshake.
-async fn raw_peer(server: &Server) -> TcpStream {
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        features: vec![],
-        credentials: None,
-        agent: "raw test".into(),
-    };
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    let mut bytes = MAGIC.to_vec();
-    bytes.extend(frame::frame(&codec::encode(&Ok::<_, Error>(hello)).unwrap(), 1 << 16).unwrap());
-    s.write_all(&bytes).await.unwrap();
-    let mut magic = [0u8; 8];
-    s.read_exact(&mut magic).await.unwrap();
-    let reply = frame::read_frame(&mut s, 1 << 16).await.unwrap().unwrap();
-    let theirs: Result<Hello, Error> = codec::decode(&reply, DecodeLimits::default()).unwrap();
-    assert_eq!(theirs.unwrap().version, PROTOCOL_VERSION);
-    s
-}
-
 /// `count` pipelined calls of `blob(BLOB)`, as one buffer.
 fn blob_calls(count: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    for question in 1..=count {
-        let msg = Message::Call(Call {
-            question,
-            target: Target::Export(0),
-            method: "blob".into(),
-            args: vec![rwc_protocol::Value::U64(BLOB)],
-            deadline_ms: None,
-        });
-        out.extend(frame::frame(&codec::encode_message(&msg).unwrap(), usize::MAX).unwrap());
-    }
-    out
+    (1..=count)
+        .flat_map(|question| raw::frame_of(&raw::call(question, "blob", vec![Value::U64(BLOB)])))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +58,7 @@ async fn a_peer_that_stops_reading_is_paused_then_disconnected() {
 
     // 400 calls asking for 100 MiB of replies, and not one byte read back.
     const CALLS: u64 = 400;
-    let mut greedy = raw_peer(&server).await;
+    let mut greedy = raw::peer(server.addr).await;
     greedy.write_all(&blob_calls(CALLS)).await.unwrap();
     let side = server.server_side(0).await;
 
@@ -134,7 +98,7 @@ async fn a_peer_that_stops_reading_is_paused_then_disconnected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bystander_is_served_while_a_greedy_peer_is_paused() {
     let (server, made) = blob_server(Duration::from_secs(30)).await;
-    let mut greedy = raw_peer(&server).await;
+    let mut greedy = raw::peer(server.addr).await;
     greedy.write_all(&blob_calls(400)).await.unwrap();
     let side = server.server_side(0).await;
     // Paused: reading stops once the queue passes the high-water mark and resumes only

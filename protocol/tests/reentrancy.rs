@@ -4,7 +4,7 @@
 mod common;
 
 use common::Server;
-use rwc_protocol::{CallContext, Error, NetRef, Service};
+use rwc_protocol::{CallContext, Connection, Error, NetRef, Service};
 
 /// A root whose `down(n)` calls `down(n - 1)` on the peer's root, over the connection the
 /// call came in on, and returns the depth reached.
@@ -24,10 +24,16 @@ fn bouncer(name: &str) -> NetRef {
         .into_object()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn chain_of_depth_64_on_one_thread() {
+/// A server and a client that both bounce.
+async fn bouncers() -> (Server, Connection) {
     let server = Server::start(|| bouncer("server")).await;
     let conn = server.connect_with(bouncer("client")).await;
+    (server, conn)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn chain_of_depth_64_on_one_thread() {
+    let (server, conn) = bouncers().await;
     let depth: u64 = conn.root().call("down", (64,)).await.unwrap();
     assert_eq!(depth, 64);
     // Every level answered: nothing left in flight on either side.
@@ -38,8 +44,7 @@ async fn chain_of_depth_64_on_one_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_chains_interleaved() {
-    let server = Server::start(|| bouncer("server")).await;
-    let conn = server.connect_with(bouncer("client")).await;
+    let (_server, conn) = bouncers().await;
     let root = conn.root();
     let (a, b) = tokio::join!(
         root.call::<u64>("down", (64,)),
@@ -50,8 +55,7 @@ async fn two_chains_interleaved() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn deep_chain_of_256() {
-    let server = Server::start(|| bouncer("server")).await;
-    let conn = server.connect_with(bouncer("client")).await;
+    let (_server, conn) = bouncers().await;
     let depth: u64 = conn.root().call("down", (256,)).await.unwrap();
     assert_eq!(depth, 256);
 }

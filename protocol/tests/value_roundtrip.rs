@@ -1,9 +1,10 @@
 //! Any [`Value`] survives both of its serde forms: the natural one (through `to_value` /
-//! `from_value`) and the wire one (through bincode).
+//! `from_value`) and the wire one (through bincode); and the check a sender makes against
+//! the peer's limits agrees with what the peer's decoder accepts.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use rwc_protocol::{Ref, Value, WireRef, from_value, to_value};
+use rwc_protocol::{DecodeLimits, Ref, Value, WireRef, codec, from_value, to_value};
 
 /// Floats of every class, NaNs (with any payload) and infinities included: `Value`
 /// compares floats by their bits, so a round trip must keep them exactly.
@@ -63,5 +64,31 @@ proptest! {
         let (back, read) = bincode::serde::borrow_decode_from_slice::<Value, _>(&bytes, config)?;
         prop_assert_eq!(read, bytes.len());
         prop_assert_eq!(back, v);
+    }
+
+    #[test]
+    fn the_senders_check_agrees_with_the_decoder(
+        values in vec(arb_value(), 1..=3),
+        max_depth in 0u32..=4,
+        max_collection_len in 0usize..=8,
+        max_values in 0usize..=64,
+    ) {
+        let limits = DecodeLimits { max_depth, max_collection_len, max_values };
+        let checked = limits.check(&values);
+        // The values as one message's arguments, decoded under the same limits.
+        let msg = rwc_protocol::message::Message::Call(rwc_protocol::message::Call {
+            question: 1,
+            target: rwc_protocol::message::Target::Export(0),
+            method: "m".into(),
+            args: values,
+            deadline_ms: None,
+        });
+        let bytes = codec::encode_message(&msg)?;
+        let decoded = codec::decode_message(&bytes, limits);
+        prop_assert_eq!(checked.is_ok(), decoded.is_ok(), "check {:?}, decode {:?}", checked, decoded);
+        if let (Err(c), Err(d)) = (checked, decoded) {
+            // The same limit, in the same words.
+            prop_assert!(d.message().contains(c.message()), "check: {}, decode: {}", c, d);
+        }
     }
 }

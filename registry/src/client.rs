@@ -46,7 +46,7 @@ impl RegistryClient {
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             ttl_secs: ttl.as_secs().max(1),
         };
-        let options = CallOptions::deadline(ttl.max(Duration::from_secs(1)));
+        let options = CallOptions::timeout(ttl.max(Duration::from_secs(1)));
         let reply = self
             .conn
             .root()

@@ -428,7 +428,7 @@ async fn slot(
         };
         let args = job.inputs[i].clone();
         let result = instance
-            .call_with(job.export, args, CallOptions::deadline(job.call_timeout))
+            .call_with(job.export, args, CallOptions::timeout(job.call_timeout))
             .await;
         match result {
             Err(e) if e.kind() == ErrorKind::Disconnected && !e.is_remote() => {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
+use crate::error::Error;
 use crate::netref::Proxy;
 
 #[derive(Default)]
@@ -28,27 +29,31 @@ pub(crate) struct Received {
 
 impl Imports {
     /// Records one more reference to export `id` received from the peer.
-    pub(crate) fn receive(&mut self, id: u64) -> Received {
+    pub(crate) fn receive(&mut self, id: u64) -> Result<Received, Error> {
         if let Some(entry) = self.entries.get_mut(&id) {
             if let Some(proxy) = entry.proxy.upgrade() {
-                entry.received += 1;
-                return Received {
+                entry.received = entry.received.checked_add(1).ok_or_else(|| {
+                    Error::protocol(format!(
+                        "peer sent more references to its export #{id} than can be counted"
+                    ))
+                })?;
+                return Ok(Received {
                     existing: Some(proxy),
                     release: None,
-                };
+                });
             }
             // The last proxy is being dropped right now; its references are released here
             // and its `Drop` will find the entry replaced.
             let dead = self.entries.remove(&id).map(|e| e.received);
-            return Received {
+            return Ok(Received {
                 existing: None,
                 release: dead,
-            };
+            });
         }
-        Received {
+        Ok(Received {
             existing: None,
             release: None,
-        }
+        })
     }
 
     /// Registers the new proxy made after [`receive`](Self::receive) found none.

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Connection, Shared, lock};
-use crate::codec;
+use crate::codec::{self, Head, Refused};
 use crate::error::{Error, ErrorKind};
-use crate::frame;
+use crate::frame::{self, Incoming};
 use crate::message::{Call, Message, Target};
 use crate::netref::METHODS_METHOD;
 use crate::object::{CallContext, Object};
@@ -49,12 +49,12 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     };
     tokio::select! {
         () = write_frames(counted, rx, &shared) => {}
-        reason = shared.stalled() => {
+        reason = shared.flow.stalled() => {
             tracing::warn!(connection = shared.id, %reason, "closing connection");
             shared.close(reason);
         }
     }
-    shared.writer_done();
+    shared.flow.writer_done();
 }
 
 /// A transport writer that tells the connection how much of its queue went out.
@@ -74,7 +74,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Counted<W> {
         if let Poll::Ready(Ok(n)) = polled
             && n > 0
         {
-            this.shared.wrote(n);
+            this.shared.flow.wrote(n);
         }
         polled
     }
@@ -137,50 +137,62 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Bytes of an oversize frame read to learn which question it is: enough for a message's
+/// variant and question id, whatever their varint widths.
+const HEAD_LEN: usize = 16;
+
 pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
     mut r: BufReader<R>,
     shared: Arc<Shared>,
     mut closed: watch::Receiver<bool>,
 ) {
-    let max_frame = shared.config.max_frame;
+    let max_frame = shared.limits.max_frame;
     // One waiter on `closed` for the whole loop, not one registered and dropped per frame.
     let closed = closed.wait_for(|c| *c);
     tokio::pin!(closed);
     loop {
-        let frame = tokio::select! {
+        // Reading a frame is not cancel safe; it is dropped only when the loop ends.
+        let incoming = tokio::select! {
             biased;
             _ = &mut closed => break,
-            f = frame::read_frame(&mut r, max_frame) => f,
+            f = frame::read_incoming(&mut r, max_frame, HEAD_LEN) => f,
         };
-        match frame {
-            Ok(Some(bytes)) => {
+        let handled = match incoming {
+            Ok(Some(Incoming::Frame(bytes))) => {
                 // A panic while handling a frame (a decoder bug) must still close the
                 // connection, or its pending calls would wait for their deadlines.
-                let handled =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_frame(&bytes)))
-                        .unwrap_or_else(|_| {
-                            Err(Error::protocol(
-                                "internal error while handling a frame from the peer",
-                            ))
-                        });
-                if let Err(e) = handled {
-                    shared.abort(e);
-                    break;
-                }
-                // Flow control: a peer that does not read what it asked for gets no more
-                // work done until it does.
-                if shared.over_high_water() {
-                    tokio::select! {
+                std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_frame(&bytes)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::protocol(
+                            "internal error while handling a frame from the peer",
+                        ))
+                    })
+            }
+            Ok(Some(Incoming::Oversize { head, len })) => match codec::decode_head(&head) {
+                // A call or return too big to take: skip it and fail only its question.
+                Some(which) => {
+                    let skipped = tokio::select! {
                         biased;
                         _ = &mut closed => break,
-                        () = shared.drained() => {}
-                    }
+                        s = frame::skip(&mut r, len - head.len()) => s,
+                    };
+                    skipped.map(|()| {
+                        let why = format!(
+                            "a message of {len} bytes exceeds the frame limit of {max_frame} bytes"
+                        );
+                        shared.refuse(which, &why);
+                    })
                 }
-            }
+                None => Err(frame::oversize(len, max_frame)),
+            },
             Ok(None) => {
                 shared.close(Error::disconnected("peer closed the connection"));
                 break;
             }
+            Err(e) => Err(e),
+        };
+        match handled {
+            Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Protocol => {
                 shared.abort(e);
                 break;
@@ -190,22 +202,34 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
                 break;
             }
         }
+        // Flow control: a peer that does not read what it asked for gets no more work
+        // done until it does.
+        if shared.flow.over_high_water() {
+            tokio::select! {
+                biased;
+                _ = &mut closed => break,
+                () = shared.flow.drained() => {}
+            }
+        }
     }
 }
 
 impl Shared {
     /// Decodes and dispatches one frame. An error is a protocol violation by the peer.
     fn handle_frame(self: &Arc<Self>, bytes: &[u8]) -> Result<(), Error> {
-        let mut msg = codec::decode_message(bytes, self.config.limits)?;
+        let mut msg = match codec::decode_message_or_refuse(bytes, self.limits.decode) {
+            Ok(msg) => msg,
+            Err(Refused::OverLimit(which, breach)) => {
+                self.refuse(which, &breach.to_string());
+                return Ok(());
+            }
+            Err(Refused::Malformed(e)) => return Err(e),
+        };
         self.import_refs(&mut msg)?;
         match msg {
             Message::Call(call) => self.incoming_call(call)?,
             Message::Return(ret) => {
-                let waiter = lock(&self.questions).remove(&ret.question);
-                // No waiter: the call was cancelled or timed out; the late reply is dropped.
-                if let Some(tx) = waiter {
-                    let _ = tx.send(ret.result.map_err(Error::into_remote));
-                }
+                self.answer(ret.question, ret.result.map_err(Error::into_remote))
             }
             Message::Cancel { question } => {
                 if let Some(handle) = lock(&self.answers).remove(&question) {
@@ -231,6 +255,27 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// A call or a return from the peer broke a limit (`why`) in a frame that was
+    /// otherwise sound: fail only its question. A call is answered with the error; the
+    /// caller of a return gets it. References inside the message were never taken, so the
+    /// peer keeps counting them (it should not have sent the message).
+    fn refuse(&self, head: Head, why: &str) {
+        match head {
+            Head::Call(question) => self.reply(
+                question,
+                Err(Error::bad_argument(format!(
+                    "the call was refused by the peer: {why}"
+                ))),
+            ),
+            Head::Return(question) => self.answer(
+                question,
+                Err(Error::bad_argument(format!(
+                    "the result was refused by this side: {why}"
+                ))),
+            ),
+        }
     }
 
     fn incoming_call(self: &Arc<Self>, call: Call) -> Result<(), Error> {
@@ -275,7 +320,9 @@ impl Shared {
             );
             return Ok(());
         }
-        let deadline = deadline_ms.map(|ms| Instant::now() + std::time::Duration::from_millis(ms));
+        // A deadline too far away to represent is no deadline.
+        let deadline = deadline_ms
+            .and_then(|ms| Instant::now().checked_add(std::time::Duration::from_millis(ms)));
         let ctx = CallContext {
             connection: self
                 .link

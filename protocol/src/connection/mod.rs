@@ -1,128 +1,55 @@
 //! The symmetric connection: both sides export objects, both call.
 //!
-//! One reader task decodes frames and never waits on a reply: returns complete their
-//! callers' futures, and each incoming call is first tried inline and, if it does not finish
-//! at once, runs as its own task. So A→B→A→B… nests to any depth with no thread per level.
-//! One writer task batches outgoing frames. Flow control: while more than
-//! [`ConnectionConfig::max_queued_bytes`] wait to be written, the reader stops reading, so a
-//! peer that asks for more than it reads gets no more work done until it reads; one that
-//! reads nothing for [`ConnectionConfig::stall_timeout`] is disconnected. Netref
-//! bookkeeping (export counts, releases) happens as values are sent and received; see
-//! [`exports`] and [`imports`].
+//! This file is the core: [`Connection`], the state its handles and tasks share, opening
+//! and closing. Each other concept has its own file:
+//! - [`io`]: the reader task (decode, dispatch; never waits on a reply: each incoming call
+//!   is first tried inline and, if it does not finish at once, runs as its own task, so
+//!   A→B→A→B… nests to any depth) and the writer task (batches frames);
+//! - [`config`]: [`ConnectionConfig`] and [`CallOptions`];
+//! - [`limits`]: the frame and value limits both sides agree on in the handshake;
+//! - [`flow`]: flow control (queued bytes, high water, stalled peers);
+//! - [`questions`] and [`pending`]: calls this side made, their deadlines, and the
+//!   [`PendingCall`] a caller holds;
+//! - [`refs`], [`exports`], [`imports`]: netrefs crossing the connection and the tables
+//!   that count them.
 
+mod config;
 mod exports;
+mod flow;
 mod imports;
 mod io;
+mod limits;
 mod pending;
+mod questions;
+mod refs;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use futures::future::AbortHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
+pub use config::{CallOptions, ConnectionConfig};
+pub use limits::ConnectionLimits;
 pub use pending::PendingCall;
 
 use crate::PROTOCOL_VERSION;
 use crate::codec;
 use crate::error::{Error, ErrorKind};
 use crate::frame;
-use crate::handshake::{self, Authenticator, Hello};
+use crate::handshake::{self, Hello};
 use crate::message::{Call, Message, ROOT_EXPORT, Return, Target};
 use crate::netref::{Handle, NetRef, Proxy};
-use crate::value::{DecodeLimits, Ref, Value, WireRef};
+use crate::value::Value;
 use exports::Exports;
+use flow::Flow;
 use imports::Imports;
 use io::Outgoing;
-
-/// Settings of one connection.
-#[derive(Clone)]
-pub struct ConnectionConfig {
-    /// Deadline of calls that don't set one; `None`: wait forever.
-    pub default_deadline: Option<Duration>,
-    /// Largest frame sent or accepted, in bytes.
-    pub max_frame: usize,
-    /// Bounds on decoding what the peer sends.
-    pub limits: DecodeLimits,
-    /// How long the handshake may take.
-    pub handshake_timeout: Duration,
-    /// Credentials presented when connecting.
-    pub credentials: Option<Vec<u8>>,
-    /// Checks the credentials of connecting peers (accepting side).
-    pub authenticator: Option<Arc<dyn Authenticator>>,
-    /// Features announced in the handshake.
-    pub features: Vec<String>,
-    /// Software name announced in the handshake.
-    pub agent: String,
-    /// Most calls from the peer running at once; more are answered `overloaded`.
-    pub max_incoming_calls: usize,
-    /// Flow control: when more than this many bytes wait to be written to the peer, the
-    /// connection stops reading from the peer (so it starts no more work for it) until
-    /// they drain to half. A single frame larger than this is still sent.
-    pub max_queued_bytes: usize,
-    /// A peer that reads nothing for this long while frames wait for it is disconnected
-    /// and what was queued for it is freed (checked every `stall_timeout`, so it happens
-    /// within twice this).
-    pub stall_timeout: Duration,
-}
-
-impl Default for ConnectionConfig {
-    fn default() -> Self {
-        ConnectionConfig {
-            default_deadline: Some(Duration::from_secs(30)),
-            max_frame: 128 * 1024 * 1024,
-            limits: DecodeLimits::default(),
-            handshake_timeout: Duration::from_secs(10),
-            credentials: None,
-            authenticator: None,
-            features: Vec::new(),
-            agent: format!("rwc-protocol {}", env!("CARGO_PKG_VERSION")),
-            max_incoming_calls: 100_000,
-            max_queued_bytes: 64 * 1024 * 1024,
-            stall_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl std::fmt::Debug for ConnectionConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionConfig")
-            .field("default_deadline", &self.default_deadline)
-            .field("max_frame", &self.max_frame)
-            .field("limits", &self.limits)
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field(
-                "credentials",
-                &self.credentials.as_ref().map(|_| "<redacted>"),
-            )
-            .field("authenticator", &self.authenticator.is_some())
-            .field("features", &self.features)
-            .field("agent", &self.agent)
-            .field("max_incoming_calls", &self.max_incoming_calls)
-            .field("max_queued_bytes", &self.max_queued_bytes)
-            .field("stall_timeout", &self.stall_timeout)
-            .finish()
-    }
-}
-
-/// Options of one call.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    /// Deadline of this call; `None`: the connection's default.
-    pub deadline: Option<Duration>,
-}
-
-impl CallOptions {
-    /// Options with a deadline.
-    pub fn deadline(deadline: Duration) -> Self {
-        CallOptions {
-            deadline: Some(deadline),
-        }
-    }
-}
+use questions::Questions;
 
 /// Counts of a connection's tables, for monitoring and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,25 +94,31 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Shared {
     pub(crate) id: u64,
     config: ConnectionConfig,
+    /// The limits both sides agreed on: what this side sends and accepts.
+    limits: ConnectionLimits,
     peer: Hello,
     principal: Option<String>,
     link: OnceLock<Weak<Link>>,
     exports: Mutex<Exports>,
     imports: Mutex<Imports>,
-    questions: Mutex<HashMap<u64, oneshot::Sender<Result<Value, Error>>>>,
+    questions: Mutex<Questions>,
+    /// Tells the deadline task that a question has an earlier deadline than it knew.
+    deadline_changed: Notify,
     next_question: AtomicU64,
     answers: Mutex<HashMap<u64, AbortHandle>>,
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     out: mpsc::UnboundedSender<Outgoing>,
-    /// Bytes sent to `out` and not yet written to the transport.
-    queued: AtomicUsize,
-    /// Counts writes to the transport that made progress: a stalled peer leaves it still.
-    progress: AtomicU64,
-    /// Woken when `queued` falls to half of `max_queued_bytes`.
-    drained: Notify,
+    flow: Flow,
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_tx: watch::Sender<bool>,
+}
+
+/// Which end of the handshake this side is.
+#[derive(Clone, Copy)]
+enum Side {
+    Connecting,
+    Accepting,
 }
 
 impl Connection {
@@ -202,7 +135,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::connect_split(r, w, root, config).await
+        Self::establish(r, w, root, config, Side::Connecting).await
     }
 
     /// Opens a connection as the accepting side, serving `root` to the peer.
@@ -218,11 +151,14 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::accept_split(r, w, root, config).await
+        Self::establish(r, w, root, config, Side::Accepting).await
     }
 
     /// [`connect`](Connection::connect) over separate read and write halves (a child
     /// process's stdout and stdin, a TCP stream's owned halves).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the transport.
     pub async fn connect_split<R, W>(
         r: R,
         w: W,
@@ -233,10 +169,13 @@ impl Connection {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        Self::establish(r, w, root, config, true).await
+        Self::establish(r, w, root, config, Side::Connecting).await
     }
 
     /// [`accept`](Connection::accept) over separate read and write halves.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the transport.
     pub async fn accept_split<R, W>(
         r: R,
         w: W,
@@ -247,7 +186,7 @@ impl Connection {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        Self::establish(r, w, root, config, false).await
+        Self::establish(r, w, root, config, Side::Accepting).await
     }
 
     async fn establish<R, W>(
@@ -255,30 +194,31 @@ impl Connection {
         mut w: W,
         root: NetRef,
         config: ConnectionConfig,
-        connecting: bool,
+        side: Side,
     ) -> Result<Connection, Error>
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let mut r = tokio::io::BufReader::with_capacity(64 * 1024, r);
+        let mine = ConnectionLimits::of(&config);
         let hello = Hello {
             version: PROTOCOL_VERSION,
-            features: config.features.clone(),
-            credentials: if connecting {
-                config.credentials.clone()
-            } else {
-                None
+            features: mine.announce(&config.features),
+            credentials: match side {
+                Side::Connecting => config.credentials.clone(),
+                Side::Accepting => None,
             },
             agent: config.agent.clone(),
         };
         let handshake = async {
-            if connecting {
-                handshake::connect(&mut r, &mut w, &hello)
+            match side {
+                Side::Connecting => handshake::connect(&mut r, &mut w, &hello)
                     .await
-                    .map(|peer| (peer, None))
-            } else {
-                handshake::accept(&mut r, &mut w, &hello, config.authenticator.as_deref()).await
+                    .map(|peer| (peer, None)),
+                Side::Accepting => {
+                    handshake::accept(&mut r, &mut w, &hello, config.authenticator.as_deref()).await
+                }
             }
         };
         let (peer, principal) = tokio::time::timeout(config.handshake_timeout, handshake)
@@ -292,21 +232,23 @@ impl Connection {
                     ),
                 )
             })??;
+        // The handshake has checked that the peer's limits parse.
+        let limits = mine.min(ConnectionLimits::from_features(&peer.features)?);
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed),
+            limits,
             exports: Mutex::new(Exports::new(root.as_object())),
             imports: Mutex::new(Imports::default()),
-            questions: Mutex::new(HashMap::new()),
+            questions: Mutex::new(Questions::default()),
+            deadline_changed: Notify::new(),
             next_question: AtomicU64::new(1),
             answers: Mutex::new(HashMap::new()),
             pings: Mutex::new(HashMap::new()),
             out,
-            queued: AtomicUsize::new(0),
-            progress: AtomicU64::new(0),
-            drained: Notify::new(),
+            flow: Flow::new(config.max_queued_bytes, config.stall_timeout),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_tx,
@@ -320,7 +262,8 @@ impl Connection {
         });
         let _ = shared.link.set(Arc::downgrade(&link));
         tokio::spawn(io::write_loop(w, out_rx, shared.clone()));
-        tokio::spawn(io::read_loop(r, shared.clone(), closed_rx));
+        tokio::spawn(io::read_loop(r, shared.clone(), closed_rx.clone()));
+        tokio::spawn(questions::expire_loop(shared.clone(), closed_rx));
         tracing::debug!(connection = shared.id, peer = %shared.peer.agent, "connection open");
         Ok(Connection { link })
     }
@@ -359,7 +302,7 @@ impl Connection {
 
     /// Whether the connection is closed.
     pub fn is_closed(&self) -> bool {
-        self.link.shared.closed.load(Ordering::SeqCst)
+        self.link.shared.is_closed()
     }
 
     /// Why the connection closed, once it has.
@@ -367,7 +310,9 @@ impl Connection {
         lock(&self.link.shared.close_reason).clone()
     }
 
-    /// Sends a ping and waits for the pong; returns the round-trip time.
+    /// Sends a ping and waits for the pong; returns the round-trip time. The peer handles
+    /// messages in order, so once the pong is back it has handled everything this side
+    /// sent before the ping (a release, a cancel): a ping is a barrier.
     ///
     /// # Cancel safety
     /// Dropping the future forgets the ping; a late pong is ignored.
@@ -380,7 +325,7 @@ impl Connection {
             shared.check_open()?;
             pings.insert(nonce, tx);
         }
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         shared.send(Message::Ping { nonce })?;
         rx.await.map_err(|_| shared.disconnected_error())?;
         Ok(start.elapsed())
@@ -389,6 +334,13 @@ impl Connection {
     /// Counts of the connection's tables.
     pub fn stats(&self) -> ConnectionStats {
         self.link.shared.stats()
+    }
+
+    /// The limits in force: the smaller of this side's and the peer's, for what either
+    /// sends. A call whose arguments break them fails with `bad argument` before it is
+    /// sent; so does a result, whose caller gets that error instead.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.link.shared.limits
     }
 
     /// What the peer said about itself in the handshake.
@@ -424,12 +376,16 @@ impl Shared {
             imports: lock(&self.imports).len(),
             questions: lock(&self.questions).len(),
             answers: lock(&self.answers).len(),
-            queued_bytes: self.queued.load(Ordering::Relaxed),
+            queued_bytes: self.flow.queued(),
         }
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     fn check_open(&self) -> Result<(), Error> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             Err(self.disconnected_error())
         } else {
             Ok(())
@@ -456,52 +412,57 @@ impl Shared {
         args: Vec<Value>,
         options: CallOptions,
     ) -> PendingCall {
-        let deadline = options.deadline.or(self.config.default_deadline);
+        let timeout = options.timeout.or(self.config.default_timeout);
+        // A timeout too long to represent is no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let question = self.next_question.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut questions = lock(&self.questions);
             // Checked under the lock that `close` drains, so no question is left behind.
             if let Err(e) = self.check_open() {
                 return PendingCall::failed(e);
             }
-            questions.insert(question, tx);
+            questions.insert(question, tx, deadline)
+        };
+        if wake {
+            self.deadline_changed.notify_one();
         }
-        let deadline_ms = deadline.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let msg = Message::Call(Call {
             question,
             target: Target::Export(target),
             method: method.to_owned(),
             args,
-            deadline_ms,
+            deadline_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         });
         if let Err(e) = self.send(msg) {
-            lock(&self.questions).remove(&question);
+            lock(&self.questions).forget(question);
             return PendingCall::failed(e);
         }
-        PendingCall::remote(self.clone(), question, method, rx, deadline)
+        PendingCall::remote(self.clone(), question, method, rx, timeout, deadline)
     }
 
-    /// The caller of `question` gave up: forget it and tell the peer.
-    pub(crate) fn cancel_question(&self, question: u64) {
-        if lock(&self.questions).remove(&question).is_some() {
-            let _ = self.send(Message::Cancel { question });
-        }
-    }
-
-    /// Encodes `msg` (exporting the objects it carries) and queues it for the writer.
+    /// Checks `msg` against the agreed limits, encodes it (exporting the objects it
+    /// carries) and queues it for the writer. A message over a limit is not sent: the error
+    /// (`bad argument`) is for its caller.
     pub(crate) fn send(&self, mut msg: Message) -> Result<(), Error> {
         self.check_open()?;
+        let has_refs = self.limits.decode.measure(msg.values()).map_err(|breach| {
+            Error::bad_argument(format!("the peer would refuse this message: {breach}"))
+        })?;
         let mut exported = Vec::new();
         // The replaced netrefs stay alive until the frame is queued: dropping a proxy sends
         // a `Release`, which must not overtake the message that sends the object back.
         let mut keep_alive = Vec::new();
-        let result = self
-            .export_refs(&mut msg, &mut exported, &mut keep_alive)
-            .and_then(|()| self.encode_frame(&msg));
+        let result = if has_refs {
+            self.export_refs(&mut msg, &mut exported, &mut keep_alive)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| self.encode_frame(&msg));
         match result {
             Ok(bytes) => {
-                self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+                self.flow.queue(bytes.len());
                 let _ = self.out.send(Outgoing::Frame(bytes));
                 drop(keep_alive);
                 Ok(())
@@ -527,125 +488,8 @@ impl Shared {
         let mut buf = Vec::with_capacity(128);
         let start = frame::begin_frame(&mut buf);
         codec::encode_message_into(msg, &mut buf)?;
-        frame::finish_frame(&mut buf, start, self.config.max_frame)?;
+        frame::finish_frame(&mut buf, start, self.limits.max_frame)?;
         Ok(buf)
-    }
-
-    /// Replaces the live netrefs in `msg` by wire references.
-    fn export_refs(
-        self: &Shared,
-        msg: &mut Message,
-        exported: &mut Vec<u64>,
-        keep_alive: &mut Vec<NetRef>,
-    ) -> Result<(), Error> {
-        let mut values = msg.values_mut().peekable();
-        if values.peek().is_none() {
-            return Ok(());
-        }
-        let mut exports = lock(&self.exports);
-        for value in values {
-            if !value.has_refs() {
-                continue;
-            }
-            value.visit_refs_mut(&mut |r: &mut Ref| {
-                let wire = match r {
-                    Ref::Wire(w) => {
-                        return Err(Error::bad_argument(format!(
-                            "a raw wire reference ({w:?}) cannot be sent on a connection; send a NetRef"
-                        )));
-                    }
-                    Ref::Object(NetRef(Handle::Remote(p))) if std::ptr::eq(Arc::as_ptr(&p.link.shared), self) => {
-                        WireRef::Receiver(p.id)
-                    }
-                    Ref::Object(n) => {
-                        let id = exports.export(&n.as_object());
-                        if id != ROOT_EXPORT {
-                            exported.push(id);
-                        }
-                        WireRef::Sender(id)
-                    }
-                };
-                if let Ref::Object(n) = std::mem::replace(r, Ref::Wire(wire)) {
-                    keep_alive.push(n);
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Replaces the wire references in a received message by netrefs.
-    fn import_refs(&self, msg: &mut Message) -> Result<(), Error> {
-        let mut releases = Vec::new();
-        let mut result = Ok(());
-        for value in msg.values_mut() {
-            if !value.has_refs() {
-                continue;
-            }
-            result = value.visit_refs_mut(&mut |r: &mut Ref| {
-                let netref = match *r {
-                    Ref::Wire(WireRef::Sender(id)) => self.proxy_for(id, &mut releases)?,
-                    Ref::Wire(WireRef::Receiver(id)) => {
-                        let obj = lock(&self.exports).object(id).ok_or_else(|| {
-                            Error::protocol(format!("peer sent a reference to export #{id}, which this side never exported"))
-                        })?;
-                        NetRef::from_object(obj)
-                    }
-                    Ref::Object(_) => return Err(Error::protocol("decoded message holds a live reference")),
-                };
-                *r = Ref::Object(netref);
-                Ok(())
-            });
-            if result.is_err() {
-                break;
-            }
-        }
-        for (export, count) in releases {
-            let _ = self.send(Message::Release { export, count });
-        }
-        result
-    }
-
-    fn proxy_for(&self, id: u64, releases: &mut Vec<(u64, u64)>) -> Result<NetRef, Error> {
-        let link = self
-            .link
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| Error::disconnected("connection is closing"))?;
-        if id == ROOT_EXPORT {
-            return Ok(NetRef(Handle::Remote(Arc::new(Proxy { link, id }))));
-        }
-        let mut imports = lock(&self.imports);
-        let received = imports.receive(id);
-        if let Some(count) = received.release {
-            releases.push((id, count));
-        }
-        let (proxy, spare_link) = match received.existing {
-            Some(p) => (p, Some(link)),
-            None => {
-                let p = Arc::new(Proxy { link, id });
-                imports.insert(id, &p);
-                (p, None)
-            }
-        };
-        drop(imports);
-        // Dropped outside the lock: a link's drop may close the connection, which locks it.
-        drop(spare_link);
-        Ok(NetRef(Handle::Remote(proxy)))
-    }
-
-    /// The last local handle to a proxy dropped: release what it held.
-    pub(crate) fn proxy_dropped(&self, proxy: &Proxy) {
-        if self.closed.load(Ordering::SeqCst) {
-            return;
-        }
-        let released = lock(&self.imports).dropped(proxy.id, proxy);
-        if let Some(count) = released {
-            let _ = self.send(Message::Release {
-                export: proxy.id,
-                count,
-            });
-        }
     }
 
     /// A call from the peer finished (or failed before it started): answer it.
@@ -655,7 +499,7 @@ impl Shared {
             if e.kind() == ErrorKind::Disconnected {
                 return;
             }
-            // The result could not be sent (too large, not encodable): say so instead.
+            // The result could not be sent (over a limit, not encodable): say so instead.
             let err = Error::new(
                 e.kind(),
                 format!("the result could not be sent: {}", e.message()),
@@ -665,71 +509,6 @@ impl Shared {
                 result: Err(err),
             }));
         }
-    }
-
-    /// `n` bytes of queued frames reached the transport.
-    pub(crate) fn wrote(&self, n: usize) {
-        self.progress.fetch_add(1, Ordering::Relaxed);
-        let before = self
-            .queued
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
-                Some(q.saturating_sub(n))
-            })
-            .unwrap_or_else(|q| q);
-        let low = self.config.max_queued_bytes / 2;
-        if before > low && before.saturating_sub(n) <= low {
-            self.drained.notify_waiters();
-        }
-    }
-
-    /// Whether so much waits to be written that the reader should stop taking work from
-    /// the peer.
-    pub(crate) fn over_high_water(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > self.config.max_queued_bytes
-    }
-
-    /// Waits until the queue has drained to half of `max_queued_bytes` (or the writer is
-    /// gone).
-    pub(crate) async fn drained(&self) {
-        let low = self.config.max_queued_bytes / 2;
-        loop {
-            let notified = self.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.queued.load(Ordering::Relaxed) <= low {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// Waits until frames have waited a whole `stall_timeout` and the transport took
-    /// none of their bytes: the peer has stopped reading. Returns why, as an error.
-    pub(crate) async fn stalled(&self) -> Error {
-        let sample = || {
-            (
-                self.progress.load(Ordering::Relaxed),
-                self.queued.load(Ordering::Relaxed),
-            )
-        };
-        let mut last = sample();
-        loop {
-            tokio::time::sleep(self.config.stall_timeout).await;
-            let now = sample();
-            if last.1 > 0 && now.1 > 0 && now.0 == last.0 {
-                return Error::disconnected(format!(
-                    "peer stopped reading: nothing was written to it for {:?} while {} bytes waited",
-                    self.config.stall_timeout, now.1
-                ));
-            }
-            last = now;
-        }
-    }
-
-    /// The writer is gone: what it had queued is freed, and a paused reader wakes.
-    pub(crate) fn writer_done(&self) {
-        self.queued.store(0, Ordering::Relaxed);
-        self.drained.notify_waiters();
     }
 
     /// Closes because the peer broke the protocol: tell it why, then close.
@@ -749,10 +528,7 @@ impl Shared {
         tracing::debug!(connection = self.id, %reason, "connection closed");
         *lock(&self.close_reason) = Some(reason);
         let failed = self.disconnected_error();
-        let questions: Vec<_> = lock(&self.questions).drain().collect();
-        for (_, tx) in questions {
-            let _ = tx.send(Err(failed.clone()));
-        }
+        lock(&self.questions).fail_all(&failed);
         let answers: Vec<_> = lock(&self.answers).drain().collect();
         for (_, handle) in answers {
             handle.abort();

@@ -9,34 +9,39 @@ use std::time::Duration;
 use futures::future::{AbortHandle, abortable};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::Shared;
 use super::io::run_method;
+use super::questions::Outcome;
+use super::{CallOptions, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::object::{CallContext, Object};
 use crate::value::{Value, from_value};
 
-use super::CallOptions;
-
 /// A call that has been sent and not yet answered.
 ///
 /// It is a future of the call's result. It can also be checked without waiting
-/// ([`is_ready`](PendingCall::is_ready)), awaited with a timeout
-/// ([`wait_timeout`](PendingCall::wait_timeout)), or handed a callback
+/// ([`is_ready`](PendingCall::is_ready), [`expired`](PendingCall::expired)), awaited with a
+/// timeout ([`wait_timeout`](PendingCall::wait_timeout)), or handed a callback
 /// ([`on_complete`](PendingCall::on_complete)).
+///
+/// The call's deadline (its [timeout](CallOptions::timeout) from when it was sent) is kept
+/// by the connection, not by this handle: when it passes, the call fails with `timed out`,
+/// the connection forgets the question and tells the peer to stop, whether or not anyone
+/// is polling or awaiting this.
 ///
 /// # Cancel safety
 /// Dropping it before the result arrives cancels the call: the peer is told to stop, and a
 /// late reply is discarded.
 #[must_use = "dropping a PendingCall cancels the call"]
 pub struct PendingCall {
-    rx: Option<oneshot::Receiver<Result<Value, Error>>>,
+    rx: Option<oneshot::Receiver<Outcome>>,
     cancel: Canceller,
-    sleep: Option<Pin<Box<Sleep>>>,
-    deadline: Option<Duration>,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
     method: String,
     ready: Option<Result<Value, Error>>,
+    expired: bool,
     finished: bool,
 }
 
@@ -51,20 +56,20 @@ impl PendingCall {
         shared: Arc<Shared>,
         question: u64,
         method: &str,
-        rx: oneshot::Receiver<Result<Value, Error>>,
-        deadline: Option<Duration>,
+        rx: oneshot::Receiver<Outcome>,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
     ) -> Self {
-        PendingCall {
-            rx: Some(rx),
-            cancel: Canceller::Remote { shared, question },
-            sleep: deadline.map(|d| Box::pin(tokio::time::sleep(d))),
+        PendingCall::new(
+            rx,
+            Canceller::Remote { shared, question },
+            method,
+            timeout,
             deadline,
-            method: method.to_owned(),
-            ready: None,
-            finished: false,
-        }
+        )
     }
 
+    /// A call of a local object: it runs on its own task, under the call's timeout.
     pub(crate) fn local(
         object: Arc<dyn Object>,
         method: &str,
@@ -72,44 +77,72 @@ impl PendingCall {
         options: CallOptions,
     ) -> Self {
         let (tx, rx) = oneshot::channel();
-        let deadline = options.deadline;
-        let at = deadline.map(|d| Instant::now() + d);
+        let timeout = options.timeout;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // The deadline is kept here rather than by `run_method`, so that its passing is
+        // told apart from a method that itself fails with `timed out`.
         let (fut, handle) = abortable(run_method(
             object,
             CallContext::local(),
             method.to_owned(),
             args,
-            at,
+            None,
         ));
         tokio::spawn(async move {
-            if let Ok(result) = fut.await {
-                let _ = tx.send(result);
-            }
+            let outcome = match deadline {
+                Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+                None => Some(fut.await),
+            };
+            let _ = tx.send(match outcome {
+                Some(Ok(result)) => Outcome::Answered(result),
+                // Cancelled: nobody waits for it.
+                Some(Err(_aborted)) => return,
+                None => Outcome::Expired,
+            });
         });
-        PendingCall {
-            rx: Some(rx),
-            cancel: Canceller::Local(handle),
-            sleep: None,
-            deadline,
-            method: method.to_owned(),
-            ready: None,
-            finished: false,
-        }
+        PendingCall::new(rx, Canceller::Local(handle), method, timeout, deadline)
     }
 
     pub(crate) fn failed(error: Error) -> Self {
         PendingCall {
             rx: None,
             cancel: Canceller::None,
-            sleep: None,
+            timeout: None,
             deadline: None,
             method: String::new(),
             ready: Some(Err(error)),
+            expired: false,
             finished: false,
         }
     }
 
-    /// Whether the result has arrived (or the call has failed). Never waits.
+    fn new(
+        rx: oneshot::Receiver<Outcome>,
+        cancel: Canceller,
+        method: &str,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        PendingCall {
+            rx: Some(rx),
+            cancel,
+            timeout,
+            deadline,
+            method: method.to_owned(),
+            ready: None,
+            expired: false,
+            finished: false,
+        }
+    }
+
+    /// Whether the call is over: its result has arrived, or it has failed (the connection
+    /// closed, or its deadline passed). Never waits; once it is true, awaiting the call
+    /// gives the result at once.
+    ///
+    /// Once the deadline has passed this is true whether or not an answer came: the call
+    /// has then failed with `timed out` and [`expired`](PendingCall::expired) is true. The
+    /// connection forgets the question and cancels it on the peer at the deadline, without
+    /// waiting for anyone to look.
     pub fn is_ready(&mut self) -> bool {
         if self.ready.is_some() {
             return true;
@@ -118,16 +151,62 @@ impl PendingCall {
             return true;
         };
         match rx.try_recv() {
-            Ok(result) => {
-                self.ready = Some(result);
-                true
+            Ok(outcome) => self.resolve(outcome),
+            Err(oneshot::error::TryRecvError::Closed) => self.resolve(closed()),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                // The connection expires the call at its deadline; if this looks first, it
+                // does the same, so the answer never depends on which task ran first.
+                self.deadline.is_some_and(|at| Instant::now() >= at) && self.expire_now()
             }
-            Err(oneshot::error::TryRecvError::Empty) => false,
-            Err(oneshot::error::TryRecvError::Closed) => {
-                self.ready = Some(Err(Error::disconnected(
-                    "connection closed before the call returned",
-                )));
-                true
+        }
+    }
+
+    /// Whether the call's deadline passed before its result came: the call has then failed
+    /// with `timed out`, and the peer was told to stop. Never waits; like
+    /// [`is_ready`](PendingCall::is_ready), it notices a passed deadline itself.
+    pub fn expired(&mut self) -> bool {
+        self.is_ready() && self.expired
+    }
+
+    /// The deadline has passed with no outcome in the channel: expire the call here.
+    fn expire_now(&mut self) -> bool {
+        match &self.cancel {
+            Canceller::Remote { shared, question } => {
+                if !shared.expire(*question) {
+                    // Resolved by someone else a moment ago: the outcome is in the channel.
+                    return match self.rx.as_mut().map(oneshot::Receiver::try_recv) {
+                        Some(Ok(outcome)) => self.resolve(outcome),
+                        _ => self.resolve(closed()),
+                    };
+                }
+            }
+            Canceller::Local(handle) => handle.abort(),
+            Canceller::None => {}
+        }
+        self.cancel = Canceller::None;
+        self.resolve(Outcome::Expired)
+    }
+
+    /// Stores the call's outcome as its result; returns true.
+    fn resolve(&mut self, outcome: Outcome) -> bool {
+        let result = self.result_of(outcome);
+        self.ready = Some(result);
+        true
+    }
+
+    fn result_of(&mut self, outcome: Outcome) -> Result<Value, Error> {
+        match outcome {
+            Outcome::Answered(result) => result,
+            Outcome::Expired => {
+                self.expired = true;
+                let after = self.timeout.unwrap_or_default();
+                Err(Error::new(
+                    ErrorKind::TimedOut,
+                    format!(
+                        "call to `{}` exceeded its deadline of {after:?}",
+                        self.method
+                    ),
+                ))
             }
         }
     }
@@ -181,6 +260,7 @@ impl Future for PendingCall {
         let this = self.get_mut();
         if let Some(result) = this.ready.take() {
             this.finished = true;
+            this.rx = None;
             return Poll::Ready(result);
         }
         let Some(rx) = this.rx.as_mut() else {
@@ -190,30 +270,22 @@ impl Future for PendingCall {
                 "the call's result was already taken",
             )));
         };
-        if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
-            this.finished = true;
-            return Poll::Ready(result.unwrap_or_else(|_| {
-                Err(Error::disconnected(
-                    "connection closed before the call returned",
-                ))
-            }));
-        }
-        if let Some(sleep) = this.sleep.as_mut()
-            && sleep.as_mut().poll(cx).is_ready()
-        {
-            this.cancel();
-            this.finished = true;
-            let after = this.deadline.unwrap_or_default();
-            return Poll::Ready(Err(Error::new(
-                ErrorKind::TimedOut,
-                format!(
-                    "call to `{}` exceeded its deadline of {after:?}",
-                    this.method
-                ),
-            )));
-        }
-        Poll::Pending
+        let outcome = match Pin::new(rx).poll(cx) {
+            Poll::Ready(Ok(outcome)) => outcome,
+            Poll::Ready(Err(_)) => closed(),
+            Poll::Pending => return Poll::Pending,
+        };
+        this.finished = true;
+        this.rx = None;
+        Poll::Ready(this.result_of(outcome))
     }
+}
+
+/// The outcome of a call whose channel closed with no answer.
+fn closed() -> Outcome {
+    Outcome::Answered(Err(Error::disconnected(
+        "connection closed before the call returned",
+    )))
 }
 
 impl Drop for PendingCall {
@@ -226,9 +298,11 @@ impl Drop for PendingCall {
 
 impl std::fmt::Debug for PendingCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingCall")
-            .field("method", &self.method)
-            .field("finished", &self.finished)
-            .finish()
+        let state = if self.finished { "finished" } else { "pending" };
+        write!(
+            f,
+            "PendingCall(`{}`, {state}, deadline {:?})",
+            self.method, self.deadline
+        )
     }
 }

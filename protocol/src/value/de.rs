@@ -7,7 +7,7 @@ use serde::de::{
     SeqAccess, Unexpected, VariantAccess, Visitor,
 };
 
-use super::{REF_TOKEN, StashScope, Value, stash_put};
+use super::{ConvertError, REF_TOKEN, StashScope, Value, stash_put};
 use crate::error::Error;
 
 /// Converts a [`Value`] to a typed value, the way `serde_json::from_value` does for JSON.
@@ -24,33 +24,21 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     T::deserialize(ValueDeserializer::new(value)).map_err(|e| Error::bad_argument(e.0))
 }
 
-/// An error while deserializing from a [`Value`]; becomes a `BadArgument` [`Error`].
-#[derive(Debug)]
-pub(crate) struct DeError(String);
-
-impl fmt::Display for DeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DeError {}
-
-impl de::Error for DeError {
+impl de::Error for ConvertError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError(msg.to_string())
+        ConvertError(msg.to_string())
     }
 
     // Same wording as the mismatches this deserializer reports itself ("expected X,
     // found Y"), for the ones a visitor reports.
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
-        DeError(format!("invalid type: expected {exp}, found {unexp}"))
+        ConvertError(format!("invalid type: expected {exp}, found {unexp}"))
     }
 }
 
 /// "invalid type: expected `exp`, found `found`'s type".
-fn invalid_type(exp: &dyn Expected, found: &Value) -> DeError {
-    DeError(format!(
+fn invalid_type(exp: &dyn Expected, found: &Value) -> ConvertError {
+    ConvertError(format!(
         "invalid type: expected {exp}, found {}",
         found.type_name()
     ))
@@ -73,7 +61,7 @@ impl ValueDeserializer {
     }
 
     /// Reads an integer: the visitor does the range check (`u8` from 300 fails there).
-    fn integer<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn integer<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::I64(n) => visitor.visit_i64(n),
             Value::U64(n) => visitor.visit_u64(n),
@@ -82,7 +70,7 @@ impl ValueDeserializer {
     }
 
     /// Reads a list (or bytes, as a list of `u8`s) for a sequence or tuple.
-    fn sequence<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn sequence<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::List(items) => visit_list(items, visitor),
             Value::Bytes(bytes) => {
@@ -95,7 +83,10 @@ impl ValueDeserializer {
 
 /// Visits `items` as a sequence, and fails if the visitor leaves some unread (a tuple or
 /// positional struct given too many elements).
-fn visit_list<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value, DeError> {
+fn visit_list<'de, V: Visitor<'de>>(
+    items: Vec<Value>,
+    visitor: V,
+) -> Result<V::Value, ConvertError> {
     let len = items.len();
     let mut seq = ListAccess {
         items: items.into_iter(),
@@ -113,7 +104,7 @@ fn visit_list<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::
 fn visit_map<'de, V: Visitor<'de>>(
     entries: Vec<(Value, Value)>,
     visitor: V,
-) -> Result<V::Value, DeError> {
+) -> Result<V::Value, ConvertError> {
     let len = entries.len();
     let mut map = MapEntries {
         entries: entries.into_iter(),
@@ -140,21 +131,21 @@ impl Expected for ExpectedFewer {
 /// Forwards the `deserialize_*` methods of one kind to a shared reader.
 macro_rules! forward {
     ($via:ident: $($method:ident)*) => {
-        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
             self.$via(visitor)
         })*
     };
 }
 
 impl<'de> de::Deserializer<'de> for ValueDeserializer {
-    type Error = DeError;
+    type Error = ConvertError;
 
     fn is_human_readable(&self) -> bool {
         // Matches the serializer: types with two forms (`Value` itself) use the natural one.
         true
     }
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Unit => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(b),
@@ -171,7 +162,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Bool(b) => visitor.visit_bool(b),
             other => Err(invalid_type(&visitor, &other)),
@@ -183,11 +174,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
     }
 
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_f64(visitor)
-    }
+    forward! { deserialize_f64: deserialize_f32 }
 
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::F64(n) => visitor.visit_f64(n),
             // An integer is a fine float (a peer in a language without the distinction may
@@ -200,7 +189,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         // The visitor checks that the string is one character.
         match self.value {
             Value::String(s) => visitor.visit_string(s),
@@ -208,11 +197,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_string(visitor)
-    }
+    forward! { deserialize_string: deserialize_str }
 
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::String(s) => visitor.visit_string(s),
             // A string visitor takes bytes that are valid UTF-8 and says so if not.
@@ -221,11 +208,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_byte_buf(visitor)
-    }
+    forward! { deserialize_byte_buf: deserialize_bytes }
 
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Bytes(b) => visitor.visit_byte_buf(b),
             Value::String(s) => visitor.visit_byte_buf(s.into_bytes()),
@@ -238,7 +223,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
                     .collect();
                 match bytes {
                     Some(bytes) => visitor.visit_byte_buf(bytes),
-                    None => Err(DeError(format!(
+                    None => Err(ConvertError(format!(
                         "invalid type: expected {}, found a list that is not all integers 0..=255",
                         &visitor as &dyn Expected
                     ))),
@@ -248,14 +233,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Unit => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
 
-    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Unit => visitor.visit_unit(),
             // An empty argument list is how a method that takes nothing is called.
@@ -268,7 +253,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         self.deserialize_unit(visitor)
     }
 
@@ -276,14 +261,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         self,
         name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         if name != REF_TOKEN {
             return visitor.visit_newtype_struct(self);
         }
         // A ref type is asking for its ref (see `deserialize_ref`).
         match self.value {
             Value::Ref(r) => visitor.visit_newtype_struct(ValueDeserializer::token(r)),
-            other => Err(DeError(format!(
+            other => Err(ConvertError(format!(
                 "invalid type: expected a netref, found {}",
                 other.type_name()
             ))),
@@ -296,7 +281,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         self,
         _len: usize,
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         self.sequence(visitor)
     }
 
@@ -305,11 +290,11 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         _name: &'static str,
         _len: usize,
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         self.sequence(visitor)
     }
 
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Map(entries) => visit_map(entries, visitor),
             other => Err(invalid_type(&visitor, &other)),
@@ -321,7 +306,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::Map(entries) => visit_map(entries, visitor),
             Value::List(items) => visit_list(items, visitor),
@@ -334,7 +319,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         _name: &'static str,
         _variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::String(variant) => visitor.visit_enum(Variant {
                 name: variant,
@@ -342,7 +327,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
             }),
             Value::Map(mut entries) => {
                 if entries.len() != 1 {
-                    return Err(DeError(format!(
+                    return Err(ConvertError(format!(
                         "invalid type: expected {}, found a map with {} entries \
                          (an enum is a variant name, or a map with one entry: {{name: content}})",
                         &visitor as &dyn Expected,
@@ -354,7 +339,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
                         name,
                         content: Some(content),
                     }),
-                    Some((key, _)) => Err(DeError(format!(
+                    Some((key, _)) => Err(ConvertError(format!(
                         "invalid type: expected {}, found a map whose key is a {}, \
                          not a variant name",
                         &visitor as &dyn Expected,
@@ -367,7 +352,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::String(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(b),
@@ -378,14 +363,17 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
         // Nothing to read; a ref in here is simply dropped.
         drop(self);
         visitor.visit_unit()
     }
 }
 
-impl<'de> IntoDeserializer<'de, DeError> for Value {
+impl<'de> IntoDeserializer<'de, ConvertError> for Value {
     type Deserializer = ValueDeserializer;
 
     fn into_deserializer(self) -> ValueDeserializer {
@@ -399,12 +387,12 @@ struct ListAccess {
 }
 
 impl<'de> SeqAccess<'de> for ListAccess {
-    type Error = DeError;
+    type Error = ConvertError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    ) -> Result<Option<T::Value>, ConvertError> {
         self.items
             .next()
             .map(|v| seed.deserialize(ValueDeserializer::new(v)))
@@ -424,12 +412,12 @@ struct MapEntries {
 }
 
 impl<'de> MapAccess<'de> for MapEntries {
-    type Error = DeError;
+    type Error = ConvertError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    ) -> Result<Option<K::Value>, ConvertError> {
         match self.entries.next() {
             Some((k, v)) => {
                 self.value = Some(v);
@@ -439,10 +427,15 @@ impl<'de> MapAccess<'de> for MapEntries {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ConvertError> {
         match self.value.take() {
             Some(v) => seed.deserialize(ValueDeserializer::new(v)),
-            None => Err(DeError("map value requested before its key".to_owned())),
+            None => Err(ConvertError(
+                "map value requested before its key".to_owned(),
+            )),
         }
     }
 
@@ -450,7 +443,7 @@ impl<'de> MapAccess<'de> for MapEntries {
         &mut self,
         kseed: K,
         vseed: V,
-    ) -> Result<Option<(K::Value, V::Value)>, DeError> {
+    ) -> Result<Option<(K::Value, V::Value)>, ConvertError> {
         match self.entries.next() {
             Some((k, v)) => {
                 let k = kseed.deserialize(ValueDeserializer::new(k))?;
@@ -473,13 +466,13 @@ struct Variant {
 }
 
 impl<'de> EnumAccess<'de> for Variant {
-    type Error = DeError;
+    type Error = ConvertError;
     type Variant = VariantContent;
 
     fn variant_seed<S: DeserializeSeed<'de>>(
         self,
         seed: S,
-    ) -> Result<(S::Value, VariantContent), DeError> {
+    ) -> Result<(S::Value, VariantContent), ConvertError> {
         let tag = seed.deserialize(ValueDeserializer::new(Value::String(self.name)))?;
         Ok((tag, VariantContent(self.content)))
     }
@@ -489,19 +482,19 @@ impl<'de> EnumAccess<'de> for Variant {
 struct VariantContent(Option<Value>);
 
 impl VariantContent {
-    fn mismatch(found: Option<&Value>, expected: &str) -> DeError {
+    fn mismatch(found: Option<&Value>, expected: &str) -> ConvertError {
         let found = match found {
             None => "a unit variant (a bare name)",
             Some(v) => v.type_name(),
         };
-        DeError(format!("invalid type: expected {expected}, found {found}"))
+        ConvertError(format!("invalid type: expected {expected}, found {found}"))
     }
 }
 
 impl<'de> VariantAccess<'de> for VariantContent {
-    type Error = DeError;
+    type Error = ConvertError;
 
-    fn unit_variant(self) -> Result<(), DeError> {
+    fn unit_variant(self) -> Result<(), ConvertError> {
         match self.0 {
             // `{name: ()}` is a unit variant too.
             None | Some(Value::Unit) => Ok(()),
@@ -509,14 +502,21 @@ impl<'de> VariantAccess<'de> for VariantContent {
         }
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, ConvertError> {
         match self.0 {
             Some(content) => seed.deserialize(ValueDeserializer::new(content)),
             None => Err(Self::mismatch(None, "newtype variant")),
         }
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
         match self.0 {
             Some(Value::List(items)) => visit_list(items, visitor),
             other => Err(Self::mismatch(other.as_ref(), "tuple variant (a list)")),
@@ -527,7 +527,7 @@ impl<'de> VariantAccess<'de> for VariantContent {
         self,
         _fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, DeError> {
+    ) -> Result<V::Value, ConvertError> {
         match self.0 {
             Some(Value::Map(entries)) => visit_map(entries, visitor),
             Some(Value::List(items)) => visit_list(items, visitor),
@@ -544,20 +544,13 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
     use std::fmt::Debug;
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize};
     use serde_bytes::ByteBuf;
 
     use super::*;
     use crate::error::ErrorKind;
-    use crate::value::{Ref, WireRef, deserialize_ref, serialize_ref, to_value};
-
-    fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
-    }
-
-    fn wire(n: u64) -> Value {
-        Value::Ref(Ref::Wire(WireRef::Sender(n)))
-    }
+    use crate::value::test_support::{Handle, s, wire};
+    use crate::value::{Ref, WireRef, to_value};
 
     /// Asserts that `v` survives `to_value` then `from_value`.
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(v: T) {
@@ -768,22 +761,6 @@ mod tests {
         ];
         for v in values {
             assert_eq!(from_value::<Value>(v.clone()).unwrap(), v);
-        }
-    }
-
-    /// A ref type, as netrefs and guest handles implement it.
-    #[derive(Debug, PartialEq)]
-    struct Handle(Ref);
-
-    impl Serialize for Handle {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serialize_ref(&self.0, serializer)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Handle {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserialize_ref(deserializer).map(Handle)
         }
     }
 

@@ -9,7 +9,10 @@
 //! natural form: a list is a sequence, a map is a map, bytes are bytes.
 
 mod de;
+mod limits;
 mod ser;
+#[cfg(test)]
+mod test_support;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -19,6 +22,11 @@ use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use de::from_value;
+pub use limits::DecodeLimits;
+pub(crate) use limits::{
+    LimitBreach, cautious_capacity, collect_cautiously, count_value, read_collection,
+    with_decode_limits,
+};
 pub use ser::to_value;
 
 #[cfg(feature = "io")]
@@ -74,33 +82,6 @@ pub enum WireRef {
     Sender(u64),
     /// An object the reader of the message exports, by its export id.
     Receiver(u64),
-}
-
-/// Bounds on decoding, so that nothing a peer sends makes us recurse or allocate without
-/// bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeLimits {
-    /// Deepest nesting of lists and maps (a scalar at top level has depth 0).
-    pub max_depth: u32,
-    /// Most elements in one list or map.
-    pub max_collection_len: usize,
-    /// Most values in one decoded message, counting every nested element.
-    pub max_values: usize,
-}
-
-impl DecodeLimits {
-    /// The defaults: depth 128, 16 Mi elements per collection and per message.
-    pub const DEFAULT: DecodeLimits = DecodeLimits {
-        max_depth: 128,
-        max_collection_len: 16 * 1024 * 1024,
-        max_values: 16 * 1024 * 1024,
-    };
-}
-
-impl Default for DecodeLimits {
-    fn default() -> Self {
-        DecodeLimits::DEFAULT
-    }
 }
 
 impl Value {
@@ -335,6 +316,19 @@ impl From<NetRef> for Value {
     }
 }
 
+/// An error while converting a typed value to a [`Value`] or back; becomes a `BadArgument`
+/// [`Error`](crate::Error) at the end.
+#[derive(Debug)]
+pub(crate) struct ConvertError(String);
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
 // ---------------------------------------------------------------------------------------
 // Netrefs inside typed values.
 //
@@ -514,101 +508,6 @@ fn serialize_natural<S: Serializer>(v: &Value, serializer: S) -> Result<S::Ok, S
     }
 }
 
-thread_local! {
-    /// Limits and running counts of the wire decode in progress on this thread.
-    static DECODE: Cell<DecodeState> = const { Cell::new(DecodeState::new(DecodeLimits::DEFAULT, false)) };
-}
-
-#[derive(Clone, Copy)]
-struct DecodeState {
-    limits: DecodeLimits,
-    depth: u32,
-    values: usize,
-    /// Whether a codec decode is running; only then are values counted (the count is per
-    /// message). Depth is always checked: it protects the stack.
-    counting: bool,
-}
-
-impl DecodeState {
-    const fn new(limits: DecodeLimits, counting: bool) -> Self {
-        DecodeState {
-            limits,
-            depth: 0,
-            values: 0,
-            counting,
-        }
-    }
-}
-
-/// Runs `f` (a wire decode) under `limits`, counting from zero.
-pub(crate) fn with_decode_limits<T>(limits: DecodeLimits, f: impl FnOnce() -> T) -> T {
-    struct Restore(DecodeState);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            DECODE.with(|d| d.set(self.0));
-        }
-    }
-    let _restore = Restore(DECODE.with(|d| d.replace(DecodeState::new(limits, true))));
-    f()
-}
-
-fn count_value<E: serde::de::Error>() -> Result<(), E> {
-    DECODE.with(|d| {
-        let mut s = d.get();
-        if !s.counting {
-            return Ok(());
-        }
-        s.values += 1;
-        d.set(s);
-        if s.values > s.limits.max_values {
-            Err(E::custom(format_args!(
-                "message has more than {} values (limit)",
-                s.limits.max_values
-            )))
-        } else {
-            Ok(())
-        }
-    })
-}
-
-/// Enters one level of nesting for a collection of `len` elements (if known).
-fn enter_collection<E: serde::de::Error>(len: Option<usize>) -> Result<(), E> {
-    DECODE.with(|d| {
-        let mut s = d.get();
-        if s.depth >= s.limits.max_depth {
-            return Err(E::custom(format_args!(
-                "value nests deeper than {} levels (limit)",
-                s.limits.max_depth
-            )));
-        }
-        if let Some(len) = len
-            && len > s.limits.max_collection_len
-        {
-            return Err(E::custom(format_args!(
-                "collection of {len} elements exceeds the limit of {}",
-                s.limits.max_collection_len
-            )));
-        }
-        s.depth += 1;
-        d.set(s);
-        Ok(())
-    })
-}
-
-fn leave_collection() {
-    DECODE.with(|d| {
-        let mut s = d.get();
-        s.depth = s.depth.saturating_sub(1);
-        d.set(s);
-    });
-}
-
-/// Capacity to reserve for a collection whose length a peer claims: never more than a
-/// small bound, so a lying length costs nothing; the vector grows as elements arrive.
-fn cautious_capacity(hint: Option<usize>) -> usize {
-    hint.unwrap_or(0).min(4096)
-}
-
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
         if deserializer.is_human_readable() {
@@ -650,8 +549,8 @@ impl<'de> Visitor<'de> for WireVisitor {
                     .newtype_variant::<crate::codec::bounded::OwnedBytes>()?
                     .0,
             ),
-            7 => Value::List(variant.newtype_variant::<WireList>()?.0),
-            8 => Value::Map(variant.newtype_variant::<WireMap>()?.0),
+            7 => Value::List(variant.newtype_variant::<WireSeq<Value>>()?.0),
+            8 => Value::Map(variant.newtype_variant::<WireSeq<(Value, Value)>>()?.0),
             9 => Value::Ref(Ref::Wire(variant.newtype_variant()?)),
             n => {
                 return Err(serde::de::Error::custom(format_args!(
@@ -662,57 +561,23 @@ impl<'de> Visitor<'de> for WireVisitor {
     }
 }
 
-struct WireList(Vec<Value>);
+/// The elements of a list (`WireSeq<Value>`) or the entries of a map
+/// (`WireSeq<(Value, Value)>`) on the wire: a sequence, read one nesting level deeper.
+struct WireSeq<T>(Vec<T>);
 
-impl<'de> Deserialize<'de> for WireList {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for WireSeq<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireList;
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = WireSeq<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of values")
+                f.write_str("a list of values or key/value pairs")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireList, A::Error> {
-                enter_collection::<A::Error>(seq.size_hint())?;
-                let mut out = Vec::with_capacity(cautious_capacity(seq.size_hint()));
-                let res = (|| {
-                    while let Some(v) = seq.next_element()? {
-                        out.push(v);
-                    }
-                    Ok(())
-                })();
-                leave_collection();
-                res.map(|()| WireList(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireSeq<T>, A::Error> {
+                read_collection(seq.size_hint(), || seq.next_element()).map(WireSeq)
             }
         }
-        d.deserialize_seq(V)
-    }
-}
-
-struct WireMap(Vec<(Value, Value)>);
-
-impl<'de> Deserialize<'de> for WireMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of key/value pairs")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireMap, A::Error> {
-                enter_collection::<A::Error>(seq.size_hint())?;
-                let mut out = Vec::with_capacity(cautious_capacity(seq.size_hint()));
-                let res = (|| {
-                    while let Some(pair) = seq.next_element::<(Value, Value)>()? {
-                        out.push(pair);
-                    }
-                    Ok(())
-                })();
-                leave_collection();
-                res.map(|()| WireMap(out))
-            }
-        }
-        d.deserialize_seq(V)
+        d.deserialize_seq(V(std::marker::PhantomData))
     }
 }
 
@@ -766,27 +631,9 @@ impl<'de> Visitor<'de> for NaturalVisitor {
             .ok_or_else(|| serde::de::Error::custom("netref token is not in the stash"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        enter_collection::<A::Error>(seq.size_hint())?;
-        let mut out = Vec::with_capacity(cautious_capacity(seq.size_hint()));
-        let res = (|| {
-            while let Some(v) = seq.next_element()? {
-                out.push(v);
-            }
-            Ok(())
-        })();
-        leave_collection();
-        res.map(|()| Value::List(out))
+        read_collection(seq.size_hint(), || seq.next_element()).map(Value::List)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        enter_collection::<A::Error>(map.size_hint())?;
-        let mut out = Vec::with_capacity(cautious_capacity(map.size_hint()));
-        let res = (|| {
-            while let Some(entry) = map.next_entry()? {
-                out.push(entry);
-            }
-            Ok(())
-        })();
-        leave_collection();
-        res.map(|()| Value::Map(out))
+        read_collection(map.size_hint(), || map.next_entry()).map(Value::Map)
     }
 }

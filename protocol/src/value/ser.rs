@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
-use super::{REF_TOKEN, StashScope, Value, cautious_capacity, stash_take};
+use super::{ConvertError, REF_TOKEN, StashScope, Value, cautious_capacity, stash_take};
 use crate::error::Error;
 
 /// Converts a typed value to a [`Value`], the way `serde_json::to_value` does for JSON.
@@ -23,21 +23,9 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
         .map_err(|e| Error::bad_argument(e.0))
 }
 
-/// An error while serializing to a [`Value`]; becomes a `BadArgument` [`Error`] at the end.
-#[derive(Debug)]
-pub(crate) struct SerError(String);
-
-impl fmt::Display for SerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for SerError {}
-
-impl ser::Error for SerError {
+impl ser::Error for ConvertError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        SerError(msg.to_string())
+        ConvertError(msg.to_string())
     }
 }
 
@@ -45,9 +33,18 @@ impl ser::Error for SerError {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ValueSerializer;
 
+/// Scalars that become a [`Value`] variant by a lossless conversion.
+macro_rules! serialize_scalars {
+    ($($method:ident($t:ty) => $variant:ident),* $(,)?) => {
+        $(fn $method(self, v: $t) -> Result<Value, ConvertError> {
+            Ok(Value::$variant(v.into()))
+        })*
+    };
+}
+
 impl ser::Serializer for ValueSerializer {
     type Ok = Value;
-    type Error = SerError;
+    type Error = ConvertError;
 
     type SerializeSeq = SerializeList;
     type SerializeTuple = SerializeList;
@@ -63,89 +60,53 @@ impl ser::Serializer for ValueSerializer {
         true
     }
 
-    fn serialize_bool(self, v: bool) -> Result<Value, SerError> {
-        Ok(Value::Bool(v))
+    serialize_scalars! {
+        serialize_bool(bool) => Bool, serialize_f32(f32) => F64, serialize_f64(f64) => F64,
+        serialize_i8(i8) => I64, serialize_i16(i16) => I64, serialize_i32(i32) => I64,
+        serialize_i64(i64) => I64,
+        serialize_u8(u8) => U64, serialize_u16(u16) => U64, serialize_u32(u32) => U64,
+        serialize_u64(u64) => U64,
     }
 
-    fn serialize_i8(self, v: i8) -> Result<Value, SerError> {
-        Ok(Value::I64(v.into()))
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<Value, SerError> {
-        Ok(Value::I64(v.into()))
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<Value, SerError> {
-        Ok(Value::I64(v.into()))
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<Value, SerError> {
-        Ok(Value::I64(v))
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<Value, SerError> {
+    fn serialize_i128(self, v: i128) -> Result<Value, ConvertError> {
         // A positive one past `i64::MAX` still fits a `U64`, which reads back as an i128.
         i64::try_from(v)
             .map(Value::I64)
             .or_else(|_| u64::try_from(v).map(Value::U64))
-            .map_err(|_| SerError(format!("integer {v} does not fit in 64 bits")))
+            .map_err(|_| ConvertError(format!("integer {v} does not fit in 64 bits")))
     }
 
-    fn serialize_u8(self, v: u8) -> Result<Value, SerError> {
-        Ok(Value::U64(v.into()))
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<Value, SerError> {
-        Ok(Value::U64(v.into()))
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<Value, SerError> {
-        Ok(Value::U64(v.into()))
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<Value, SerError> {
-        Ok(Value::U64(v))
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<Value, SerError> {
+    fn serialize_u128(self, v: u128) -> Result<Value, ConvertError> {
         u64::try_from(v)
             .map(Value::U64)
-            .map_err(|_| SerError(format!("integer {v} does not fit in 64 bits")))
+            .map_err(|_| ConvertError(format!("integer {v} does not fit in 64 bits")))
     }
 
-    fn serialize_f32(self, v: f32) -> Result<Value, SerError> {
-        Ok(Value::F64(v.into()))
-    }
-
-    fn serialize_f64(self, v: f64) -> Result<Value, SerError> {
-        Ok(Value::F64(v))
-    }
-
-    fn serialize_char(self, v: char) -> Result<Value, SerError> {
+    fn serialize_char(self, v: char) -> Result<Value, ConvertError> {
         Ok(Value::String(v.to_string()))
     }
 
-    fn serialize_str(self, v: &str) -> Result<Value, SerError> {
+    fn serialize_str(self, v: &str) -> Result<Value, ConvertError> {
         Ok(Value::String(v.to_owned()))
     }
 
-    fn serialize_bytes(self, v: &[u8]) -> Result<Value, SerError> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<Value, ConvertError> {
         Ok(Value::Bytes(v.to_vec()))
     }
 
-    fn serialize_none(self) -> Result<Value, SerError> {
+    fn serialize_none(self) -> Result<Value, ConvertError> {
         Ok(Value::Unit)
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, SerError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, ConvertError> {
         value.serialize(self)
     }
 
-    fn serialize_unit(self) -> Result<Value, SerError> {
+    fn serialize_unit(self) -> Result<Value, ConvertError> {
         Ok(Value::Unit)
     }
 
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, SerError> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, ConvertError> {
         Ok(Value::Unit)
     }
 
@@ -154,7 +115,7 @@ impl ser::Serializer for ValueSerializer {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<Value, SerError> {
+    ) -> Result<Value, ConvertError> {
         Ok(Value::String(variant.to_owned()))
     }
 
@@ -162,7 +123,7 @@ impl ser::Serializer for ValueSerializer {
         self,
         name: &'static str,
         value: &T,
-    ) -> Result<Value, SerError> {
+    ) -> Result<Value, ConvertError> {
         if name != REF_TOKEN {
             return value.serialize(self);
         }
@@ -172,7 +133,7 @@ impl ser::Serializer for ValueSerializer {
         let token = value.serialize(TokenSerializer)?;
         stash_take(token)
             .map(Value::Ref)
-            .ok_or_else(|| SerError(format!("netref token {token} is not in the stash")))
+            .ok_or_else(|| ConvertError(format!("netref token {token} is not in the stash")))
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -181,19 +142,15 @@ impl ser::Serializer for ValueSerializer {
         _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<Value, SerError> {
-        let content = value.serialize(self)?;
-        Ok(Value::Map(vec![(
-            Value::String(variant.to_owned()),
-            content,
-        )]))
+    ) -> Result<Value, ConvertError> {
+        Ok(variant_value(variant, value.serialize(self)?))
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<SerializeList, SerError> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<SerializeList, ConvertError> {
         Ok(SerializeList::new(len))
     }
 
-    fn serialize_tuple(self, len: usize) -> Result<SerializeList, SerError> {
+    fn serialize_tuple(self, len: usize) -> Result<SerializeList, ConvertError> {
         Ok(SerializeList::new(Some(len)))
     }
 
@@ -201,7 +158,7 @@ impl ser::Serializer for ValueSerializer {
         self,
         _name: &'static str,
         len: usize,
-    ) -> Result<SerializeList, SerError> {
+    ) -> Result<SerializeList, ConvertError> {
         Ok(SerializeList::new(Some(len)))
     }
 
@@ -211,18 +168,22 @@ impl ser::Serializer for ValueSerializer {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<SerializeTupleVariant, SerError> {
+    ) -> Result<SerializeTupleVariant, ConvertError> {
         Ok(SerializeTupleVariant {
             variant,
             list: SerializeList::new(Some(len)),
         })
     }
 
-    fn serialize_map(self, len: Option<usize>) -> Result<SerializeMap, SerError> {
+    fn serialize_map(self, len: Option<usize>) -> Result<SerializeMap, ConvertError> {
         Ok(SerializeMap::new(len))
     }
 
-    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<SerializeMap, SerError> {
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<SerializeMap, ConvertError> {
         Ok(SerializeMap::new(Some(len)))
     }
 
@@ -232,7 +193,7 @@ impl ser::Serializer for ValueSerializer {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<SerializeStructVariant, SerError> {
+    ) -> Result<SerializeStructVariant, ConvertError> {
         Ok(SerializeStructVariant {
             variant,
             map: SerializeMap::new(Some(len)),
@@ -255,49 +216,39 @@ impl SerializeList {
         }
     }
 
-    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
         self.items.push(value.serialize(ValueSerializer)?);
         Ok(())
     }
 }
 
-impl ser::SerializeSeq for SerializeList {
-    type Ok = Value;
-    type Error = SerError;
+/// The three serde traits of positional compounds, all pushing onto a list.
+macro_rules! impl_list_builder {
+    ($($trait:ident::$method:ident),*) => {
+        $(impl ser::$trait for SerializeList {
+            type Ok = Value;
+            type Error = ConvertError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        self.push(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
+                self.push(value)
+            }
 
-    fn end(self) -> Result<Value, SerError> {
-        Ok(Value::List(self.items))
-    }
+            fn end(self) -> Result<Value, ConvertError> {
+                Ok(Value::List(self.items))
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for SerializeList {
-    type Ok = Value;
-    type Error = SerError;
+impl_list_builder!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, SerError> {
-        Ok(Value::List(self.items))
-    }
-}
-
-impl ser::SerializeTupleStruct for SerializeList {
-    type Ok = Value;
-    type Error = SerError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, SerError> {
-        Ok(Value::List(self.items))
-    }
+/// An enum variant with content, in the natural form: `{variant: content}`.
+fn variant_value(variant: &str, content: Value) -> Value {
+    Value::Map(vec![(Value::String(variant.to_owned()), content)])
 }
 
 /// Builds `{variant: [fields…]}` for a tuple variant.
@@ -309,17 +260,14 @@ pub(crate) struct SerializeTupleVariant {
 
 impl ser::SerializeTupleVariant for SerializeTupleVariant {
     type Ok = Value;
-    type Error = SerError;
+    type Error = ConvertError;
 
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
         self.list.push(value)
     }
 
-    fn end(self) -> Result<Value, SerError> {
-        Ok(Value::Map(vec![(
-            Value::String(self.variant.to_owned()),
-            Value::List(self.list.items),
-        )]))
+    fn end(self) -> Result<Value, ConvertError> {
+        Ok(variant_value(self.variant, Value::List(self.list.items)))
     }
 }
 
@@ -343,7 +291,7 @@ impl SerializeMap {
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), SerError> {
+    ) -> Result<(), ConvertError> {
         let value = value.serialize(ValueSerializer)?;
         self.entries.push((Value::String(key.to_owned()), value));
         Ok(())
@@ -352,11 +300,11 @@ impl SerializeMap {
 
 impl ser::SerializeMap for SerializeMap {
     type Ok = Value;
-    type Error = SerError;
+    type Error = ConvertError;
 
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerError> {
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ConvertError> {
         if self.pending_key.is_some() {
-            return Err(SerError(
+            return Err(ConvertError(
                 "map key serialized twice without a value".to_owned(),
             ));
         }
@@ -364,19 +312,21 @@ impl ser::SerializeMap for SerializeMap {
         Ok(())
     }
 
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
         let key = self
             .pending_key
             .take()
-            .ok_or_else(|| SerError("map value serialized before its key".to_owned()))?;
+            .ok_or_else(|| ConvertError("map value serialized before its key".to_owned()))?;
         let value = value.serialize(ValueSerializer)?;
         self.entries.push((key, value));
         Ok(())
     }
 
-    fn end(self) -> Result<Value, SerError> {
+    fn end(self) -> Result<Value, ConvertError> {
         if self.pending_key.is_some() {
-            return Err(SerError("map key serialized without a value".to_owned()));
+            return Err(ConvertError(
+                "map key serialized without a value".to_owned(),
+            ));
         }
         Ok(Value::Map(self.entries))
     }
@@ -384,17 +334,17 @@ impl ser::SerializeMap for SerializeMap {
 
 impl ser::SerializeStruct for SerializeMap {
     type Ok = Value;
-    type Error = SerError;
+    type Error = ConvertError;
 
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), SerError> {
+    ) -> Result<(), ConvertError> {
         self.field(key, value)
     }
 
-    fn end(self) -> Result<Value, SerError> {
+    fn end(self) -> Result<Value, ConvertError> {
         Ok(Value::Map(self.entries))
     }
 }
@@ -408,21 +358,18 @@ pub(crate) struct SerializeStructVariant {
 
 impl ser::SerializeStructVariant for SerializeStructVariant {
     type Ok = Value;
-    type Error = SerError;
+    type Error = ConvertError;
 
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), SerError> {
+    ) -> Result<(), ConvertError> {
         self.map.field(key, value)
     }
 
-    fn end(self) -> Result<Value, SerError> {
-        Ok(Value::Map(vec![(
-            Value::String(self.variant.to_owned()),
-            Value::Map(self.map.entries),
-        )]))
+    fn end(self) -> Result<Value, ConvertError> {
+        Ok(variant_value(self.variant, Value::Map(self.map.entries)))
     }
 }
 
@@ -430,8 +377,8 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
 struct TokenSerializer;
 
 impl TokenSerializer {
-    fn not_a_token() -> SerError {
-        SerError(format!(
+    fn not_a_token() -> ConvertError {
+        ConvertError(format!(
             "the content of a `{REF_TOKEN}` newtype must be a netref token (u64)"
         ))
     }
@@ -440,7 +387,7 @@ impl TokenSerializer {
 /// Every method but the integer ones fails; spelled out because serde has no default.
 macro_rules! reject {
     ($($method:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $method(self, $($arg: $ty),*) -> Result<$ret, SerError> {
+        $(fn $method(self, $($arg: $ty),*) -> Result<$ret, ConvertError> {
             $(let _ = $arg;)*
             Err(Self::not_a_token())
         })*
@@ -449,21 +396,21 @@ macro_rules! reject {
 
 impl ser::Serializer for TokenSerializer {
     type Ok = u64;
-    type Error = SerError;
+    type Error = ConvertError;
 
-    type SerializeSeq = Impossible<u64, SerError>;
-    type SerializeTuple = Impossible<u64, SerError>;
-    type SerializeTupleStruct = Impossible<u64, SerError>;
-    type SerializeTupleVariant = Impossible<u64, SerError>;
-    type SerializeMap = Impossible<u64, SerError>;
-    type SerializeStruct = Impossible<u64, SerError>;
-    type SerializeStructVariant = Impossible<u64, SerError>;
+    type SerializeSeq = Impossible<u64, ConvertError>;
+    type SerializeTuple = Impossible<u64, ConvertError>;
+    type SerializeTupleStruct = Impossible<u64, ConvertError>;
+    type SerializeTupleVariant = Impossible<u64, ConvertError>;
+    type SerializeMap = Impossible<u64, ConvertError>;
+    type SerializeStruct = Impossible<u64, ConvertError>;
+    type SerializeStructVariant = Impossible<u64, ConvertError>;
 
-    fn serialize_u64(self, v: u64) -> Result<u64, SerError> {
+    fn serialize_u64(self, v: u64) -> Result<u64, ConvertError> {
         Ok(v)
     }
 
-    fn serialize_u32(self, v: u32) -> Result<u64, SerError> {
+    fn serialize_u32(self, v: u32) -> Result<u64, ConvertError> {
         Ok(v.into())
     }
 
@@ -497,7 +444,7 @@ impl ser::Serializer for TokenSerializer {
         ) -> Self::SerializeStructVariant;
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<u64, SerError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<u64, ConvertError> {
         Err(Self::not_a_token())
     }
 
@@ -505,7 +452,7 @@ impl ser::Serializer for TokenSerializer {
         self,
         _name: &'static str,
         _value: &T,
-    ) -> Result<u64, SerError> {
+    ) -> Result<u64, ConvertError> {
         Err(Self::not_a_token())
     }
 
@@ -515,7 +462,7 @@ impl ser::Serializer for TokenSerializer {
         _index: u32,
         _variant: &'static str,
         _value: &T,
-    ) -> Result<u64, SerError> {
+    ) -> Result<u64, ConvertError> {
         Err(Self::not_a_token())
     }
 }
@@ -524,35 +471,12 @@ impl ser::Serializer for TokenSerializer {
 mod tests {
     use std::collections::BTreeMap;
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Serialize, Serializer};
 
     use super::*;
     use crate::error::ErrorKind;
-    use crate::value::{Ref, WireRef, deserialize_ref, serialize_ref};
-
-    fn s(v: &str) -> Value {
-        Value::String(v.to_owned())
-    }
-
-    fn wire(n: u64) -> Value {
-        Value::Ref(Ref::Wire(WireRef::Sender(n)))
-    }
-
-    /// A ref type, as netrefs and guest handles implement it.
-    #[derive(Debug, PartialEq)]
-    struct Handle(Ref);
-
-    impl Serialize for Handle {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serialize_ref(&self.0, serializer)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Handle {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserialize_ref(deserializer).map(Handle)
-        }
-    }
+    use crate::value::test_support::{Handle, s, wire};
+    use crate::value::{Ref, WireRef};
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct WithHandle {

@@ -1,5 +1,9 @@
-//! A real TCP server on 127.0.0.1 for the protocol tests.
+//! A real TCP server on 127.0.0.1 for the protocol tests, a relay to put between a client
+//! and it, and raw peers that speak the wire protocol by hand.
 #![allow(dead_code)]
+
+pub mod raw;
+pub mod relay;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,14 +58,25 @@ impl Server {
     }
 
     pub async fn connect_with(&self, root: NetRef) -> Connection {
-        connect_tcp(self.addr, root, ConnectionConfig::default())
+        self.connect_with_config(root, ConnectionConfig::default())
             .await
-            .unwrap()
+    }
+
+    pub async fn connect_with_config(&self, root: NetRef, config: ConnectionConfig) -> Connection {
+        connect_tcp(self.addr, root, config).await.unwrap()
     }
 
     /// The server side of the n-th connection, once it exists.
     pub async fn server_side(&self, n: usize) -> Connection {
         eventually(|| async { self.connections.lock().unwrap().get(n).cloned() }).await
+    }
+}
+
+/// The default configuration with a frame limit of `max_frame` bytes.
+pub fn max_frame(max_frame: usize) -> ConnectionConfig {
+    ConnectionConfig {
+        max_frame,
+        ..ConnectionConfig::default()
     }
 }
 
