@@ -40,9 +40,11 @@ pub struct NodeInfo {
 /// Limits of a node, its instances and its clients: the `[limits]` table of the node's
 /// config file (every key also a flag), and what `info()` reports.
 ///
-/// A person writes these keys, so an unknown one is an error naming it.
+/// Decoding ignores keys it does not know, so a client reads the `info()` of a newer node
+/// that reports more limits; the node's config loader is the one that refuses unknown
+/// keys, since there a person wrote them (`rwc_node::NodeConfig::parse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Limits {
     /// Largest module accepted, in bytes.
     pub max_module_bytes: u64,

@@ -38,11 +38,29 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Reads a TOML file.
+    /// Reads a TOML file (see [`parse`](NodeConfig::parse)).
     pub fn from_file(path: &Path) -> Result<NodeConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("bad config {}: {e}", path.display()))
+        NodeConfig::parse(&text).map_err(|e| format!("bad config {}: {e}", path.display()))
+    }
+
+    /// Parses TOML text. A key the node does not know is an error naming it, at any
+    /// depth: a typo must not silently leave a limit at its default. (Some tables are
+    /// shared with what clients decode, which must tolerate new keys, so the check is
+    /// made here rather than by the types.)
+    pub fn parse(text: &str) -> Result<NodeConfig, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        let mut unknown = Vec::new();
+        let config: NodeConfig = serde_ignored::deserialize(de, |path| {
+            unknown.push(path.to_string());
+        })
+        .map_err(|e| e.to_string())?;
+        match unknown.as_slice() {
+            [] => Ok(config),
+            [key] => Err(format!("unknown key `{key}`")),
+            keys => Err(format!("unknown keys `{}`", keys.join("`, `"))),
+        }
     }
 
     /// The sandbox settings these limits imply.
@@ -69,12 +87,14 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults_and_rejects_typos() {
-        let c: NodeConfig =
-            toml::from_str("listen = \"127.0.0.1:0\"\n[limits]\ncall_timeout_ms = 5\n").unwrap();
+        let c =
+            NodeConfig::parse("listen = \"127.0.0.1:0\"\n[limits]\ncall_timeout_ms = 5\n").unwrap();
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.limits.call_timeout_ms, 5);
         assert_eq!(c.limits.memory_bytes, 256 << 20);
-        let err = toml::from_str::<NodeConfig>("[limits]\ncall_timeout = 5\n").unwrap_err();
-        assert!(err.to_string().contains("call_timeout"), "{err}");
+        let err = NodeConfig::parse("[limits]\ncall_timeout = 5\n").unwrap_err();
+        assert_eq!(err, "unknown key `limits.call_timeout`");
+        let err = NodeConfig::parse("listn = \"x\"\n").unwrap_err();
+        assert!(err.contains("listn"), "{err}");
     }
 }
