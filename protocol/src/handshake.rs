@@ -96,6 +96,12 @@ where
     }
 }
 
+/// Refuses a connecting peer without reading what it sent: writes the magic and `reason`
+/// in the place of this side's `Hello`, so the peer's `connect` fails with `reason`.
+pub(crate) async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: &Error) -> Result<(), Error> {
+    write_hello(w, &Err::<Hello, _>(reason.clone())).await
+}
+
 /// Reads the peer's magic and its `Hello` (or, from an acceptor, the reason it refuses).
 async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Error> {
     read_magic(r).await?;
