@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
@@ -39,7 +40,9 @@ pub struct InboundUsage {
 pub struct PrincipalBudget {
     max_calls: usize,
     max_bytes: usize,
-    usage: Mutex<HashMap<String, InboundUsage>>,
+    /// Each principal's counts, shared by its connections (which take and give back
+    /// without this lock).
+    shares: Mutex<HashMap<String, Arc<Counts>>>,
 }
 
 impl PrincipalBudget {
@@ -49,59 +52,37 @@ impl PrincipalBudget {
         Arc::new(PrincipalBudget {
             max_calls,
             max_bytes,
-            usage: Mutex::new(HashMap::new()),
+            shares: Mutex::new(HashMap::new()),
         })
     }
 
     /// What `principal` (`None`: [`ANONYMOUS`]) has in flight now.
     pub fn usage(&self, principal: Option<&str>) -> InboundUsage {
         let name = principal.unwrap_or(ANONYMOUS);
-        lock(&self.usage).get(name).copied().unwrap_or_default()
+        lock(&self.shares)
+            .get(name)
+            .map(|c| c.now())
+            .unwrap_or_default()
     }
 
     /// What every principal together has in flight now.
     pub fn total(&self) -> InboundUsage {
-        lock(&self.usage)
+        lock(&self.shares)
             .values()
+            .map(|c| c.now())
             .fold(InboundUsage::default(), |sum, u| InboundUsage {
                 calls: sum.calls.saturating_add(u.calls),
                 bytes: sum.bytes.saturating_add(u.bytes),
             })
     }
 
-    fn charge(&self, principal: &str, bytes: usize) -> Result<(), Error> {
-        let mut usage = lock(&self.usage);
-        let now = usage.get(principal).copied().unwrap_or_default();
-        if now.calls >= self.max_calls {
-            return Err(overloaded(format!(
-                "principal `{principal}` has {} calls in flight here, its limit \
-                 (max_calls_in_flight_per_principal); retry when some have returned",
-                now.calls
-            )));
-        }
-        if now.bytes.saturating_add(bytes) > self.max_bytes {
-            return Err(overloaded(format!(
-                "principal `{principal}` has {} bytes of requests in flight here and this one \
-                 has {bytes}, over its limit of {} (max_request_bytes_in_flight_per_principal); \
-                 retry when some have returned",
-                now.bytes, self.max_bytes
-            )));
-        }
-        let entry = usage.entry(principal.to_owned()).or_default();
-        entry.calls += 1;
-        entry.bytes += bytes;
-        Ok(())
-    }
-
-    fn refund(&self, principal: &str, bytes: usize) {
-        let mut usage = lock(&self.usage);
-        if let Some(entry) = usage.get_mut(principal) {
-            entry.calls = entry.calls.saturating_sub(1);
-            entry.bytes = entry.bytes.saturating_sub(bytes);
-            if entry.calls == 0 {
-                usage.remove(principal);
-            }
-        }
+    /// The counts of `principal`, made on its first connection. (Principals are the
+    /// names a server's authenticator gives: a set its configuration bounds.)
+    fn share(&self, principal: &str) -> Arc<Counts> {
+        lock(&self.shares)
+            .entry(principal.to_owned())
+            .or_default()
+            .clone()
     }
 }
 
@@ -115,13 +96,59 @@ impl fmt::Debug for PrincipalBudget {
     }
 }
 
+/// Calls and request bytes in flight, taken and given back without a lock.
+#[derive(Default)]
+struct Counts {
+    calls: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// Which bound a call would break, and what was in flight.
+enum Over {
+    Calls(usize),
+    Bytes(usize),
+}
+
+impl Counts {
+    /// Takes a call of `bytes` if both counts stay within their bounds.
+    fn take(&self, max_calls: usize, max_bytes: usize, bytes: usize) -> Result<(), Over> {
+        self.calls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c < max_calls).then_some(c + 1)
+            })
+            .map_err(Over::Calls)?;
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                b.checked_add(bytes).filter(|after| *after <= max_bytes)
+            })
+            .map_err(|b| {
+                self.calls.fetch_sub(1, Ordering::AcqRel);
+                Over::Bytes(b)
+            })?;
+        Ok(())
+    }
+
+    fn give(&self, bytes: usize) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn now(&self) -> InboundUsage {
+        InboundUsage {
+            calls: self.calls.load(Ordering::Acquire),
+            bytes: self.bytes.load(Ordering::Acquire),
+        }
+    }
+}
+
 /// One connection's inbound accounting.
 pub(crate) struct Inbound {
     max_calls: usize,
     max_bytes: usize,
-    usage: Mutex<InboundUsage>,
+    own: Counts,
     principal: String,
-    shared: Option<Arc<PrincipalBudget>>,
+    /// The server's per-principal bounds and this principal's counts.
+    shared: Option<(Arc<PrincipalBudget>, Arc<Counts>)>,
 }
 
 impl Inbound {
@@ -131,44 +158,61 @@ impl Inbound {
         principal: Option<&str>,
         shared: Option<Arc<PrincipalBudget>>,
     ) -> Arc<Inbound> {
+        let principal = principal.unwrap_or(ANONYMOUS).to_owned();
+        let shared = shared.map(|budget| {
+            let share = budget.share(&principal);
+            (budget, share)
+        });
         Arc::new(Inbound {
             max_calls,
             max_bytes,
-            usage: Mutex::new(InboundUsage::default()),
-            principal: principal.unwrap_or(ANONYMOUS).to_owned(),
+            own: Counts::default(),
+            principal,
             shared,
         })
     }
 
     /// What this connection has in flight.
     pub(crate) fn usage(&self) -> InboundUsage {
-        *lock(&self.usage)
+        self.own.now()
     }
 
     /// Admits a call whose request frame is `bytes` long, or says which bound it breaks
     /// (`overloaded`).
     pub(crate) fn admit(self: &Arc<Self>, bytes: usize) -> Result<Ticket, Error> {
-        let mut usage = lock(&self.usage);
-        if usage.calls >= self.max_calls {
-            return Err(overloaded(format!(
-                "this connection has {} calls in flight here, its limit (max_calls_in_flight); \
-                 retry when some have returned",
-                usage.calls
-            )));
+        self.own
+            .take(self.max_calls, self.max_bytes, bytes)
+            .map_err(|over| match over {
+                Over::Calls(calls) => overloaded(format!(
+                    "this connection has {calls} calls in flight here, its limit \
+                     (max_calls_in_flight); retry when some have returned"
+                )),
+                Over::Bytes(held) => overloaded(format!(
+                    "this connection has {held} bytes of requests in flight here and this \
+                     one has {bytes}, over its limit of {} (max_request_bytes_in_flight); \
+                     retry when some have returned",
+                    self.max_bytes
+                )),
+            })?;
+        if let Some((budget, share)) = &self.shared
+            && let Err(over) = share.take(budget.max_calls, budget.max_bytes, bytes)
+        {
+            self.own.give(bytes);
+            let principal = &self.principal;
+            return Err(match over {
+                Over::Calls(calls) => overloaded(format!(
+                    "principal `{principal}` has {calls} calls in flight here, its limit \
+                     (max_calls_in_flight_per_principal); retry when some have returned"
+                )),
+                Over::Bytes(held) => overloaded(format!(
+                    "principal `{principal}` has {held} bytes of requests in flight here and \
+                     this one has {bytes}, over its limit of {} \
+                     (max_request_bytes_in_flight_per_principal); retry when some have \
+                     returned",
+                    budget.max_bytes
+                )),
+            });
         }
-        if usage.bytes.saturating_add(bytes) > self.max_bytes {
-            return Err(overloaded(format!(
-                "this connection has {} bytes of requests in flight here and this one has \
-                 {bytes}, over its limit of {} (max_request_bytes_in_flight); retry when some \
-                 have returned",
-                usage.bytes, self.max_bytes
-            )));
-        }
-        if let Some(shared) = &self.shared {
-            shared.charge(&self.principal, bytes)?;
-        }
-        usage.calls += 1;
-        usage.bytes += bytes;
         Ok(Ticket {
             inbound: self.clone(),
             bytes,
@@ -184,14 +228,9 @@ pub(crate) struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let inbound = &self.inbound;
-        {
-            let mut usage = lock(&inbound.usage);
-            usage.calls = usage.calls.saturating_sub(1);
-            usage.bytes = usage.bytes.saturating_sub(self.bytes);
-        }
-        if let Some(shared) = &inbound.shared {
-            shared.refund(&inbound.principal, self.bytes);
+        self.inbound.own.give(self.bytes);
+        if let Some((_, share)) = &self.inbound.shared {
+            share.give(self.bytes);
         }
     }
 }
