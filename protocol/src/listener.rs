@@ -110,7 +110,8 @@ impl Listener {
                             connections.spawn(serve_one(stream, root(), config.clone(), admitted));
                         }
                         Err((admission, reason)) => {
-                            tracing::info!(peer = ?from, %reason, "connection refused");
+                            // Debug, not info: a flood would flood the log too; `info` counts refusals.
+                            tracing::debug!(peer = ?from, %reason, "connection refused");
                             connections.spawn(async move {
                                 match stream {
                                     Accepted::Tcp(s) => admission.send_refusal(s, reason).await,
