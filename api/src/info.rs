@@ -50,6 +50,9 @@ pub struct Usage {
     /// The most connections one source address holds now (against
     /// [`max_connections_per_address`](Limits::max_connections_per_address)).
     pub connections_busiest_address: usize,
+    /// The most connections one principal holds open now (against
+    /// [`max_connections_per_principal`](Limits::max_connections_per_principal)).
+    pub connections_busiest_principal: usize,
     /// Connections refused since start because a connection cap was reached.
     pub connections_refused: u64,
     /// Calls from every connection in flight on the node now (this `info` call included).
@@ -145,6 +148,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most connections open at once from one source IP address.
     pub max_connections_per_address: usize,
+    /// Most connections one principal holds open at once (connections without
+    /// credentials are the principal `anonymous`); more are refused (`overloaded`) in the
+    /// handshake.
+    pub max_connections_per_principal: usize,
     /// Most calls one connection has in flight at once; more are answered `overloaded`.
     pub max_calls_in_flight: usize,
     /// Most bytes of requests one connection has in flight at once (at least
@@ -189,6 +196,7 @@ impl Default for Limits {
             stall_timeout_ms: 60_000,
             max_connections: 1024,
             max_connections_per_address: 256,
+            max_connections_per_principal: 1024,
             max_calls_in_flight: 1024,
             max_request_bytes_in_flight: 256 << 20,
             max_calls_in_flight_per_principal: 8192,

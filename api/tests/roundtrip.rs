@@ -316,6 +316,7 @@ fn the_limits_that_bound_peers_are_config_keys_and_usage_is_optional_on_the_wire
     for key in [
         "max_connections",
         "max_connections_per_address",
+        "max_connections_per_principal",
         "max_calls_in_flight",
         "max_request_bytes_in_flight",
         "max_concurrent_compiles",

@@ -14,6 +14,10 @@ pub(crate) struct BoundFlags {
     /// Most connections open at once from one source IP address.
     #[arg(long)]
     max_connections_per_address: Option<usize>,
+    /// Most connections one principal holds open at once (`anonymous` without
+    /// credentials).
+    #[arg(long)]
+    max_connections_per_principal: Option<usize>,
     /// Most calls one connection has in flight at once.
     #[arg(long)]
     max_calls_in_flight: Option<usize>,
@@ -55,6 +59,10 @@ impl BoundFlags {
         set(
             &mut limits.max_connections_per_address,
             self.max_connections_per_address,
+        );
+        set(
+            &mut limits.max_connections_per_principal,
+            self.max_connections_per_principal,
         );
         set(&mut limits.max_calls_in_flight, self.max_calls_in_flight);
         set(

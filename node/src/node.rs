@@ -54,6 +54,7 @@ impl Node {
         let limits = &config.limits;
         let admission = Admission::new(limits.max_connections, limits.max_connections_per_address);
         let inbound = PrincipalBudget::new(
+            limits.max_connections_per_principal,
             limits.max_calls_in_flight_per_principal,
             usize::try_from(limits.max_request_bytes_in_flight_per_principal).unwrap_or(usize::MAX),
         );
@@ -127,6 +128,7 @@ impl Node {
         Usage {
             connections: connections.open,
             connections_busiest_address: connections.busiest_address,
+            connections_busiest_principal: self.inner.inbound.busiest_connections(),
             connections_refused: connections.refused,
             calls_in_flight: inbound.calls,
             request_bytes_in_flight: u64::try_from(inbound.bytes).unwrap_or(u64::MAX),

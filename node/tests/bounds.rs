@@ -1,6 +1,6 @@
 //! The node's bounds on what a connected client can make it hold: instance job queues,
 //! upload bytes, compilations (at most N at once, single flight, a deadline), calls in
-//! flight and connections. Each over-the-bound case gets `overloaded` (or `timed out` for
+//! flight and connections (in all, per address, per principal). Each over-the-bound case gets `overloaded` (or `timed out` for
 //! the compile deadline) naming the `[limits]` key, at once, and the node recovers.
 
 mod common;
@@ -221,13 +221,7 @@ async fn connections_over_the_node_caps_are_refused_and_info_counts_them() {
     let node = TestNode::start_with(with_limits(|l| l.max_connections = 2)).await;
     let one = node.client().await;
     let _two = node.client().await;
-    let err = connect_tcp(
-        &node.addr,
-        Service::new("third").into_object(),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = refused(&node.addr).await;
     assert_bound(&err, ErrorKind::Overloaded, "max_connections");
     let usage = one.info().await;
     let usage = usage.get("usage").unwrap();
@@ -255,6 +249,43 @@ async fn connections_over_the_node_caps_are_refused_and_info_counts_them() {
         "{mine:?}"
     );
     drop((module, instance));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_principals_cap_are_refused_in_the_handshake() {
+    // Without credentials every client is the principal `anonymous`.
+    let node = TestNode::start_with(with_limits(|l| l.max_connections_per_principal = 2)).await;
+    let one = node.client().await;
+    let two = node.client().await;
+    let err = refused(&node.addr).await;
+    assert_bound(&err, ErrorKind::Overloaded, "max_connections_per_principal");
+    assert!(err.message().contains("`anonymous`"), "{err}");
+    let info = one.info().await;
+    let usage = info.get("usage").unwrap();
+    assert_eq!(
+        usage
+            .get("connections_busiest_principal")
+            .and_then(Value::as_u64),
+        Some(2),
+        "{usage:?}"
+    );
+    // A client that leaves gives its place back.
+    two.conn.close();
+    drop(two);
+    eventually(async || node.node.usage().connections_busiest_principal == 1).await;
+    let again = node.client().await;
+    again.info().await;
+}
+
+/// Connects a third client to `addr`, which refuses it: the error.
+async fn refused(addr: &str) -> Error {
+    connect_tcp(
+        addr,
+        Service::new("third").into_object(),
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap_err()
 }
 
 fn rwc_client_hash(bytes: &[u8]) -> String {

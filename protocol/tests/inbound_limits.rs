@@ -13,7 +13,8 @@ use rwc_protocol::admission::Admission;
 use rwc_protocol::listener::Listener;
 use rwc_protocol::transport::connect_tcp;
 use rwc_protocol::{
-    ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, PrincipalBudget, Service, Value,
+    Authenticator, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, PrincipalBudget,
+    Service, Value,
 };
 use serde_bytes::ByteBuf;
 use tokio::sync::Semaphore;
@@ -111,7 +112,7 @@ async fn request_bytes_in_flight_are_bounded_and_a_cancel_gives_them_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_of_one_principal_share_its_bound() {
     let gate = Arc::new(Semaphore::new(0));
-    let budget = PrincipalBudget::new(3, usize::MAX);
+    let budget = PrincipalBudget::new(usize::MAX, 3, usize::MAX);
     let config = ConnectionConfig {
         principal_budget: Some(budget.clone()),
         ..ConnectionConfig::default()
@@ -134,6 +135,61 @@ async fn connections_of_one_principal_share_its_bound() {
     let sum: u64 = b.root().call("add", (1, 1)).await.unwrap();
     assert_eq!(sum, 2);
     eventually(|| async { (budget.total().calls == 0).then_some(()) }).await;
+}
+
+/// Principals by token: `ops-token` is `ops`, `dev-token` is `dev`; nothing else gets in.
+struct Tokens;
+
+impl Authenticator for Tokens {
+    fn authenticate(&self, credentials: Option<&[u8]>) -> Result<String, Error> {
+        match credentials {
+            Some(b"ops-token") => Ok("ops".to_owned()),
+            Some(b"dev-token") => Ok("dev".to_owned()),
+            _ => Err(Error::new(ErrorKind::Denied, "unknown token")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_over_its_connections_is_refused_in_the_handshake_and_others_are_not() {
+    let budget = PrincipalBudget::new(2, usize::MAX, usize::MAX);
+    let config = ConnectionConfig {
+        authenticator: Some(Arc::new(Tokens)),
+        principal_budget: Some(budget.clone()),
+        ..ConnectionConfig::default()
+    };
+    let server = Server::start_with(config, common::calc).await;
+    let as_principal = |token: &str| ConnectionConfig {
+        credentials: Some(token.as_bytes().to_vec()),
+        ..ConnectionConfig::default()
+    };
+    let client = || Service::new("client").into_object();
+    let connect = |token: &'static str| {
+        let config = as_principal(token);
+        let addr = server.addr;
+        async move { connect_tcp(addr, client(), config).await }
+    };
+    let first = connect("ops-token").await.unwrap();
+    let second = connect("ops-token").await.unwrap();
+    let err = connect("ops-token").await.unwrap_err();
+    assert_overloaded(&err, "max_connections_per_principal");
+    assert!(err.message().contains("principal `ops`"), "{err}");
+    assert!(err.is_remote(), "the server said why: {err}");
+    assert_eq!(budget.connections(Some("ops")), 2);
+
+    // Another principal has its own places.
+    let dev = connect("dev-token").await.unwrap();
+    let sum: u64 = dev.root().call("add", (2, 3)).await.unwrap();
+    assert_eq!(sum, 5);
+
+    // A closed connection gives its place back, even while the server still holds a
+    // handle to it.
+    first.close();
+    eventually(|| async { (budget.connections(Some("ops")) == 1).then_some(()) }).await;
+    let again = connect("ops-token").await.unwrap();
+    let sum: u64 = again.root().call("add", (1, 1)).await.unwrap();
+    assert_eq!(sum, 2);
+    drop((second, again, dev));
 }
 
 /// A listener on 127.0.0.1 serving [`common::calc`] within `admission`, until dropped.

@@ -43,9 +43,9 @@ pub struct ConnectionConfig {
     /// that would go over is answered `overloaded` at once. Keep it at least as large as
     /// the largest single request this side should take.
     pub max_request_bytes_in_flight: usize,
-    /// Bounds on what all the connections of one principal have in flight together,
-    /// shared by the connections of a server (see [`PrincipalBudget`]); `None`: no such
-    /// bound.
+    /// Bounds on how many connections one principal holds and what they all have in
+    /// flight together, shared by the connections of a server (see [`PrincipalBudget`]);
+    /// `None`: no such bound.
     pub principal_budget: Option<Arc<PrincipalBudget>>,
     /// Flow control: when more than this many bytes wait to be written to the peer, the
     /// connection stops reading from the peer (so it starts no more work for it) until

@@ -5,7 +5,8 @@
 //! A connection admits at most [`max_calls_in_flight`] calls and
 //! [`max_request_bytes_in_flight`] bytes at once; with a [`PrincipalBudget`] (shared by the
 //! connections of a server), the calls of all connections of one principal together are
-//! bounded too. A call over a bound is answered `overloaded` at once, naming the bound; it
+//! bounded too, and so is the number of its connections: one over that is refused in the
+//! handshake, right after the peer authenticated. A call over a bound is answered `overloaded` at once, naming the bound; it
 //! never waits, so a peer that floods a server is told so instead of hanging.
 //!
 //! [`max_calls_in_flight`]: super::ConnectionConfig::max_calls_in_flight
@@ -31,13 +32,15 @@ pub struct InboundUsage {
     pub bytes: usize,
 }
 
-/// Bounds shared by every connection of a server, per principal: the calls from all
-/// connections of one principal in flight at once, and the bytes of their requests.
+/// Bounds shared by every connection of a server, per principal: how many connections one
+/// principal holds open, the calls from all of them in flight at once, and the bytes of
+/// their requests.
 ///
 /// Give the same `Arc` to the [`ConnectionConfig`](super::ConnectionConfig) of each
 /// connection the server accepts. Connections whose peer did not authenticate count as
 /// the principal [`ANONYMOUS`].
 pub struct PrincipalBudget {
+    max_connections: usize,
     max_calls: usize,
     max_bytes: usize,
     /// Each principal's counts, shared by its connections (which take and give back
@@ -46,10 +49,11 @@ pub struct PrincipalBudget {
 }
 
 impl PrincipalBudget {
-    /// A budget of `max_calls` calls and `max_bytes` request bytes in flight per
-    /// principal.
-    pub fn new(max_calls: usize, max_bytes: usize) -> Arc<PrincipalBudget> {
+    /// A budget of `max_connections` connections open, and `max_calls` calls and
+    /// `max_bytes` request bytes in flight, per principal.
+    pub fn new(max_connections: usize, max_calls: usize, max_bytes: usize) -> Arc<PrincipalBudget> {
         Arc::new(PrincipalBudget {
+            max_connections,
             max_calls,
             max_bytes,
             shares: Mutex::new(HashMap::new()),
@@ -63,6 +67,48 @@ impl PrincipalBudget {
             .get(name)
             .map(|c| c.now())
             .unwrap_or_default()
+    }
+
+    /// The connections `principal` (`None`: [`ANONYMOUS`]) holds open now.
+    pub fn connections(&self, principal: Option<&str>) -> usize {
+        let name = principal.unwrap_or(ANONYMOUS);
+        lock(&self.shares)
+            .get(name)
+            .map_or(0, |c| c.connections.load(Ordering::Acquire))
+    }
+
+    /// The most connections one principal holds open now.
+    pub fn busiest_connections(&self) -> usize {
+        lock(&self.shares)
+            .values()
+            .map(|c| c.connections.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A place for one more connection of `principal` (`None`: [`ANONYMOUS`]), held until
+    /// the [`Seat`] drops; `overloaded`, naming the bound, when it holds
+    /// `max_connections_per_principal` already.
+    pub(crate) fn seat(self: &Arc<Self>, principal: Option<&str>) -> Result<Seat, Error> {
+        let principal = principal.unwrap_or(ANONYMOUS).to_owned();
+        let share = self.share(&principal);
+        let max = self.max_connections;
+        share
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|open| {
+                overloaded(format!(
+                    "principal `{principal}` has {open} connections open here, its limit \
+                     (max_connections_per_principal); close some or retry later"
+                ))
+            })?;
+        Ok(Seat(Share {
+            budget: self.clone(),
+            counts: share,
+            principal,
+        }))
     }
 
     /// What every principal together has in flight now.
@@ -89,6 +135,7 @@ impl PrincipalBudget {
 impl fmt::Debug for PrincipalBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalBudget")
+            .field("max_connections", &self.max_connections)
             .field("max_calls", &self.max_calls)
             .field("max_bytes", &self.max_bytes)
             .field("total", &self.total())
@@ -96,9 +143,44 @@ impl fmt::Debug for PrincipalBudget {
     }
 }
 
-/// Calls and request bytes in flight, taken and given back without a lock.
+/// One principal's place for a connection, taken in the handshake and held by the
+/// connection until it closes; dropping it frees the place.
+pub(crate) struct Seat(Share);
+
+impl Seat {
+    /// The principal's bounds and counts, for the connection's calls.
+    pub(crate) fn share(&self) -> Share {
+        self.0.clone()
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.counts.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for Seat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seat")
+            .field("principal", &self.0.principal)
+            .finish()
+    }
+}
+
+/// A principal's bounds (the server's budget) and its counts.
+#[derive(Clone)]
+pub(crate) struct Share {
+    budget: Arc<PrincipalBudget>,
+    counts: Arc<Counts>,
+    principal: String,
+}
+
+/// Connections open, calls and request bytes in flight, taken and given back without a
+/// lock.
 #[derive(Default)]
 struct Counts {
+    connections: AtomicUsize,
     calls: AtomicUsize,
     bytes: AtomicUsize,
 }
@@ -146,28 +228,16 @@ pub(crate) struct Inbound {
     max_calls: usize,
     max_bytes: usize,
     own: Counts,
-    principal: String,
     /// The server's per-principal bounds and this principal's counts.
-    shared: Option<(Arc<PrincipalBudget>, Arc<Counts>)>,
+    shared: Option<Share>,
 }
 
 impl Inbound {
-    pub(crate) fn new(
-        max_calls: usize,
-        max_bytes: usize,
-        principal: Option<&str>,
-        shared: Option<Arc<PrincipalBudget>>,
-    ) -> Arc<Inbound> {
-        let principal = principal.unwrap_or(ANONYMOUS).to_owned();
-        let shared = shared.map(|budget| {
-            let share = budget.share(&principal);
-            (budget, share)
-        });
+    pub(crate) fn new(max_calls: usize, max_bytes: usize, shared: Option<Share>) -> Arc<Inbound> {
         Arc::new(Inbound {
             max_calls,
             max_bytes,
             own: Counts::default(),
-            principal,
             shared,
         })
     }
@@ -194,11 +264,14 @@ impl Inbound {
                     self.max_bytes
                 )),
             })?;
-        if let Some((budget, share)) = &self.shared
-            && let Err(over) = share.take(budget.max_calls, budget.max_bytes, bytes)
+        if let Some(Share {
+            budget,
+            counts,
+            principal,
+        }) = &self.shared
+            && let Err(over) = counts.take(budget.max_calls, budget.max_bytes, bytes)
         {
             self.own.give(bytes);
-            let principal = &self.principal;
             return Err(match over {
                 Over::Calls(calls) => overloaded(format!(
                     "principal `{principal}` has {calls} calls in flight here, its limit \
@@ -229,8 +302,8 @@ pub(crate) struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.inbound.own.give(self.bytes);
-        if let Some((_, share)) = &self.inbound.shared {
-            share.give(self.bytes);
+        if let Some(Share { counts, .. }) = &self.inbound.shared {
+            counts.give(self.bytes);
         }
     }
 }
@@ -245,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_connection_admits_up_to_its_bounds_and_tickets_give_back() {
-        let inbound = Inbound::new(2, 100, None, None);
+        let inbound = Inbound::new(2, 100, None);
         let a = inbound.admit(60).unwrap();
         let err = inbound.admit(41).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::Overloaded);
@@ -270,10 +343,10 @@ mod tests {
 
     #[test]
     fn connections_of_one_principal_share_its_budget() {
-        let budget = PrincipalBudget::new(3, 1000);
-        let one = Inbound::new(10, 1000, Some("ops"), Some(budget.clone()));
-        let two = Inbound::new(10, 1000, Some("ops"), Some(budget.clone()));
-        let other = Inbound::new(10, 10_000, None, Some(budget.clone()));
+        let budget = PrincipalBudget::new(8, 3, 1000);
+        let one = Inbound::new(10, 1000, Some(budget.seat(Some("ops")).unwrap().share()));
+        let two = Inbound::new(10, 1000, Some(budget.seat(Some("ops")).unwrap().share()));
+        let other = Inbound::new(10, 10_000, Some(budget.seat(None).unwrap().share()));
         let held = [
             one.admit(1).unwrap(),
             two.admit(1).unwrap(),
@@ -301,5 +374,29 @@ mod tests {
         drop(held);
         drop(anon);
         assert_eq!(budget.total(), InboundUsage::default());
+    }
+
+    #[test]
+    fn a_principal_holds_a_bounded_number_of_connections_and_seats_come_back() {
+        let budget = PrincipalBudget::new(2, 10, 1000);
+        let first = budget.seat(Some("ops")).unwrap();
+        let second = budget.seat(Some("ops")).unwrap();
+        let err = budget.seat(Some("ops")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        assert!(
+            err.message().contains("principal `ops` has 2 connections")
+                && err.message().contains("(max_connections_per_principal)"),
+            "{err}"
+        );
+        // Other principals, anonymous included, have their own places.
+        let anon = budget.seat(None).unwrap();
+        assert_eq!(budget.connections(Some("ops")), 2);
+        assert_eq!(budget.connections(None), 1);
+        assert_eq!(budget.busiest_connections(), 2);
+        drop(first);
+        assert_eq!(budget.connections(Some("ops")), 1);
+        let again = budget.seat(Some("ops")).unwrap();
+        drop((second, again, anon));
+        assert_eq!(budget.busiest_connections(), 0);
     }
 }

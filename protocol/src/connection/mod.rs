@@ -37,6 +37,7 @@ use tokio::time::Instant;
 pub use config::{
     CallOptions, ConnectionConfig, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
 };
+pub(crate) use inbound::Seat;
 pub use inbound::{ANONYMOUS, InboundUsage, PrincipalBudget};
 pub use limits::ConnectionLimits;
 pub use pending::PendingCall;
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     flow: Flow,
     /// Calls from the peer in flight, and their request bytes.
     inbound: Arc<Inbound>,
+    /// The principal's place for this connection, given back when it closes.
+    seat: Mutex<Option<Seat>>,
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_tx: watch::Sender<bool>,
@@ -223,15 +226,29 @@ impl Connection {
         };
         let handshake = async {
             match side {
-                Side::Connecting => handshake::connect(&mut r, &mut w, &hello)
-                    .await
-                    .map(|peer| (peer, None)),
+                Side::Connecting => {
+                    let peer = handshake::connect(&mut r, &mut w, &hello).await?;
+                    // The acceptor's places, if this side was given a budget anyway.
+                    let seat = config
+                        .principal_budget
+                        .as_ref()
+                        .map(|budget| budget.seat(None))
+                        .transpose()?;
+                    Ok((peer, None, seat))
+                }
                 Side::Accepting => {
-                    handshake::accept(&mut r, &mut w, &hello, config.authenticator.as_deref()).await
+                    handshake::accept(
+                        &mut r,
+                        &mut w,
+                        &hello,
+                        config.authenticator.as_deref(),
+                        config.principal_budget.as_ref(),
+                    )
+                    .await
                 }
             }
         };
-        let (peer, principal) = tokio::time::timeout(config.handshake_timeout, handshake)
+        let (peer, principal, seat) = tokio::time::timeout(config.handshake_timeout, handshake)
             .await
             .map_err(|_| {
                 Error::new(
@@ -262,9 +279,9 @@ impl Connection {
             inbound: Inbound::new(
                 config.max_calls_in_flight,
                 config.max_request_bytes_in_flight,
-                principal.as_deref(),
-                config.principal_budget.clone(),
+                seat.as_ref().map(Seat::share),
             ),
+            seat: Mutex::new(seat),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_tx,
@@ -553,6 +570,7 @@ impl Shared {
         lock(&self.pings).clear();
         let freed = lock(&self.exports).clear();
         lock(&self.imports).clear();
+        drop(lock(&self.seat).take());
         let _ = self.out.send(Outgoing::Shutdown);
         self.closed_tx.send_replace(true);
         // Objects are dropped outside every lock: their drops may touch other connections.

@@ -38,6 +38,8 @@ pub(crate) async fn run(nodes: &Launcher, connections: usize, calls: usize) -> R
         &conns,
         "--max-connections-per-address",
         &conns,
+        "--max-connections-per-principal",
+        &conns,
         "--max-instances",
         &instances,
         "--max-concurrent-calls",
