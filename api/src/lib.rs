@@ -50,7 +50,7 @@ mod request;
 pub mod root;
 pub mod upload;
 
-pub use info::{Limits, NodeInfo};
+pub use info::{ConnectionUsage, Limits, NodeInfo, Usage};
 pub use object_ref::ObjectRef;
 pub use options::InstanceOptions;
 pub use request::Request;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use rwc_api::module::{AbiKind, ExportDescription, ExternKind, ImportDescription, ModuleInfo};
 use rwc_api::registry::RegistryEntry;
 use rwc_api::{
-    InstanceOptions, Limits, NodeInfo, ObjectRef, Request, instance, module, output, registry,
-    root, upload,
+    ConnectionUsage, InstanceOptions, Limits, NodeInfo, ObjectRef, Request, Usage, instance,
+    module, output, registry, root, upload,
 };
 use rwc_protocol::{DecodeLimits, Ref, Value, WireRef, codec, from_value, to_value};
 use serde::Serialize;
@@ -89,6 +89,18 @@ fn node_info() -> NodeInfo {
         connections: 7,
         grants: vec!["sys".to_owned(), "log".to_owned()],
         limits: Limits::default(),
+        usage: Usage {
+            connections: 3,
+            calls_in_flight: 5,
+            compiles_queued: 1,
+            cache_disk_bytes: 1 << 20,
+            this_connection: ConnectionUsage {
+                calls_in_flight: 1,
+                netrefs: 2,
+                ..ConnectionUsage::default()
+            },
+            ..Usage::default()
+        },
     }
 }
 
@@ -299,6 +311,32 @@ fn arguments_left_off_take_their_defaults() {
 }
 
 #[test]
+fn the_limits_that_bound_peers_are_config_keys_and_usage_is_optional_on_the_wire() {
+    let json = serde_json::to_value(Limits::default()).unwrap();
+    for key in [
+        "max_connections",
+        "max_connections_per_address",
+        "max_connections_per_principal",
+        "max_calls_in_flight",
+        "max_request_bytes_in_flight",
+        "max_concurrent_compiles",
+        "compile_timeout_ms",
+        "cache_max_bytes",
+        "max_upload_bytes_in_flight",
+    ] {
+        assert!(json.get(key).is_some(), "no `{key}` in {json}");
+    }
+    assert_eq!(json["max_calls_in_flight"], 1024, "far below 100 000");
+    // A node from before `usage` existed: its info still decodes, with nothing in use.
+    let Value::Map(mut fields) = to_value(&node_info()).unwrap() else {
+        panic!("info is a map");
+    };
+    fields.retain(|(k, _)| k.as_str() != Some("usage"));
+    let older: NodeInfo = from_value(Value::Map(fields)).unwrap();
+    assert_eq!(older.usage, Usage::default());
+}
+
+#[test]
 fn node_info_keeps_the_keys_rwc_info_prints() {
     let json = serde_json::to_value(node_info()).unwrap();
     let keys: Vec<&str> = json
@@ -322,6 +360,7 @@ fn node_info_keeps_the_keys_rwc_info_prints() {
         "connections",
         "grants",
         "limits",
+        "usage",
     ];
     want.sort_unstable();
     let mut keys = keys;

@@ -63,6 +63,17 @@ impl NodeConfig {
         }
     }
 
+    /// Puts limits given as 0 meaning "the machine's" at their value
+    /// (`max_concurrent_compiles = 0`: the number of CPUs), so `info` shows what is in
+    /// force. [`Node::new`](crate::Node::new) does this.
+    pub fn resolve(&mut self) {
+        let l = &mut self.limits;
+        if l.max_concurrent_compiles == 0 {
+            l.max_concurrent_compiles =
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        }
+    }
+
     /// The sandbox settings these limits imply.
     pub fn sandbox_config(&self) -> SandboxConfig {
         let l = &self.limits;
@@ -76,6 +87,9 @@ impl NodeConfig {
             memory_cache_modules: l.max_modules,
             cache_dir: self.cache_dir.clone(),
             epoch_tick: Duration::from_millis(l.epoch_tick_ms.max(1)),
+            max_concurrent_compiles: l.max_concurrent_compiles,
+            compile_timeout: Duration::from_millis(l.compile_timeout_ms),
+            disk_cache_bytes: l.cache_max_bytes,
             ..SandboxConfig::default()
         }
     }

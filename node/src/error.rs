@@ -14,10 +14,12 @@ pub fn to_error(err: SandboxError) -> Error {
         SandboxError::Unsupported { .. } | SandboxError::NoSuchExport { .. } => {
             ErrorKind::Unimplemented
         }
-        SandboxError::TimedOut { .. } => ErrorKind::TimedOut,
+        SandboxError::TimedOut { .. } | SandboxError::CompileTimedOut { .. } => ErrorKind::TimedOut,
         SandboxError::OutOfFuel { .. } => ErrorKind::OutOfFuel,
         SandboxError::Trap { .. } => ErrorKind::Trapped,
-        SandboxError::Overloaded { .. } => ErrorKind::Overloaded,
+        SandboxError::Overloaded { .. } | SandboxError::PoolExhausted { .. } => {
+            ErrorKind::Overloaded
+        }
         _ => ErrorKind::Failed,
     };
     let e = Error::new(kind, err.to_string());

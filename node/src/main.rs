@@ -1,5 +1,7 @@
 //! `rwc-node`: makes this machine a place to run uploaded Wasm.
 
+mod bound_flags;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +74,8 @@ struct Args {
     /// third of it.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     register_ttl_secs: u64,
+    #[command(flatten)]
+    bounds: bound_flags::BoundFlags,
 }
 
 /// Large messages (a 64 MiB buffer) churn fresh pages under the system allocator; mimalloc
@@ -158,6 +162,7 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
     if let Some(v) = args.max_concurrent_calls {
         l.max_concurrent_calls = v;
     }
+    args.bounds.apply(l);
     Ok(c)
 }
 

@@ -1,11 +1,12 @@
 //! The node: its sandbox, configuration and counters, shared by every connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use rwc_api::NodeInfo;
-use rwc_protocol::{Error, NetRef};
+use rwc_api::{NodeInfo, Usage};
+use rwc_protocol::admission::Admission;
+use rwc_protocol::{Error, NetRef, PrincipalBudget};
 use tokio::sync::Semaphore;
 
 use crate::config::NodeConfig;
@@ -29,6 +30,16 @@ pub(crate) struct NodeInner {
     pub(crate) calls_refused: AtomicU64,
     pub(crate) uploads: AtomicU64,
     pub(crate) connections: AtomicU64,
+    /// Caps on the connections the node's listener holds.
+    pub(crate) admission: Arc<Admission>,
+    /// Calls and request bytes in flight per principal, over every connection.
+    pub(crate) inbound: Arc<PrincipalBudget>,
+    /// Jobs waiting in the queues of every live instance.
+    pub(crate) queued_jobs: Arc<AtomicUsize>,
+    /// Bytes held by uploads not yet compiled, over every connection.
+    pub(crate) upload_bytes: Arc<AtomicU64>,
+    /// Names connections in the compile queue.
+    pub(crate) next_client: AtomicU64,
 }
 
 /// wasmtime's version, read from the lock file by the build script.
@@ -36,12 +47,25 @@ const WASMTIME_VERSION: &str = env!("RWC_WASMTIME_VERSION");
 
 impl Node {
     /// Creates a node: its engine, caches and epoch ticker.
-    pub fn new(config: NodeConfig) -> Result<Node, Error> {
+    pub fn new(mut config: NodeConfig) -> Result<Node, Error> {
+        config.resolve();
         let sandbox = Sandbox::with_host_functions(config.sandbox_config(), crate::abi::define)
             .map_err(to_error)?;
+        let limits = &config.limits;
+        let admission = Admission::new(limits.max_connections, limits.max_connections_per_address);
+        let inbound = PrincipalBudget::new(
+            limits.max_connections_per_principal,
+            limits.max_calls_in_flight_per_principal,
+            usize::try_from(limits.max_request_bytes_in_flight_per_principal).unwrap_or(usize::MAX),
+        );
         Ok(Node {
             inner: Arc::new(NodeInner {
                 sandbox,
+                admission,
+                inbound,
+                queued_jobs: Arc::new(AtomicUsize::new(0)),
+                upload_bytes: Arc::new(AtomicU64::new(0)),
+                next_client: AtomicU64::new(1),
                 calls: Arc::new(Semaphore::new(config.limits.max_concurrent_calls)),
                 config,
                 started: Instant::now(),
@@ -90,6 +114,35 @@ impl Node {
             connections: counter(&self.inner.connections),
             grants: self.inner.config.grants.clone(),
             limits: self.inner.config.limits.clone(),
+            usage: self.usage(),
+        }
+    }
+
+    /// What the node holds now against its limits (the asking connection's own share
+    /// left at zero: the root service fills it in).
+    pub fn usage(&self) -> Usage {
+        let inner = &self.inner;
+        let s = inner.sandbox.stats();
+        let connections = inner.admission.usage();
+        let inbound = inner.inbound.total();
+        Usage {
+            connections: connections.open,
+            connections_busiest_address: connections.busiest_address,
+            connections_busiest_principal: self.inner.inbound.busiest_connections(),
+            connections_refused: connections.refused,
+            calls_in_flight: inbound.calls,
+            request_bytes_in_flight: u64::try_from(inbound.bytes).unwrap_or(u64::MAX),
+            compiles_running: s.compiles_running,
+            compiles_queued: s.compiles_queued,
+            compiles_timed_out: s.compiles_timed_out,
+            upload_bytes_in_flight: inner.upload_bytes.load(Ordering::Acquire),
+            queued_jobs: inner.queued_jobs.load(Ordering::Acquire),
+            blocking_jobs: crate::blocking::running(),
+            cache_disk_bytes: s.disk.bytes,
+            cache_disk_evictions: s.disk.evictions,
+            cache_disk_corrupt: s.disk.corrupt,
+            cache_disk_write_failures: s.disk.write_failures,
+            this_connection: rwc_api::ConnectionUsage::default(),
         }
     }
 }

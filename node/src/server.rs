@@ -20,7 +20,9 @@ pub struct Server {
 impl Server {
     /// Binds `addr`: `HOST:PORT` (port 0 picks a free one) or `unix:/path/to/socket`.
     pub async fn bind(node: Node, addr: &str) -> Result<Server, Error> {
-        let listener = Listener::bind(addr).await?;
+        let listener = Listener::bind(addr)
+            .await?
+            .with_admission(node.inner.admission.clone());
         Ok(Server { node, listener })
     }
 
@@ -50,6 +52,10 @@ fn connection_config(node: &Node) -> ConnectionConfig {
         agent: format!("rwc-node {}", env!("CARGO_PKG_VERSION")),
         max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
         stall_timeout: Duration::from_millis(limits.stall_timeout_ms),
+        max_calls_in_flight: limits.max_calls_in_flight,
+        max_request_bytes_in_flight: usize::try_from(limits.max_request_bytes_in_flight)
+            .unwrap_or(usize::MAX),
+        principal_budget: Some(node.inner.inbound.clone()),
         ..ConnectionConfig::default()
     }
 }

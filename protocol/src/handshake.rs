@@ -7,13 +7,14 @@
 //! both sides.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::PROTOCOL_VERSION;
 use crate::codec;
-use crate::connection::ConnectionLimits;
+use crate::connection::{ConnectionLimits, PrincipalBudget, Seat};
 use crate::error::{Error, ErrorKind};
 use crate::frame;
 use crate::value::DecodeLimits;
@@ -67,26 +68,36 @@ where
     Ok(theirs)
 }
 
-/// The accepting side of the handshake. Returns the connector's `Hello` and principal.
+/// The accepting side of the handshake. Returns the connector's `Hello`, its principal,
+/// and (with a `budget`) the principal's place for this connection: a principal that holds
+/// its most connections already is refused here, before it gets an object.
 pub(crate) async fn accept<R, W>(
     r: &mut R,
     w: &mut W,
     hello: &Hello,
     auth: Option<&dyn Authenticator>,
-) -> Result<(Hello, Option<String>), Error>
+    budget: Option<&Arc<PrincipalBudget>>,
+) -> Result<(Hello, Option<String>, Option<Seat>), Error>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let theirs = read_hello(r).await?;
-    let verdict = check_hello(&theirs).and_then(|()| match auth {
-        Some(auth) => auth.authenticate(theirs.credentials.as_deref()).map(Some),
-        None => Ok(None),
-    });
+    let verdict = check_hello(&theirs)
+        .and_then(|()| match auth {
+            Some(auth) => auth.authenticate(theirs.credentials.as_deref()).map(Some),
+            None => Ok(None),
+        })
+        .and_then(|principal| {
+            let seat = budget
+                .map(|budget| budget.seat(principal.as_deref()))
+                .transpose()?;
+            Ok((principal, seat))
+        });
     match verdict {
-        Ok(principal) => {
+        Ok((principal, seat)) => {
             write_hello(w, &Ok::<_, Error>(hello.clone())).await?;
-            Ok((theirs, principal))
+            Ok((theirs, principal, seat))
         }
         Err(e) => {
             // Tell the peer why; it gets no object at all.
@@ -94,6 +105,12 @@ where
             Err(e)
         }
     }
+}
+
+/// Refuses a connecting peer without reading what it sent: writes the magic and `reason`
+/// in the place of this side's `Hello`, so the peer's `connect` fails with `reason`.
+pub(crate) async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: &Error) -> Result<(), Error> {
+    write_hello(w, &Err::<Hello, _>(reason.clone())).await
 }
 
 /// Reads the peer's magic and its `Hello` (or, from an acceptor, the reason it refuses).

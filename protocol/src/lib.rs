@@ -37,6 +37,8 @@ pub mod message;
 pub mod value;
 
 #[cfg(feature = "io")]
+pub mod admission;
+#[cfg(feature = "io")]
 mod connection;
 #[cfg(feature = "io")]
 pub mod frame;
@@ -58,7 +60,9 @@ pub use value::{DecodeLimits, Ref, Value, WireRef, from_value, to_value};
 
 #[cfg(feature = "io")]
 pub use connection::{
-    CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats, PendingCall,
+    ANONYMOUS, CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats,
+    DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT, InboundUsage, PendingCall,
+    PrincipalBudget,
 };
 #[cfg(feature = "io")]
 pub use handshake::{Authenticator, Hello, MAGIC};

@@ -3,12 +3,15 @@
 //! it closes.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
+use crate::admission::{Admission, Admitted};
 use crate::connection::ConnectionConfig;
 use crate::error::{Error, ErrorKind};
 use crate::netref::NetRef;
@@ -20,6 +23,8 @@ use crate::transport::{accept_tcp, accept_unix};
 pub struct Listener {
     socket: Socket,
     address: String,
+    /// Caps on the connections held at once; `None`: no caps.
+    admission: Option<Arc<Admission>>,
 }
 
 #[derive(Debug)]
@@ -61,7 +66,19 @@ impl Listener {
                 (Socket::Tcp(l), address)
             }
         };
-        Ok(Listener { socket, address })
+        Ok(Listener {
+            socket,
+            address,
+            admission: None,
+        })
+    }
+
+    /// Caps the connections this listener serves at once: a stream accepted over a cap of
+    /// `admission` is refused (`overloaded`, naming the cap) before the handshake.
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Listener {
+        self.admission = Some(admission);
+        self
     }
 
     /// The address actually bound (`127.0.0.1:41234`, `unix:/tmp/rwc.sock`).
@@ -88,9 +105,21 @@ impl Listener {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.accept() => match accepted {
-                    Ok(stream) => {
-                        connections.spawn(serve_one(stream, root(), config.clone()));
-                    }
+                    Ok((stream, from)) => match self.admit(from) {
+                        Ok(admitted) => {
+                            connections.spawn(serve_one(stream, root(), config.clone(), admitted));
+                        }
+                        Err((admission, reason)) => {
+                            // Debug, not info: a flood would flood the log too; `info` counts refusals.
+                            tracing::debug!(peer = ?from, %reason, "connection refused");
+                            connections.spawn(async move {
+                                match stream {
+                                    Accepted::Tcp(s) => admission.send_refusal(s, reason).await,
+                                    Accepted::Unix(s) => admission.send_refusal(s, reason).await,
+                                }
+                            });
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -102,10 +131,25 @@ impl Listener {
         connections
     }
 
-    async fn accept(&self) -> std::io::Result<Accepted> {
+    /// The next stream, and the IP address it comes from (`None` for a Unix socket).
+    async fn accept(&self) -> std::io::Result<(Accepted, Option<IpAddr>)> {
         match &self.socket {
-            Socket::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
-            Socket::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+            Socket::Tcp(l) => l
+                .accept()
+                .await
+                .map(|(s, from)| (Accepted::Tcp(s), Some(from.ip()))),
+            Socket::Unix(l, _) => l.accept().await.map(|(s, _)| (Accepted::Unix(s), None)),
+        }
+    }
+
+    /// Admits a stream from `from`, or gives the refusal to send it.
+    fn admit(&self, from: Option<IpAddr>) -> Result<Option<Admitted>, (Arc<Admission>, Error)> {
+        match &self.admission {
+            None => Ok(None),
+            Some(admission) => admission
+                .admit(from)
+                .map(Some)
+                .map_err(|reason| (admission.clone(), reason)),
         }
     }
 }
@@ -120,7 +164,12 @@ impl Drop for Listener {
 
 /// Runs the handshake on `stream`, then serves `root` to the peer until the connection
 /// closes.
-async fn serve_one(stream: Accepted, root: NetRef, config: ConnectionConfig) {
+async fn serve_one(
+    stream: Accepted,
+    root: NetRef,
+    config: ConnectionConfig,
+    _admitted: Option<Admitted>,
+) {
     let conn = match stream {
         Accepted::Tcp(s) => accept_tcp(s, root, config).await,
         Accepted::Unix(s) => accept_unix(s, root, config).await,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Server, calc};
 use futures::FutureExt;
-use rwc_protocol::{ErrorKind, NetRef, Ref, Service, Value, callable};
+use rwc_protocol::{ConnectionConfig, ErrorKind, NetRef, Ref, Service, Value, callable};
 
 #[tokio::test]
 async fn every_value_kind_round_trips_by_value() {
@@ -148,7 +148,12 @@ async fn panic_fails_only_that_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_async_calls_in_flight() {
-    let server = Server::start(|| {
+    // Far more than the default bound on calls in flight: a server may allow that many.
+    let config = ConnectionConfig {
+        max_calls_in_flight: 10_000,
+        ..ConnectionConfig::default()
+    };
+    let server = Server::start_with(config, || {
         Service::new("svc")
             .method("double", |(n,): (u64,)| async move {
                 // Yield so that calls really overlap on the server.

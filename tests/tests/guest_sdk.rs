@@ -21,7 +21,12 @@ use serde_bytes::ByteBuf;
 
 /// A node in this process, serving on an ephemeral port.
 async fn node() -> String {
-    let node = Node::new(NodeConfig::default()).unwrap();
+    node_with(NodeConfig::default()).await
+}
+
+/// A node with `config`, in this process.
+async fn node_with(config: NodeConfig) -> String {
+    let node = Node::new(config).unwrap();
     let server = Server::bind(node, "127.0.0.1:0").await.unwrap();
     let addr = server.address().to_owned();
     tokio::spawn(server.run(std::future::pending()));
@@ -214,6 +219,42 @@ async fn client_callback_calls_back_into_the_same_instance() {
     let mine = callable(|(): ()| async move { Ok(()) });
     let back: NetRef = guest.call("hand_back", (mine.clone(),)).await.unwrap();
     assert!(back.is_local() && back.same_object(&mine));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nesting_past_the_engines_fiber_stacks_is_overloaded_not_a_trap() {
+    // Every running call, and every call nested inside one, takes one of the engine's
+    // fiber stacks: a node with room for 2 instances has 2.
+    let mut config = NodeConfig::default();
+    config.limits.max_instances = 2;
+    let client = Client::connect(&node_with(config).await).await.unwrap();
+    let guest = instance(&client, guests::PROGRESS, InstanceOptions::default()).await;
+    let innermost = Arc::new(std::sync::Mutex::new(None));
+    let (g, seen) = (guest.clone(), innermost.clone());
+    // The third level: `inc` inside `ping_back` inside `ping_back`.
+    let deepest = callable(move |(i,): (u64,)| {
+        let (g, seen) = (g.clone(), seen.clone());
+        async move {
+            let r = g.call::<u64>("inc", (i,)).await;
+            *seen.lock().unwrap() = Some(r.clone());
+            r
+        }
+    });
+    let g = guest.clone();
+    let middle = callable(move |(_,): (u64,)| {
+        let (g, deepest) = (g.clone(), deepest.clone());
+        async move { g.call::<u64>("ping_back", (1u32, deepest)).await }
+    });
+    let outer = guest.call::<u64>("ping_back", (1u32, middle)).await;
+    assert!(outer.is_err(), "{outer:?}");
+    let err = innermost.lock().unwrap().take().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Overloaded, "{err}");
+    assert!(
+        err.message().contains("(max_instances)") && err.message().contains("fibers"),
+        "{err}"
+    );
+    // The instance is fine once the nesting unwinds.
+    assert_eq!(guest.call::<u64>("inc", (1u64,)).await.unwrap(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

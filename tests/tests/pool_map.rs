@@ -21,6 +21,24 @@ impl Handed {
         MapOptions::default().on_result(move |i, r| seen.lock().unwrap()[i].push(format!("{r:?}")))
     }
 
+    /// [`options`](Handed::options) that also run `act` once, when the map has `done` of
+    /// `total` inputs such that `at(done, total)` first holds; and whether it ran.
+    fn acting_once(
+        &self,
+        n: usize,
+        at: impl Fn(usize, usize) -> bool + Send + Sync + 'static,
+        act: impl Fn() + Send + Sync + 'static,
+    ) -> (MapOptions, Arc<AtomicBool>) {
+        let acted = Arc::new(AtomicBool::new(false));
+        let a = acted.clone();
+        let options = self.options(n).on_progress(move |p| {
+            if at(p.done, p.total) && !a.swap(true, Ordering::SeqCst) {
+                act();
+            }
+        });
+        (options, acted)
+    }
+
     /// Each input was handed over exactly once, with the result the report holds.
     fn check(&self, results: &[Result<Value, rwc_client::Error>]) {
         let seen = self.0.lock().unwrap();
@@ -128,15 +146,13 @@ async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
     let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
 
     let victim = nodes[1].clone();
-    let killed = Arc::new(AtomicBool::new(false));
-    let k = killed.clone();
     let n = 4_000;
     let handed = Handed::default();
-    let options = handed.options(n).on_progress(move |p| {
-        if p.done * 10 >= p.total * 3 && !k.swap(true, Ordering::SeqCst) {
-            victim.kill();
-        }
-    });
+    let (options, killed) = handed.acting_once(
+        n,
+        |done, total| done * 10 >= total * 3,
+        move || victim.kill(),
+    );
     // Some work per call, so calls are in flight on the victim when it dies.
     let report = pool
         .map("work", work_inputs(n, 20_000), options)
@@ -184,21 +200,22 @@ async fn when_every_node_dies_the_rest_fail_with_a_clear_error() {
     let nodes: Vec<Arc<Proc>> = spawn_nodes(2).into_iter().map(Arc::new).collect();
     let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
     let victims = nodes.clone();
-    let killed = Arc::new(AtomicBool::new(false));
-    let k = killed.clone();
     let n = 2_000;
     let handed = Handed::default();
-    let options = handed.options(n).on_progress(move |p| {
-        if p.done * 5 >= p.total && !k.swap(true, Ordering::SeqCst) {
+    let (options, killed) = handed.acting_once(
+        n,
+        |done, total| done * 5 >= total,
+        move || {
             for v in &victims {
                 v.kill();
             }
-        }
-    });
+        },
+    );
     let report = pool
         .map("work", work_inputs(n, 20_000), options)
         .await
         .unwrap();
+    assert!(killed.load(Ordering::SeqCst), "the kill never happened");
     assert_eq!(report.results.len(), n);
     handed.check(&report.results);
     assert_eq!(report.failed_nodes().count(), 2);
@@ -328,4 +345,100 @@ async fn instances_per_node_stay_within_what_the_node_allows() {
     assert_squares(&report.results);
     assert_eq!(report.nodes[0].instances, 2);
     assert!(report.nodes[0].failed.is_none());
+}
+
+/// A small deterministic generator (64-bit LCG), so each seed names one kill point.
+fn kill_point(seed: u64, n: usize) -> usize {
+    let x = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    usize::try_from((x >> 33) % u64::try_from(n).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_at_a_random_point_loses_nothing_twenty_seeds() {
+    for seed in 0..20u64 {
+        let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
+        let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
+        let n = 120;
+        let at = kill_point(seed, n);
+        let victim_index = usize::try_from(seed % 3).unwrap();
+        let victim = nodes[victim_index].clone();
+        let handed = Handed::default();
+        let (options, killed) =
+            handed.acting_once(n, move |done, _| done >= at, move || victim.kill());
+        let report = pool
+            .map("work", work_inputs(n, 20_000), options)
+            .await
+            .unwrap();
+        assert!(killed.load(Ordering::SeqCst), "seed {seed}: no kill");
+        assert_eq!(report.results.len(), n, "seed {seed}");
+        assert_squares(&report.results);
+        handed.check(&report.results);
+        assert_eq!(
+            report.nodes.iter().map(|r| r.done).sum::<usize>(),
+            n,
+            "seed {seed}: every input answered exactly once"
+        );
+        for (i, r) in report.nodes.iter().enumerate() {
+            if i != victim_index {
+                assert!(
+                    r.failed.is_none(),
+                    "seed {seed}: {} failed: {:?}",
+                    r.addr,
+                    r.failed
+                );
+            }
+        }
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill(1)");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_gives_its_work_to_the_others_after_a_bounded_time() {
+    let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
+    let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
+    let victim = nodes[2].clone();
+    let n = 600;
+    let handed = Handed::default();
+    let liveness = std::time::Duration::from_secs(2);
+    let call_timeout = std::time::Duration::from_secs(300);
+    let (mut options, stopped) = handed.acting_once(
+        n,
+        |done, total| done * 10 >= total * 3,
+        move || signal(victim.pid(), "STOP"),
+    );
+    options.liveness_timeout = Some(liveness);
+    options.call_timeout = Some(call_timeout);
+    let started = std::time::Instant::now();
+    let report = pool
+        .map("work", work_inputs(n, 20_000), options)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    signal(nodes[2].pid(), "CONT");
+
+    assert!(stopped.load(Ordering::SeqCst), "the stop never happened");
+    assert_squares(&report.results);
+    handed.check(&report.results);
+    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
+    let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
+    assert_eq!(failed, [nodes[2].addr.as_str()]);
+    let why = report.nodes[2].failed.as_ref().unwrap();
+    assert_eq!(why.kind(), ErrorKind::TimedOut, "{why}");
+    assert!(why.message().contains("stopped answering"), "{why}");
+    // Its inputs moved after the liveness timeout, not after the calls' own timeout.
+    println!("map with a hung node took {took:?}");
+    assert!(
+        took < call_timeout / 4,
+        "the map took {took:?}: the hung node's inputs waited for their call timeout"
+    );
 }

@@ -28,8 +28,9 @@ use futures::future::join_all;
 use rwc_api::InstanceOptions;
 use rwc_api::root::Instantiate;
 use rwc_protocol::{CallOptions, Error, ErrorKind, NetRef, Value};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
+use super::liveness;
 use super::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::client::request;
 
@@ -59,6 +60,8 @@ pub(crate) struct MapJob<'a> {
     pub(crate) instance: &'a InstanceOptions,
     pub(crate) depth: usize,
     pub(crate) call_timeout: Duration,
+    /// How long a node may leave a ping unanswered before it is taken to be hung.
+    pub(crate) liveness_timeout: Duration,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) each_result: Option<ResultFn>,
 }
@@ -105,10 +108,42 @@ pub(crate) async fn run(nodes: Vec<MapNode>, job: MapJob<'_>) -> MapReport {
             state.nodes[*node].slots += job.depth;
         }
     }
+    // A node that stops answering pings is retired and its slots let go of their inputs.
+    let hung: Vec<watch::Sender<Option<Error>>> =
+        nodes.iter().map(|_| watch::channel(None).0).collect();
+    let (shared_ref, job_ref, nodes_ref) = (&shared, &job, &nodes);
     let slots = holders.iter().flat_map(|(node, holder)| {
-        (0..job.depth).map(|_| slot(&shared, &job, *node, holder, &nodes[*node].root))
+        let hung = hung[*node].subscribe();
+        (0..job.depth).map(move |_| {
+            slot(
+                shared_ref,
+                job_ref,
+                *node,
+                holder,
+                &nodes_ref[*node].root,
+                hung.clone(),
+            )
+        })
     });
-    join_all(slots).await;
+    let watchers = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.failed.is_none())
+        .filter_map(|(i, n)| n.root.connection().map(|conn| (i, conn)))
+        .map(|(i, conn)| {
+            let shared = &shared;
+            let hung = &hung[i];
+            async move {
+                let error = liveness::until_hung(&conn, job.liveness_timeout).await;
+                shared.retire(i, error.clone());
+                hung.send_replace(Some(error));
+                std::future::pending::<()>().await;
+            }
+        });
+    tokio::select! {
+        _ = join_all(slots) => {}
+        _ = join_all(watchers) => {}
+    }
 
     let elapsed = shared.started.elapsed();
     let state = shared.into_state();
@@ -402,12 +437,16 @@ async fn slot(
     node: usize,
     holder: &InstanceHolder,
     root: &NetRef,
+    mut hung: watch::Receiver<Option<Error>>,
 ) {
     let mut overloads = 0u32;
     let mut lost = 0u32;
     let mut last_error = None;
     while let Some(i) = shared.next(node).await {
-        let (instance, generation) = match holder.get(job.instance).await {
+        let (instance, generation) = match unless_hung(holder.get(job.instance), &mut hung)
+            .await
+            .and_then(|got| got)
+        {
             Ok(x) => x,
             Err(e) => {
                 shared.requeue(i, &e);
@@ -427,9 +466,15 @@ async fn slot(
             }
         };
         let args = job.inputs[i].clone();
-        let result = instance
-            .call_with(job.export, args, CallOptions::timeout(job.call_timeout))
-            .await;
+        let call = instance.call_with(job.export, args, CallOptions::timeout(job.call_timeout));
+        // Dropping the call when the node is found hung cancels it there.
+        let result = match unless_hung(call, &mut hung).await {
+            Ok(result) => result,
+            Err(e) => {
+                shared.requeue(i, &e);
+                break;
+            }
+        };
         match result {
             Err(e) if e.kind() == ErrorKind::Disconnected && !e.is_remote() => {
                 shared.requeue(i, &e);
@@ -473,6 +518,20 @@ async fn slot(
         }
     }
     shared.slot_stopped(node, last_error);
+}
+
+/// What `fut` gives, or the error the node was found hung with if that comes first (then
+/// `fut` is dropped: a call in it is cancelled).
+async fn unless_hung<T>(
+    fut: impl Future<Output = T>,
+    hung: &mut watch::Receiver<Option<Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        out = fut => Ok(out),
+        Ok(why) = hung.wait_for(Option::is_some) => {
+            Err(why.clone().unwrap_or_else(|| Error::failed("the node hung")))
+        }
+    }
 }
 
 /// The error a retired node is reported with: what happened, and the connection's own

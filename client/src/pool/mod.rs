@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod liveness;
 mod map;
 mod report;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
+pub use self::liveness::DEFAULT_LIVENESS_TIMEOUT;
 pub use self::report::{
     Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
 };
@@ -81,6 +83,11 @@ pub struct MapOptions {
     /// [`DEFAULT_CALL_TIMEOUT`]. How long the guest itself may run is the instance's
     /// [`call_timeout`](InstanceOptions::call_timeout), capped by the node.
     pub call_timeout: Option<Duration>,
+    /// How long a node may leave a ping unanswered during the map before it is taken to
+    /// be hung (stopped, wedged): it is retired and its inputs go to the other nodes
+    /// within 1.25 × this, instead of waiting out [`call_timeout`](MapOptions::call_timeout).
+    /// A busy node still answers pings at once. Default: [`DEFAULT_LIVENESS_TIMEOUT`].
+    pub liveness_timeout: Option<Duration>,
     /// Options of the instances (memory, fuel, env…). A fuel budget is per instance,
     /// shared by the calls it runs; an instance whose guest trapped or ran out of fuel or
     /// time is replaced by a fresh one.
@@ -383,6 +390,7 @@ impl Pool {
             instance: &options.instance,
             depth: options.depth.unwrap_or(DEFAULT_DEPTH).max(1),
             call_timeout: options.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
+            liveness_timeout: options.liveness_timeout.unwrap_or(DEFAULT_LIVENESS_TIMEOUT),
             progress: options.progress.clone(),
             each_result: options.each_result.clone(),
         };

@@ -8,6 +8,8 @@ use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, Value, to_value};
 use serde::Serialize;
 
+use crate::blocking;
+
 /// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
 #[derive(Debug)]
 pub struct SysCapability;
@@ -32,35 +34,48 @@ impl Dispatch for SysCapability {
     const METHODS: MethodTable = METHODS;
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
-        match call.method {
-            "hostname" => to_value(&hostname()),
+        let method = call.method;
+        match method {
             "os" => to_value(std::env::consts::OS),
             "arch" => to_value(std::env::consts::ARCH),
             sys::CPU_COUNT => to_value(&cpu_count()),
-            "uptime_secs" => to_value(&uptime_secs()?),
-            "load_average" => to_value(&load_average()?),
-            "memory" => to_value(&memory()?),
-            "disk" => {
+            "hostname" | "uptime_secs" | "load_average" | "memory" | "disk" | sys::REPORT => {
+                // These read files (`/proc`) or ask the kernel about a file system
+                // (`statvfs`, which a hung mount can block forever): never on the task
+                // that serves the connection.
                 let path = match call.args.first() {
                     Some(Value::String(p)) => p.clone(),
                     _ => "/".to_owned(),
                 };
-                to_value(&disk(&path)?)
-            }
-            sys::REPORT => {
-                let mut m = BTreeMap::new();
-                m.insert("hostname", to_value(&hostname())?);
-                m.insert("os", to_value(std::env::consts::OS)?);
-                m.insert("arch", to_value(std::env::consts::ARCH)?);
-                m.insert("cpu_count", to_value(&cpu_count())?);
-                m.insert("uptime_secs", to_value(&uptime_secs()?)?);
-                m.insert("load_average", to_value(&load_average()?)?);
-                m.insert("memory", to_value(&memory()?)?);
-                m.insert("disk", to_value(&disk("/")?)?);
-                to_value(&m)
+                let method = method.to_owned();
+                blocking::run(&format!("sys.{method}"), move || query(&method, &path)).await?
             }
             other => Err(Self::unknown(other)),
         }
+    }
+}
+
+/// Answers a method of `sys` that touches the file system; `path` is `disk`'s argument.
+fn query(method: &str, path: &str) -> Result<Value, Error> {
+    match method {
+        "hostname" => to_value(&hostname()),
+        "uptime_secs" => to_value(&uptime_secs()?),
+        "load_average" => to_value(&load_average()?),
+        "memory" => to_value(&memory()?),
+        "disk" => to_value(&disk(path)?),
+        sys::REPORT => {
+            let mut m = BTreeMap::new();
+            m.insert("hostname", to_value(&hostname())?);
+            m.insert("os", to_value(std::env::consts::OS)?);
+            m.insert("arch", to_value(std::env::consts::ARCH)?);
+            m.insert("cpu_count", to_value(&cpu_count())?);
+            m.insert("uptime_secs", to_value(&uptime_secs()?)?);
+            m.insert("load_average", to_value(&load_average()?)?);
+            m.insert("memory", to_value(&memory()?)?);
+            m.insert("disk", to_value(&disk("/")?)?);
+            to_value(&m)
+        }
+        other => Err(SysCapability::unknown(other)),
     }
 }
 

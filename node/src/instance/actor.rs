@@ -13,16 +13,18 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::FutureExt;
 use rwc_protocol::{DecodeLimits, Error, ErrorKind, NetRef, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use wasmtime::Caller;
 
 use super::guest_proxy::GuestProxy;
+use super::job_queue::{self, JobQueue, Jobs, NotQueued, Queued, WeakJobs};
 use super::output::OutputForwarder;
 use crate::abi::handles::HandleTable;
 use crate::abi::{self, Fault, GuestCall, TopLevel, lift};
@@ -40,7 +42,7 @@ pub(crate) struct AbiState {
     pub(crate) pending_result: Option<Vec<u8>>,
     pub(crate) panic: Option<String>,
     pub(crate) jobs: JobQueue,
-    pub(crate) jobs_tx: mpsc::WeakUnboundedSender<Job>,
+    pub(crate) jobs_tx: WeakJobs,
     pub(crate) instance_id: u64,
     pub(crate) limits: DecodeLimits,
     pub(crate) exit: Exit,
@@ -53,6 +55,23 @@ pub(crate) struct Job {
     pub(crate) reply: Option<oneshot::Sender<Result<Value, Error>>>,
     /// The caller's deadline, if it gave one; the instance's own call timeout still caps it.
     pub(crate) deadline: Option<Instant>,
+    /// Counts the job while it waits in the queue.
+    pub(crate) queued: Option<Queued>,
+}
+
+impl Job {
+    pub(crate) fn new(
+        kind: JobKind,
+        reply: Option<oneshot::Sender<Result<Value, Error>>>,
+        deadline: Option<Instant>,
+    ) -> Job {
+        Job {
+            kind,
+            reply,
+            deadline,
+            queued: None,
+        }
+    }
 }
 
 pub(crate) enum JobKind {
@@ -75,19 +94,18 @@ pub(crate) enum JobKind {
     Close,
 }
 
-/// The receiving end of an instance's jobs, shared by its actor and its suspended host calls.
+/// Bounds of an instance's job queue.
 #[derive(Clone)]
-pub(crate) struct JobQueue(Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>);
-
-impl JobQueue {
-    pub(crate) async fn next(&self) -> Option<Job> {
-        self.0.lock().await.recv().await
-    }
+pub(crate) struct QueueLimits {
+    /// Waited-for jobs one instance queues at most.
+    pub(crate) per_instance: usize,
+    /// Counts the jobs waiting in every instance of the node.
+    pub(crate) node: Arc<AtomicUsize>,
 }
 
 /// What starting an instance gives the service layer.
 pub(crate) struct Started {
-    pub(crate) jobs: mpsc::UnboundedSender<Job>,
+    pub(crate) jobs: Jobs,
     pub(crate) exit: Exit,
 }
 
@@ -134,20 +152,17 @@ impl Exit {
 /// # Cancel safety
 /// Dropping the future cancels the job: the actor stops the guest at its next yield point.
 pub(crate) async fn run_job(
-    jobs: &mpsc::UnboundedSender<Job>,
+    jobs: &Jobs,
     exit: &Exit,
     subject: &str,
     kind: JobKind,
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
     let (reply, rx) = oneshot::channel();
-    let job = Job {
-        kind,
-        reply: Some(reply),
-        deadline,
-    };
-    if jobs.send(job).is_err() {
-        return Err(exit.gone(subject).await);
+    match jobs.send(Job::new(kind, Some(reply), deadline)) {
+        Ok(()) => {}
+        Err(NotQueued::Full(e)) => return Err(e),
+        Err(NotQueued::Gone) => return Err(exit.gone(subject).await),
     }
     match rx.await {
         Ok(result) => result,
@@ -164,6 +179,7 @@ pub(crate) async fn start(
     capabilities: HashMap<String, NetRef>,
     output: Option<OutputForwarder>,
     instance_id: u64,
+    queue: QueueLimits,
 ) -> Result<Started, Error> {
     if let Some(out) = &output {
         options.output = Some(out.sink());
@@ -172,8 +188,7 @@ pub(crate) async fn start(
         .instantiate(module, options)
         .await
         .map_err(to_error)?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queue = JobQueue(Arc::new(tokio::sync::Mutex::new(rx)));
+    let (tx, queue) = job_queue::channel(queue.per_instance, queue.node);
     let (exit_tx, exit_rx) = watch::channel(None);
     let exit = Exit(exit_rx);
     instance.store_mut().data_mut().ext = Some(Box::new(AbiState {
@@ -228,6 +243,7 @@ async fn actor(
             kind,
             reply,
             deadline,
+            ..
         } = job;
         if matches!(kind, JobKind::Close) {
             if let Some(r) = reply {
@@ -450,6 +466,10 @@ mod tests {
             HashMap::new(),
             None,
             1,
+            QueueLimits {
+                per_instance: 8,
+                node: Arc::new(AtomicUsize::new(0)),
+            },
         )
         .await
         .unwrap();

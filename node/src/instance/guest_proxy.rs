@@ -6,16 +6,17 @@ use std::future::Future;
 
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::actor::{Exit, Job, JobKind};
+use super::job_queue::{Jobs, NotQueued};
 use crate::abi::GuestCall;
 
 /// A guest's object, reached through its instance.
 pub(crate) struct GuestProxy {
     instance_id: u64,
     id: u64,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: Jobs,
     exit: Exit,
 }
 
@@ -23,12 +24,7 @@ pub(crate) struct GuestProxy {
 const SUBJECT: &str = "the guest object's instance";
 
 impl GuestProxy {
-    pub(crate) fn new(
-        instance_id: u64,
-        id: u64,
-        jobs: mpsc::UnboundedSender<Job>,
-        exit: Exit,
-    ) -> Self {
+    pub(crate) fn new(instance_id: u64, id: u64, jobs: Jobs, exit: Exit) -> Self {
         GuestProxy {
             instance_id,
             id,
@@ -61,19 +57,21 @@ impl Dispatch for GuestProxy {
         // Queued now, not when the future is first polled: calls reach the guest in the
         // order they arrived.
         let (reply, rx) = oneshot::channel();
-        let job = Job {
-            kind: JobKind::Object(GuestCall::Method {
+        let job = Job::new(
+            JobKind::Object(GuestCall::Method {
                 id: self.id,
                 method: call.method.to_owned(),
                 args: call.args,
             }),
-            reply: Some(reply),
-            deadline: call.ctx.deadline(),
-        };
+            Some(reply),
+            call.ctx.deadline(),
+        );
         let sent = self.jobs.send(job);
         async move {
-            if sent.is_err() {
-                return Err(self.exit.gone(SUBJECT).await);
+            match sent {
+                Ok(()) => {}
+                Err(NotQueued::Full(e)) => return Err(e),
+                Err(NotQueued::Gone) => return Err(self.exit.gone(SUBJECT).await),
             }
             match rx.await {
                 Ok(result) => result,
@@ -85,10 +83,12 @@ impl Dispatch for GuestProxy {
 
 impl Drop for GuestProxy {
     fn drop(&mut self) {
-        let _ = self.jobs.send(Job {
-            kind: JobKind::Object(GuestCall::Drop { id: self.id }),
-            reply: None,
-            deadline: None,
-        });
+        // Never refused for a full queue (see `job_queue`); if the actor is gone, so is
+        // the object.
+        let _ = self.jobs.send(Job::new(
+            JobKind::Object(GuestCall::Drop { id: self.id }),
+            None,
+            None,
+        ));
     }
 }

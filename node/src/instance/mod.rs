@@ -4,10 +4,12 @@
 
 mod actor;
 mod guest_proxy;
+mod job_queue;
 mod object;
 pub(crate) mod output;
 
-pub(crate) use self::actor::{AbiState, JobQueue, run_nested};
+pub(crate) use self::actor::{AbiState, run_nested};
 pub(crate) use self::guest_proxy::GuestProxy;
+pub(crate) use self::job_queue::JobQueue;
 pub use self::object::InstanceObject;
 pub(crate) use self::object::instantiate;

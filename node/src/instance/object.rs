@@ -9,10 +9,10 @@ use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
 use rwc_api::{InstanceOptions, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{self, Exit, Job, JobKind};
+use super::actor::{self, Exit, JobKind, QueueLimits};
+use super::job_queue::Jobs;
 use super::output::OutputForwarder;
 use crate::Node;
 use crate::capabilities;
@@ -25,7 +25,7 @@ use crate::service::describe_exports;
 pub struct InstanceObject {
     node: Node,
     module: Arc<LoadedModule>,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: Jobs,
     exit: Exit,
     id: u64,
     _slot: Slot,
@@ -58,6 +58,7 @@ pub(crate) async fn instantiate(
     mut options: InstanceOptions,
     count: &Arc<AtomicUsize>,
     label: &str,
+    client: u64,
 ) -> Result<InstanceObject, Error> {
     let cap = node.inner.config.limits.max_instances_per_connection;
     if count.fetch_add(1, Ordering::SeqCst) >= cap {
@@ -65,7 +66,8 @@ pub(crate) async fn instantiate(
         return Err(Error::new(
             ErrorKind::Overloaded,
             format!(
-                "this connection holds {cap} live instances, its limit; drop or close some first"
+                "this connection holds {cap} live instances, its limit \
+                 (max_instances_per_connection); drop or close some first"
             ),
         ));
     }
@@ -85,7 +87,10 @@ pub(crate) async fn instantiate(
         caps.insert(name, netref);
     }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let sandbox_options = capped(&options, &node.inner.config.limits);
+    let sandbox_options = SandboxOptions {
+        client,
+        ..capped(&options, &node.inner.config.limits)
+    };
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -93,6 +98,10 @@ pub(crate) async fn instantiate(
         caps,
         output,
         id,
+        QueueLimits {
+            per_instance: node.inner.config.limits.max_queued_jobs_per_instance,
+            node: node.inner.queued_jobs.clone(),
+        },
     )
     .await?;
     Ok(InstanceObject {
@@ -126,6 +135,7 @@ fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
             .collect(),
         args: options.args.clone(),
         output: None,
+        client: 0,
     }
 }
 
@@ -151,7 +161,7 @@ impl InstanceObject {
                 Error::new(
                     ErrorKind::Overloaded,
                     format!(
-                        "node is running {} guest calls, its limit; retry later",
+                        "node is running {} guest calls, its limit (max_concurrent_calls); retry later",
                         self.node.inner.config.limits.max_concurrent_calls
                     ),
                 )
@@ -167,9 +177,14 @@ impl InstanceObject {
         .await
     }
 
-    /// Frees the instance now (later calls fail).
-    pub(crate) async fn close(&self) {
-        let _ = self.job(JobKind::Close, None).await;
+    /// Frees the instance now (later calls fail), once the jobs queued before this one
+    /// have run. Fails only if the instance's queue is full (`overloaded`); an instance
+    /// already gone counts as closed.
+    pub(crate) async fn close(&self) -> Result<(), Error> {
+        match self.job(JobKind::Close, None).await {
+            Err(e) if e.kind() != ErrorKind::Disconnected => Err(e),
+            _ => Ok(()),
+        }
     }
 
     async fn job(&self, kind: JobKind, deadline: Option<Instant>) -> Result<Value, Error> {
@@ -202,10 +217,7 @@ impl Dispatch for InstanceObject {
                 id: self.id,
                 module: self.module.hash().to_owned(),
             }),
-            instance::Close::METHOD => {
-                self.close().await;
-                Ok(Value::Unit)
-            }
+            instance::Close::METHOD => self.close().await.map(|()| Value::Unit),
             export => self.invoke(export, call.args, deadline).await,
         }
     }

@@ -13,7 +13,7 @@ use wasmtime_wasi::I32Exit;
 
 /// An error from the sandbox: a rejected module, a bad call, or a guest that failed.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SandboxError {
     /// The uploaded module is bigger than the node accepts; it was not parsed.
     #[error(
@@ -83,6 +83,21 @@ pub enum SandboxError {
         trace: String,
     },
 
+    /// Compiling the module took longer than the node's compile deadline; the node gave
+    /// up on it.
+    #[error(
+        "compiling module {} took longer than this node's compile deadline of {} \
+         (compile_timeout_ms); split the module up, or raise the node's --compile-timeout-ms",
+        short_hash(.hash),
+        human_duration(*.timeout)
+    )]
+    CompileTimedOut {
+        /// The module's hash.
+        hash: String,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+
     /// The guest used up its fuel budget.
     #[error(
         "guest ran out of fuel (its instruction budget); raise the instance's fuel budget \
@@ -119,12 +134,25 @@ pub enum SandboxError {
 
     /// The node is at its limit of live instances.
     #[error(
-        "node is at its limit of {limit} live instances; retry later, drop unused instances, \
-         or raise the node's max live instances"
+        "node is at its limit of {limit} live instances (max_instances); retry later, drop \
+         unused instances, or raise the node's max live instances"
     )]
     Overloaded {
         /// The node's `max_live_instances`.
         limit: usize,
+    },
+
+    /// A pool the engine allocates from at instantiation or at each (nested) call ran out:
+    /// fiber stacks, memories, tables. Every running call, and every call nested inside
+    /// one (a client callback calling back into the guest), takes a fiber stack; the pools
+    /// are sized from `max_instances`.
+    #[error(
+        "too many guest calls running or nested at once for the node's engine: {message}; \
+         its pools are sized by its limit (max_instances); retry later"
+    )]
+    PoolExhausted {
+        /// wasmtime's message, naming the pool.
+        message: String,
     },
 
     /// The guest called WASI `proc_exit` with this status.
@@ -160,6 +188,11 @@ impl SandboxError {
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| bt.to_string())
             .unwrap_or_default();
+        if let Some(pool) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return Self::PoolExhausted {
+                message: pool.to_string(),
+            };
+        }
         if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
             return Self::MemoryLimit {
                 requested: limit.requested,
@@ -185,6 +218,11 @@ impl SandboxError {
             },
         }
     }
+}
+
+/// The first 12 hex digits of a module hash, as messages show it.
+fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// Raised by the store's resource limiter when a guest asks for more memory than its

@@ -43,6 +43,9 @@ pub struct InstanceOptions {
     pub args: Vec<String>,
     /// Where guest stdout/stderr go; `None` discards them.
     pub output: Option<OutputSink>,
+    /// Whose compile turn a compilation for fuel metering takes (the compile queue is
+    /// fair across clients; see [`Sandbox::load_queued`]).
+    pub client: u64,
 }
 
 /// A live guest instance: its store, limits and output capture.
@@ -88,7 +91,7 @@ impl Sandbox {
         let config = &self.inner.config;
         let live = LiveGuard::acquire(&self.inner.live_instances, config.max_live_instances)?;
         let metering = Metering::for_budget(opts.fuel);
-        let pre = self.instance_pre(module, metering).await?;
+        let pre = self.instance_pre(module, metering, opts.client).await?;
 
         // The pool's slots are `max_memory` large: a bigger limit could not be honoured.
         let memory_limit = opts
@@ -129,7 +132,7 @@ impl Sandbox {
         })
         .await
         .map_err(|err| match err {
-            Guarded::Pool => SandboxError::Overloaded {
+            Guarded::Pool(_) => SandboxError::Overloaded {
                 limit: config.max_live_instances,
             },
             Guarded::Failed(err) => err,

@@ -28,6 +28,7 @@
 
 mod cache;
 mod compile;
+mod compile_queue;
 mod description;
 mod engine;
 mod error;
@@ -48,7 +49,9 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Linker};
 
+pub use self::cache::DiskCacheStats;
 use self::cache::ModuleCache;
+use self::compile_queue::CompileQueue;
 use self::engine::{EpochTicker, Metering};
 
 pub use self::description::{ExportInfo, ExternKind, ImportInfo};
@@ -90,6 +93,15 @@ pub struct SandboxConfig {
     /// How often the engine's epoch advances (default 10 ms): the granularity of call
     /// deadlines and of a busy guest yielding to other tasks.
     pub epoch_tick: Duration,
+    /// Compilations running at once through [`Sandbox::load_queued`] and for fuel
+    /// metering (default: the number of CPUs); more wait their turn.
+    pub max_concurrent_compiles: usize,
+    /// How long one compilation may take (default 60 s); past it, its loads fail with
+    /// [`SandboxError::CompileTimedOut`].
+    pub compile_timeout: Duration,
+    /// Bytes the disk cache may hold (default 4 GiB); least recently used modules are
+    /// evicted to stay within it.
+    pub disk_cache_bytes: u64,
 }
 
 impl Default for SandboxConfig {
@@ -105,6 +117,10 @@ impl Default for SandboxConfig {
             memory_cache_modules: 1024,
             cache_dir: None,
             epoch_tick: Duration::from_millis(10),
+            max_concurrent_compiles: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get),
+            compile_timeout: Duration::from_secs(60),
+            disk_cache_bytes: 4 << 30,
         }
     }
 }
@@ -127,6 +143,14 @@ pub struct SandboxStats {
     /// Bytes now in the memory cache, as counted against
     /// [`SandboxConfig::memory_cache_bytes`].
     pub cached_bytes: u64,
+    /// Compilations running now.
+    pub compiles_running: usize,
+    /// Compilations waiting for a turn.
+    pub compiles_queued: usize,
+    /// Compilations that passed their deadline since the sandbox started.
+    pub compiles_timed_out: u64,
+    /// Counts of the disk cache (all 0 without one).
+    pub disk: DiskCacheStats,
 }
 
 /// The node's sandbox: engines, module caches and instance accounting.
@@ -149,6 +173,7 @@ struct SandboxInner {
     /// Runs instances with a fuel budget; modules are compiled for it on demand.
     fuel: EngineSide,
     modules: ModuleCache,
+    compiles: CompileQueue,
     live_instances: Arc<AtomicUsize>,
     ticker: Arc<EpochTicker>,
 }
@@ -215,8 +240,10 @@ impl Sandbox {
             &[&unmetered.engine, &fuel.engine],
             config.epoch_tick,
         )?);
+        let compiles = CompileQueue::new(config.max_concurrent_compiles, config.compile_timeout);
         Ok(Self {
             inner: Arc::new(SandboxInner {
+                compiles,
                 config,
                 unmetered,
                 fuel,
@@ -242,7 +269,12 @@ impl Sandbox {
     /// Current counters.
     pub fn stats(&self) -> SandboxStats {
         let cache = self.inner.modules.stats();
+        let compiles = self.inner.compiles.stats();
         SandboxStats {
+            compiles_running: compiles.running,
+            compiles_queued: compiles.queued,
+            compiles_timed_out: compiles.timed_out,
+            disk: cache.disk,
             live_instances: self.inner.live_instances.load(Ordering::Acquire),
             compiles: cache.compiles,
             disk_cache_hits: cache.disk_cache_hits,

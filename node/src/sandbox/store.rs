@@ -130,17 +130,15 @@ impl ResourceLimiter for StoreState {
 
 /// How guarded guest execution failed.
 pub(super) enum Guarded {
-    /// The engine's instance pool is exhausted.
-    Pool,
+    /// One of the engine's pools is exhausted (wasmtime's message).
+    Pool(String),
     Failed(SandboxError),
 }
 
 impl Guarded {
     pub(super) fn into_error(self) -> SandboxError {
         match self {
-            Self::Pool => SandboxError::Other(
-                "the engine's instance pool is exhausted; retry later".to_string(),
-            ),
+            Self::Pool(message) => SandboxError::PoolExhausted { message },
             Self::Failed(err) => err,
         }
     }
@@ -169,7 +167,7 @@ where
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-            Err(Guarded::Pool)
+            Err(Guarded::Pool(err.to_string()))
         }
         Ok(Err(err)) => Err(Guarded::Failed(SandboxError::from_execution(err, timeout))),
         // The guest sat in a host function past its deadline; the future is dropped,

@@ -4,8 +4,10 @@
 mod module;
 mod root;
 mod upload;
+mod upload_budget;
 
 pub use self::module::ModuleObject;
 pub(crate) use self::module::{describe_exports, is_callable_numeric};
 pub use self::root::RootService;
 pub use self::upload::Uploader;
+pub(crate) use self::upload_budget::UploadBudget;

@@ -41,14 +41,16 @@ impl ModuleObject {
     }
 }
 
-/// Compiles an upload (off the threads that serve connections) and hands out the module:
-/// what `upload` and an uploader's `finish` both end with.
-pub(crate) async fn compile(node: &Node, bytes: Vec<u8>) -> Result<Value, Error> {
+/// Compiles an upload through the compile queue, on a turn of `client` (off the threads
+/// that serve connections), and hands out the module: what `upload` and an uploader's
+/// `finish` both end with.
+pub(crate) async fn compile(node: &Node, client: u64, bytes: Vec<u8>) -> Result<Value, Error> {
     node.inner.uploads.fetch_add(1, Ordering::Relaxed);
-    let sandbox = node.inner.sandbox.clone();
-    let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+    let module = node
+        .inner
+        .sandbox
+        .load_queued(bytes, client)
         .await
-        .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
         .map_err(to_error)?;
     Ok(NetRef::new(ModuleObject::new(module)).into())
 }

@@ -1,15 +1,17 @@
 //! The root service: the object a connection's `root()` is.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rwc_api::root::{self, Capability, Instantiate, ModuleByHash, Run, Upload, UploadStream};
 use rwc_api::{ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
-use rwc_protocol::{Error, NetRef, Value, to_value};
+use rwc_protocol::{Connection, Error, NetRef, Value, to_value};
 
+use super::UploadBudget;
 use super::module::{ModuleObject, compile};
 use crate::Node;
+use crate::blocking;
 use crate::capabilities;
 use crate::instance::{InstanceObject, instantiate};
 use crate::sandbox::LoadedModule;
@@ -19,18 +21,30 @@ use crate::sandbox::LoadedModule;
 pub struct RootService {
     node: Node,
     principal: Option<String>,
+    /// Names this connection in the compile queue, whose turns are fair across them.
+    client: u64,
     /// Live instances created through this connection (capped per connection).
     instances: Arc<AtomicUsize>,
+    /// Bytes this connection's uploads hold (capped per connection).
+    uploads: Arc<UploadBudget>,
 }
 
 const METHODS: MethodTable = MethodTable(root::METHODS);
 
 impl RootService {
     pub(crate) fn new(node: Node, principal: Option<String>) -> Self {
+        let inner = &node.inner;
+        let client = inner.next_client.fetch_add(1, Ordering::Relaxed);
+        let uploads = UploadBudget::new(
+            inner.config.limits.max_upload_bytes_in_flight,
+            inner.upload_bytes.clone(),
+        );
         RootService {
             node,
             principal,
+            client,
             instances: Arc::new(AtomicUsize::new(0)),
+            uploads,
         }
     }
 
@@ -40,16 +54,49 @@ impl RootService {
             .unwrap_or_else(|| "anonymous".to_owned())
     }
 
-    fn module(&self, req: ModuleByHash) -> Value {
-        match self
-            .node
-            .inner
-            .sandbox
-            .module(&req.hash.to_ascii_lowercase())
-        {
-            Some(m) => NetRef::new(ModuleObject::new(m)).into(),
-            None => Value::Unit,
+    /// The module named `req.hash`: from memory at once, else from the disk cache on the
+    /// blocking pool.
+    async fn module(&self, req: ModuleByHash) -> Result<Value, Error> {
+        let hash = req.hash.to_ascii_lowercase();
+        let sandbox = &self.node.inner.sandbox;
+        let found = match sandbox.cached(&hash) {
+            Some(module) => Some(module),
+            None => {
+                let sandbox = sandbox.clone();
+                blocking::run("looking the module up in the disk cache", move || {
+                    sandbox.module(&hash)
+                })
+                .await?
+            }
+        };
+        Ok(found.map_or(Value::Unit, |m| NetRef::new(ModuleObject::new(m)).into()))
+    }
+
+    /// Uploads a whole module in one request; its bytes count as upload bytes in flight
+    /// while it compiles.
+    async fn upload(&self, req: Upload) -> Result<Value, Error> {
+        let bytes = req.bytes.into_vec();
+        let _held = self
+            .uploads
+            .reserve(u64::try_from(bytes.len()).unwrap_or(u64::MAX))?;
+        compile(&self.node, self.client, bytes).await
+    }
+
+    /// What `info()` answers this connection: the node's, with its own usage.
+    fn info(&self, connection: Option<&Connection>) -> Result<Value, Error> {
+        let mut info = self.node.info();
+        let mine = &mut info.usage.this_connection;
+        if let Some(conn) = connection {
+            let stats = conn.stats();
+            mine.calls_in_flight = stats.answers;
+            mine.request_bytes_in_flight =
+                u64::try_from(stats.request_bytes_in_flight).unwrap_or(u64::MAX);
+            // The root is always exported while the connection is open.
+            mine.netrefs = stats.exports.saturating_sub(1);
         }
+        mine.upload_bytes_in_flight = self.uploads.used();
+        mine.instances = self.instances.load(Ordering::SeqCst);
+        to_value(&info)
     }
 
     async fn instantiate(&self, req: Instantiate) -> Result<InstanceObject, Error> {
@@ -60,6 +107,7 @@ impl RootService {
             req.options,
             &self.instances,
             &self.label(),
+            self.client,
         )
         .await
     }
@@ -72,10 +120,13 @@ impl RootService {
             req.options,
             &self.instances,
             &self.label(),
+            self.client,
         )
         .await?;
         let result = instance.invoke(&req.export, req.args, None).await;
-        instance.close().await;
+        // Nothing else can queue jobs for this instance: closing cannot be refused, and
+        // dropping it frees it anyway.
+        let _ = instance.close().await;
         result
     }
 
@@ -111,17 +162,20 @@ impl Dispatch for RootService {
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         let args = call.args;
         match call.method {
-            Upload::METHOD => compile(&self.node, Upload::from_args(args)?.bytes.into_vec()).await,
-            UploadStream::METHOD => {
-                super::upload::upload_stream(&self.node, UploadStream::from_args(args)?)
-            }
-            ModuleByHash::METHOD => Ok(self.module(ModuleByHash::from_args(args)?)),
+            Upload::METHOD => self.upload(Upload::from_args(args)?).await,
+            UploadStream::METHOD => super::upload::upload_stream(
+                &self.node,
+                self.client,
+                &self.uploads,
+                UploadStream::from_args(args)?,
+            ),
+            ModuleByHash::METHOD => self.module(ModuleByHash::from_args(args)?).await,
             Instantiate::METHOD => {
                 let instance = self.instantiate(Instantiate::from_args(args)?).await?;
                 Ok(NetRef::new(instance).into())
             }
             Run::METHOD => self.run(Run::from_args(args)?).await,
-            root::Info::METHOD => to_value(&self.node.info()),
+            root::Info::METHOD => self.info(call.ctx.connection()),
             Capability::METHOD => self.capability(Capability::from_args(args)?),
             other => Err(Self::unknown(other)),
         }

@@ -5,7 +5,7 @@
 //! The node never holds more than the announced length, and the announced length is never
 //! more than its `max_module_bytes`: a chunk that would go past it is refused.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rwc_api::Request;
 use rwc_api::root::UploadStream;
@@ -14,17 +14,21 @@ use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
 use super::module::compile;
+use super::upload_budget::{UploadBudget, UploadReservation};
 use crate::Node;
 
 /// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.
 pub struct Uploader {
     node: Node,
+    /// Whose compile turn `finish` takes.
+    client: u64,
     total: u64,
     state: Mutex<State>,
 }
 
 enum State {
-    Receiving(Vec<u8>),
+    /// The bytes so far, and the connection's upload bytes reserved for all of them.
+    Receiving(Vec<u8>, UploadReservation),
     Finished,
 }
 
@@ -39,8 +43,14 @@ impl std::fmt::Debug for Uploader {
 }
 
 /// `upload_stream(total_len)`: an uploader for a module of `total_len` bytes, refused at
-/// once (`denied`) if that is over the node's limit.
-pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Error> {
+/// once (`denied`) if that is over the node's limit, or (`overloaded`) if the connection's
+/// other uploads leave no room for it in `uploads`.
+pub(crate) fn upload_stream(
+    node: &Node,
+    client: u64,
+    uploads: &Arc<UploadBudget>,
+    req: UploadStream,
+) -> Result<Value, Error> {
     let total = req.total_len;
     let limit = node.inner.config.limits.max_module_bytes;
     if total > limit {
@@ -51,10 +61,12 @@ pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Err
             "a module cannot be empty: upload_stream needs its length in bytes",
         ));
     }
+    let reservation = uploads.reserve(total)?;
     Ok(NetRef::new(Uploader {
         node: node.clone(),
+        client,
         total,
-        state: Mutex::new(State::Receiving(Vec::new())),
+        state: Mutex::new(State::Receiving(Vec::new(), reservation)),
     })
     .into())
 }
@@ -72,7 +84,7 @@ fn too_large(size: u64, limit: u64) -> Error {
 impl Uploader {
     fn write(&self, chunk: &[u8]) -> Result<u64, Error> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let State::Receiving(buf) = &mut *state else {
+        let State::Receiving(buf, _) = &mut *state else {
             return Err(finished());
         };
         let have = u64::try_from(buf.len()).unwrap_or(u64::MAX);
@@ -96,17 +108,17 @@ impl Uploader {
 
     fn received(&self) -> u64 {
         match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
-            State::Receiving(buf) => u64::try_from(buf.len()).unwrap_or(u64::MAX),
+            State::Receiving(buf, _) => u64::try_from(buf.len()).unwrap_or(u64::MAX),
             State::Finished => self.total,
         }
     }
 
     async fn finish(&self) -> Result<Value, Error> {
-        let bytes = {
+        let (bytes, reservation) = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             match &*state {
-                State::Receiving(buf) if u64::try_from(buf.len()).ok() == Some(self.total) => {}
-                State::Receiving(buf) => {
+                State::Receiving(buf, _) if u64::try_from(buf.len()).ok() == Some(self.total) => {}
+                State::Receiving(buf, _) => {
                     return Err(Error::bad_argument(format!(
                         "upload incomplete: {} of {} bytes received; write the rest before finish",
                         buf.len(),
@@ -116,11 +128,14 @@ impl Uploader {
                 State::Finished => return Err(finished()),
             }
             match std::mem::replace(&mut *state, State::Finished) {
-                State::Receiving(buf) => buf,
+                State::Receiving(buf, reservation) => (buf, reservation),
                 State::Finished => return Err(finished()),
             }
         };
-        compile(&self.node, bytes).await
+        // The bytes stay counted until their compilation ends.
+        let compiled = compile(&self.node, self.client, bytes).await;
+        drop(reservation);
+        compiled
     }
 }
 

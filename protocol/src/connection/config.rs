@@ -3,8 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::inbound::PrincipalBudget;
 use crate::handshake::Authenticator;
 use crate::value::DecodeLimits;
+
+/// The default [`ConnectionConfig::max_calls_in_flight`].
+pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 1024;
+
+/// The default [`ConnectionConfig::max_request_bytes_in_flight`]: 256 MiB, room for two
+/// requests of the default frame limit.
+pub const DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 
 /// Settings of one connection.
 #[derive(Clone)]
@@ -28,8 +36,17 @@ pub struct ConnectionConfig {
     pub features: Vec<String>,
     /// Software name announced in the handshake.
     pub agent: String,
-    /// Most calls from the peer running at once; more are answered `overloaded`.
-    pub max_incoming_calls: usize,
+    /// Most calls from the peer in flight at once (running, or waiting for their reply to
+    /// be queued); more are answered `overloaded` at once.
+    pub max_calls_in_flight: usize,
+    /// Most bytes of the peer's call requests (their frames) in flight at once; a call
+    /// that would go over is answered `overloaded` at once. Keep it at least as large as
+    /// the largest single request this side should take.
+    pub max_request_bytes_in_flight: usize,
+    /// Bounds on how many connections one principal holds and what they all have in
+    /// flight together, shared by the connections of a server (see [`PrincipalBudget`]);
+    /// `None`: no such bound.
+    pub principal_budget: Option<Arc<PrincipalBudget>>,
     /// Flow control: when more than this many bytes wait to be written to the peer, the
     /// connection stops reading from the peer (so it starts no more work for it) until
     /// they drain to half. A single frame larger than this is still sent.
@@ -51,7 +68,9 @@ impl Default for ConnectionConfig {
             authenticator: None,
             features: Vec::new(),
             agent: format!("rwc-protocol {}", env!("CARGO_PKG_VERSION")),
-            max_incoming_calls: 100_000,
+            max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
+            max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
+            principal_budget: None,
             max_queued_bytes: 64 * 1024 * 1024,
             stall_timeout: Duration::from_secs(60),
         }
@@ -72,7 +91,12 @@ impl std::fmt::Debug for ConnectionConfig {
             .field("authenticator", &self.authenticator.is_some())
             .field("features", &self.features)
             .field("agent", &self.agent)
-            .field("max_incoming_calls", &self.max_incoming_calls)
+            .field("max_calls_in_flight", &self.max_calls_in_flight)
+            .field(
+                "max_request_bytes_in_flight",
+                &self.max_request_bytes_in_flight,
+            )
+            .field("principal_budget", &self.principal_budget)
             .field("max_queued_bytes", &self.max_queued_bytes)
             .field("stall_timeout", &self.stall_timeout)
             .finish()

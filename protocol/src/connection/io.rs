@@ -227,7 +227,7 @@ impl Shared {
         };
         self.import_refs(&mut msg)?;
         match msg {
-            Message::Call(call) => self.incoming_call(call)?,
+            Message::Call(call) => self.incoming_call(call, bytes.len())?,
             Message::Return(ret) => {
                 self.answer(ret.question, ret.result.map_err(Error::into_remote))
             }
@@ -278,7 +278,8 @@ impl Shared {
         }
     }
 
-    fn incoming_call(self: &Arc<Self>, call: Call) -> Result<(), Error> {
+    /// Runs a call from the peer whose request frame was `request_bytes` long.
+    fn incoming_call(self: &Arc<Self>, call: Call, request_bytes: usize) -> Result<(), Error> {
         let Call {
             question,
             target,
@@ -307,19 +308,14 @@ impl Shared {
             self.reply(question, to_value(&object.methods()));
             return Ok(());
         }
-        if lock(&self.answers).len() >= self.config.max_incoming_calls {
-            self.reply(
-                question,
-                Err(Error::new(
-                    ErrorKind::Overloaded,
-                    format!(
-                        "peer is running {} calls from this connection already; retry later",
-                        self.config.max_incoming_calls
-                    ),
-                )),
-            );
-            return Ok(());
-        }
+        // Held until the call is answered, cancelled or the connection closes.
+        let ticket = match self.inbound.admit(request_bytes) {
+            Ok(ticket) => ticket,
+            Err(overloaded) => {
+                self.reply(question, Err(overloaded));
+                return Ok(());
+            }
+        };
         // A deadline too far away to represent is no deadline.
         let deadline = deadline_ms
             .and_then(|ms| Instant::now().checked_add(std::time::Duration::from_millis(ms)));
@@ -341,6 +337,7 @@ impl Shared {
                 .poll(&mut Context::from_waker(noop_waker_ref()))
             {
                 self.reply(question, result);
+                drop(ticket);
                 return Ok(());
             }
         }
@@ -348,6 +345,7 @@ impl Shared {
         lock(&self.answers).insert(question, handle);
         let shared = self.clone();
         tokio::spawn(async move {
+            let _ticket = ticket;
             // `Err(Aborted)`: the peer cancelled; it expects no answer.
             if let Ok(result) = fut.await
                 && lock(&shared.answers).remove(&question).is_some()

@@ -17,6 +17,7 @@ mod config;
 mod exports;
 mod flow;
 mod imports;
+mod inbound;
 mod io;
 mod limits;
 mod pending;
@@ -33,7 +34,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use config::{CallOptions, ConnectionConfig};
+pub use config::{
+    CallOptions, ConnectionConfig, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
+};
+pub(crate) use inbound::Seat;
+pub use inbound::{ANONYMOUS, InboundUsage, PrincipalBudget};
 pub use limits::ConnectionLimits;
 pub use pending::PendingCall;
 
@@ -48,6 +53,7 @@ use crate::value::Value;
 use exports::Exports;
 use flow::Flow;
 use imports::Imports;
+use inbound::Inbound;
 use io::Outgoing;
 use questions::Questions;
 
@@ -64,6 +70,9 @@ pub struct ConnectionStats {
     pub answers: usize,
     /// Bytes of frames queued for the peer and not yet written to the transport.
     pub queued_bytes: usize,
+    /// Bytes of the requests of the peer's calls in flight on this side (see
+    /// [`ConnectionConfig::max_request_bytes_in_flight`]).
+    pub request_bytes_in_flight: usize,
 }
 
 /// A connection to a peer. Cloning gives another handle to the same connection.
@@ -109,6 +118,10 @@ pub(crate) struct Shared {
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     out: mpsc::UnboundedSender<Outgoing>,
     flow: Flow,
+    /// Calls from the peer in flight, and their request bytes.
+    inbound: Arc<Inbound>,
+    /// The principal's place for this connection, given back when it closes.
+    seat: Mutex<Option<Seat>>,
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_tx: watch::Sender<bool>,
@@ -213,15 +226,29 @@ impl Connection {
         };
         let handshake = async {
             match side {
-                Side::Connecting => handshake::connect(&mut r, &mut w, &hello)
-                    .await
-                    .map(|peer| (peer, None)),
+                Side::Connecting => {
+                    let peer = handshake::connect(&mut r, &mut w, &hello).await?;
+                    // The acceptor's places, if this side was given a budget anyway.
+                    let seat = config
+                        .principal_budget
+                        .as_ref()
+                        .map(|budget| budget.seat(None))
+                        .transpose()?;
+                    Ok((peer, None, seat))
+                }
                 Side::Accepting => {
-                    handshake::accept(&mut r, &mut w, &hello, config.authenticator.as_deref()).await
+                    handshake::accept(
+                        &mut r,
+                        &mut w,
+                        &hello,
+                        config.authenticator.as_deref(),
+                        config.principal_budget.as_ref(),
+                    )
+                    .await
                 }
             }
         };
-        let (peer, principal) = tokio::time::timeout(config.handshake_timeout, handshake)
+        let (peer, principal, seat) = tokio::time::timeout(config.handshake_timeout, handshake)
             .await
             .map_err(|_| {
                 Error::new(
@@ -249,6 +276,12 @@ impl Connection {
             pings: Mutex::new(HashMap::new()),
             out,
             flow: Flow::new(config.max_queued_bytes, config.stall_timeout),
+            inbound: Inbound::new(
+                config.max_calls_in_flight,
+                config.max_request_bytes_in_flight,
+                seat.as_ref().map(Seat::share),
+            ),
+            seat: Mutex::new(seat),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_tx,
@@ -377,6 +410,7 @@ impl Shared {
             questions: lock(&self.questions).len(),
             answers: lock(&self.answers).len(),
             queued_bytes: self.flow.queued(),
+            request_bytes_in_flight: self.inbound.usage().bytes,
         }
     }
 
@@ -536,6 +570,7 @@ impl Shared {
         lock(&self.pings).clear();
         let freed = lock(&self.exports).clear();
         lock(&self.imports).clear();
+        drop(lock(&self.seat).take());
         let _ = self.out.send(Outgoing::Shutdown);
         self.closed_tx.send_replace(true);
         // Objects are dropped outside every lock: their drops may touch other connections.

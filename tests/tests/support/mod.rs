@@ -66,6 +66,12 @@ pub fn rwc_bin() -> PathBuf {
     bin_dir().join("rwc")
 }
 
+/// Path of the `rwc-stress` executable (its `hang-in-*` clients are killed by the fault
+/// tests).
+pub fn stress_bin() -> PathBuf {
+    bin_dir().join("rwc-stress")
+}
+
 /// A node or a registry process, killed on drop.
 pub type Proc = rwc_tests::process::Listening;
 
@@ -131,6 +137,11 @@ impl Scratch {
         ));
         std::fs::create_dir_all(&dir).expect("create a scratch directory");
         Scratch(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 
     /// Writes `name` and returns its path as a string.

@@ -4,16 +4,18 @@
 //! does not compile them again. The disk cache keeps each upload beside its compiled
 //! artifacts, for the fuel-metering variant compiled on demand.
 
+mod budget;
 mod disk;
 mod memory;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, InstancePre};
 
 use self::disk::DiskCache;
+pub use self::disk::DiskCacheStats;
 use self::memory::MemoryCache;
 use super::compile::{is_module_hash, prelink};
 use super::engine::Metering;
@@ -27,14 +29,28 @@ impl Sandbox {
     /// Compiling is CPU-bound and can take a while for big modules: from async code, call
     /// this through `tokio::task::spawn_blocking`.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, SandboxError> {
-        let cache = &self.inner.modules;
+        self.load_unless(bytes, &AtomicBool::new(false))
+    }
+
+    /// Refuses an upload over the size limit before anything looks at it.
+    pub(super) fn check_size(&self, bytes: &[u8]) -> Result<(), SandboxError> {
+        let limit = self.inner.modules.max_module_bytes;
         let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if size > cache.max_module_bytes {
-            return Err(SandboxError::TooLarge {
-                size,
-                limit: cache.max_module_bytes,
-            });
+        if size > limit {
+            return Err(SandboxError::TooLarge { size, limit });
         }
+        Ok(())
+    }
+
+    /// [`load`](Sandbox::load), except that a module compiled after `abandoned` was set
+    /// (its compilation passed its deadline) is thrown away rather than cached.
+    pub(super) fn load_unless(
+        &self,
+        bytes: &[u8],
+        abandoned: &AtomicBool,
+    ) -> Result<Arc<LoadedModule>, SandboxError> {
+        let cache = &self.inner.modules;
+        self.check_size(bytes)?;
         let hash = hex::encode(Sha256::digest(bytes));
 
         if let Some(module) = cache.memory().get(&hash) {
@@ -46,6 +62,11 @@ impl Sandbox {
         }
 
         let unmetered = self.compile_for(Metering::Unmetered, bytes)?;
+        if abandoned.load(Ordering::Acquire) {
+            return Err(SandboxError::Other(format!(
+                "compiling module {hash} was abandoned at its deadline"
+            )));
+        }
         let loaded = Arc::new(LoadedModule::new(hash, bytes.into(), unmetered));
         if let Some(disk) = &cache.disk {
             disk.store(&loaded);
@@ -53,10 +74,19 @@ impl Sandbox {
         Ok(cache.memory().insert(loaded))
     }
 
+    /// The module named `hash` if the memory cache has it. Never touches the disk.
+    pub fn cached(&self, hash: &str) -> Option<Arc<LoadedModule>> {
+        let cache = &self.inner.modules;
+        let module = cache.memory().get(hash)?;
+        cache.memory_cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(module)
+    }
+
     /// The module named `hash` if the node has it, in memory or in the disk cache.
     ///
     /// `hash` usually comes from a client; anything that is not a SHA-256 hex string is
-    /// simply not found.
+    /// simply not found. Reading the disk cache blocks: from async code, look in memory
+    /// with [`cached`](Sandbox::cached) first and call this on the blocking pool.
     pub fn module(&self, hash: &str) -> Option<Arc<LoadedModule>> {
         if !is_module_hash(hash) {
             return None;
@@ -77,13 +107,14 @@ impl Sandbox {
         &self,
         module: &Arc<LoadedModule>,
         metering: Metering,
+        client: u64,
     ) -> Result<InstancePre<StoreState>, SandboxError> {
         let compiled = match metering {
             Metering::Unmetered => &module.unmetered,
             Metering::Fuel => {
                 let compiled = module
                     .fuel
-                    .get_or_try_init(|| self.fuel_variant(module))
+                    .get_or_try_init(|| self.fuel_variant(module, client))
                     .await?;
                 // The module grew: let the memory cache account for it.
                 self.inner.modules.memory().resize(module);
@@ -93,13 +124,22 @@ impl Sandbox {
         Ok(compiled.pre.clone())
     }
 
-    /// Compiles `module` for the fuel-metering engine, or loads that from the disk cache.
-    async fn fuel_variant(&self, module: &Arc<LoadedModule>) -> Result<Compiled, SandboxError> {
+    /// Compiles `module` for the fuel-metering engine, or loads that from the disk cache,
+    /// on a compile turn of `client` and within the compile deadline.
+    async fn fuel_variant(
+        &self,
+        module: &Arc<LoadedModule>,
+        client: u64,
+    ) -> Result<Compiled, SandboxError> {
         let sandbox = self.clone();
         let module = Arc::clone(module);
+        let hash = module.hash().to_owned();
+        let queue = &self.inner.compiles;
+        let turn = queue.turn(client).await;
         // If the caller gives up, the compilation still finishes (and reaches the disk
         // cache); the next caller starts another.
-        tokio::task::spawn_blocking(move || {
+        let job = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let cache = &sandbox.inner.modules;
             if let Some(disk) = &cache.disk {
                 let side = sandbox.inner.side(Metering::Fuel);
@@ -123,13 +163,18 @@ impl Sandbox {
                 disk.store_artifact(module.hash(), Metering::Fuel, &compiled.module);
             }
             Ok(compiled)
-        })
-        .await
-        .map_err(|err| {
-            SandboxError::Other(format!(
-                "compiling the module with fuel metering failed: {err}"
-            ))
-        })?
+        });
+        match tokio::time::timeout(queue.timeout(), job).await {
+            Ok(joined) => joined.map_err(|err| {
+                SandboxError::Other(format!(
+                    "compiling the module with fuel metering failed: {err}"
+                ))
+            })?,
+            Err(_) => Err(SandboxError::CompileTimedOut {
+                hash,
+                timeout: queue.timeout(),
+            }),
+        }
     }
 
     /// The module `hash` from the disk cache, if it has the unmetered artifact and the
@@ -184,6 +229,7 @@ pub(crate) struct CacheStats {
     pub(crate) memory_cache_hits: u64,
     pub(crate) cached_modules: usize,
     pub(crate) cached_bytes: u64,
+    pub(crate) disk: DiskCacheStats,
 }
 
 impl ModuleCache {
@@ -195,7 +241,12 @@ impl ModuleCache {
         fuel: &Engine,
     ) -> Result<Self, SandboxError> {
         let disk = match &config.cache_dir {
-            Some(dir) => Some(DiskCache::open(dir, unmetered, fuel)?),
+            Some(dir) => Some(DiskCache::open(
+                dir,
+                unmetered,
+                fuel,
+                config.disk_cache_bytes,
+            )?),
             None => None,
         };
         Ok(Self {
@@ -219,6 +270,7 @@ impl ModuleCache {
             memory_cache_hits: self.memory_cache_hits.load(Ordering::Relaxed),
             cached_modules: memory.len(),
             cached_bytes: memory.bytes(),
+            disk: self.disk.as_ref().map(DiskCache::stats).unwrap_or_default(),
         }
     }
 
