@@ -495,7 +495,8 @@ fn accept_error(e: &io::Error, first: Option<u8>) -> Error {
             "the client presented no certificate, and this node requires one (--tls-client-ca)",
         ),
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => {
+            // A CA of the same name but another key gives a bad signature.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
                 denied("the client's certificate is not signed by this node's --tls-client-ca")
             }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -543,7 +544,7 @@ fn connect_error(e: &io::Error, first: Option<u8>, server_name: &str, peer: &str
             )
         }
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => denied(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => denied(
                 "the node's certificate is not signed by a CA this client trusts (give the node's CA with --tls-ca or RWC_TLS_CA)"
                     .into(),
             ),
@@ -572,7 +573,9 @@ fn alert_from_node(alert: AlertDescription) -> Error {
         AlertDescription::CertificateRequired => {
             "the node requires a client certificate: give one with --tls-cert and --tls-key (or RWC_TLS_CERT and RWC_TLS_KEY)".to_owned()
         }
-        AlertDescription::UnknownCA => {
+        // rustls answers a bad signature (a CA of the same name, another key) with
+        // `decrypt_error`.
+        AlertDescription::UnknownCA | AlertDescription::DecryptError => {
             "the node does not trust this client's certificate (it is not signed by the node's --tls-client-ca)".to_owned()
         }
         AlertDescription::CertificateExpired => {
