@@ -146,7 +146,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log_to_stderr();
+    // A registry is a server: its operator wants to see refusals (warnings) and its start.
+    let serving = matches!(cli.command, Command::Registry(_));
+    log_to_stderr(if serving { "info" } else { "error" });
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "rwc", &mut std::io::stdout());
         return ExitCode::SUCCESS;
@@ -171,9 +173,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr: errors only, unless `RUST_LOG` asks for more.
-fn log_to_stderr() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+/// Logs go to stderr: from `default` up (`error` for a client command), unless `RUST_LOG`
+/// asks otherwise.
+fn log_to_stderr(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

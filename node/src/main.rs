@@ -70,7 +70,8 @@ struct Args {
     /// Tag to register under (repeat for several), e.g. `--tag gpu --tag eu`.
     #[arg(long = "tag", value_name = "TAG", requires = "register")]
     tags: Vec<String>,
-    /// Address clients should reach this node at (default: the address it listens on).
+    /// Address clients should reach this node at (default: the address it listens on,
+    /// as tls://HOST:PORT when it serves TLS).
     #[arg(long, value_name = "ADDR", requires = "register")]
     advertise: Option<String>,
     /// Seconds the registry keeps the entry without a refresh; the node refreshes every
@@ -270,6 +271,16 @@ fn hash_token() -> Result<String, String> {
     Ok(format!("token_sha256 = \"{}\"\n", token.digest()))
 }
 
+/// The address to register for a node bound to `bound`: clients of a TLS node must
+/// connect with `tls://` (`tls+unix:`), so that is what the registry hands them.
+fn advertised(bound: &str, tls: bool) -> String {
+    match (tls, bound.strip_prefix("unix:")) {
+        (false, _) => bound.to_owned(),
+        (true, Some(path)) => format!("tls+unix:{path}"),
+        (true, None) => format!("tls://{bound}"),
+    }
+}
+
 async fn run(
     config: NodeConfig,
     stdio: bool,
@@ -280,6 +291,7 @@ async fn run(
     if stdio {
         return serve_stdio(node).await.map_err(|e| e.to_string());
     }
+    let serves_tls = node.tls().is_some();
     let server = Server::bind(node, &listen)
         .await
         .map_err(|e| e.to_string())?;
@@ -290,7 +302,9 @@ async fn run(
     }
     tracing::info!(address = server.address(), "rwc-node ready");
     let registration = registering.map(|r| {
-        let advertise = r.advertise.unwrap_or_else(|| server.address().to_owned());
+        let advertise = r
+            .advertise
+            .unwrap_or_else(|| advertised(server.address(), serves_tls));
         if advertise.starts_with("0.0.0.0:") || advertise.starts_with("[::]:") {
             tracing::warn!(
                 %advertise,
