@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::principal::PrincipalInfo;
+
 /// A node's version, counters and limits: what `info()` answers and `rwc info` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -38,6 +40,10 @@ pub struct NodeInfo {
     /// What is held now against those limits. A node older than this field sends none.
     #[serde(default)]
     pub usage: Usage,
+    /// The caller: its principal, grants and effective limits (`None` from a node that
+    /// predates principals).
+    #[serde(default)]
+    pub principal: Option<PrincipalInfo>,
 }
 
 /// What a node holds now, against its [`Limits`]: the figures `rwc info` shows under

@@ -1,10 +1,58 @@
 //! Arguments several commands share, and the parsing of sizes and durations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::json::parse_arg;
-use rwc_client::{Error, InstanceOptions, Value};
+use rwc_client::{ConnectOptions, Error, InstanceOptions, TlsClientConfig, Token, Value};
+
+/// How a command connects to nodes: TLS settings for `tls://` addresses, and a token.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectArgs {
+    /// CA certificate (PEM) to trust for tls:// nodes (default: the system's trust store).
+    #[arg(long, env = "RWC_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for nodes that require one; with --tls-key.
+    #[arg(long, env = "RWC_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "RWC_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// File whose first line is the token to present. The token itself can be given in
+    /// RWC_TOKEN instead (never on the command line, where `ps` shows it).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The variable holding a token, for commands given no --token-file.
+pub const TOKEN_VAR: &str = "RWC_TOKEN";
+
+impl ConnectArgs {
+    /// The options these flags (and RWC_TOKEN) ask for.
+    pub fn options(&self) -> Result<ConnectOptions, Error> {
+        let mut options = ConnectOptions::new();
+        options.token = token(self.token_file.as_deref(), TOKEN_VAR)?;
+        if self.tls_ca.is_some() || self.tls_cert.is_some() {
+            let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+            options.tls = Some(TlsClientConfig::from_pem_files(
+                self.tls_ca.as_deref(),
+                identity,
+            )?);
+        }
+        Ok(options)
+    }
+}
+
+/// The token in `file`, else in the environment variable `var`, else none.
+pub fn token(file: Option<&Path>, var: &str) -> Result<Option<Token>, Error> {
+    if let Some(file) = file {
+        return Token::from_file(file).map(Some);
+    }
+    match std::env::var(var) {
+        Ok(text) if !text.trim().is_empty() => Token::new(&text).map(Some),
+        _ => Ok(None),
+    }
+}
 
 /// Limits and environment of the instance a command makes.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -19,7 +19,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use rwc_client::{Error, ErrorKind};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::LimitArgs;
+use crate::args::{ConnectArgs, LimitArgs};
 
 /// Run WebAssembly on rwc nodes.
 ///
@@ -35,12 +35,14 @@ struct Cli {
     command: Command,
 }
 
-/// Where a command finds its node.
+/// Where a command finds its node, and how it connects.
 #[derive(Debug, clap::Args)]
 struct NodeArg {
-    /// Node address: HOST:PORT or unix:/path.
+    /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT or tls+unix:/path.
     #[arg(long, default_value = "127.0.0.1:18870", env = "RWC_NODE")]
     node: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// What `call` and `run` take: a node, a module, an export and its arguments.
@@ -104,9 +106,12 @@ enum Command {
     Map(map::MapArgs),
     /// List the nodes a registry knows.
     Nodes {
-        /// The registry's address, HOST:PORT.
+        /// The registry's address, HOST:PORT or tls://HOST:PORT.
         #[arg(long, env = "RWC_REGISTRY")]
         registry: String,
+        /// TLS settings and token (a lookup token, if the registry's listing is closed).
+        #[command(flatten)]
+        connect: ConnectArgs,
         /// Only nodes with this tag.
         #[arg(long)]
         tag: Option<String>,
@@ -116,18 +121,16 @@ enum Command {
     },
     /// Run a registry: nodes register with `rwc-node --register ADDR --tag T`, clients
     /// find them with `rwc nodes` or `rwc map --registry`. Prints `listening on ADDR`.
-    Registry {
-        /// Address to listen on, HOST:PORT (port 0 picks a free one).
-        #[arg(long, default_value = "127.0.0.1:18869")]
-        listen: String,
-    },
+    Registry(commands::RegistryArgs),
     /// An interactive session with a node: load modules, make instances, call exports,
     /// keep netrefs in variables. Reads commands from stdin (a script works too); type
     /// `help` for the commands.
     Shell {
-        /// Node address: HOST:PORT or unix:/path.
+        /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT or tls+unix:/path.
         #[arg(env = "RWC_NODE", default_value = "127.0.0.1:18870")]
         node: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Print a shell completion script, e.g. `rwc completions bash > /etc/bash_completion.d/rwc`.
     Completions {
@@ -143,7 +146,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log_to_stderr();
+    // A registry is a server: its operator wants to see refusals (warnings) and its start.
+    let serving = matches!(cli.command, Command::Registry(_));
+    log_to_stderr(if serving { "info" } else { "error" });
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "rwc", &mut std::io::stdout());
         return ExitCode::SUCCESS;
@@ -168,9 +173,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr: errors only, unless `RUST_LOG` asks for more.
-fn log_to_stderr() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+/// Logs go to stderr: from `default` up (`error` for a client command), unless `RUST_LOG`
+/// asks otherwise.
+fn log_to_stderr(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -211,21 +217,22 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     match command {
         Command::Call(a) => done(commands::call(&a).await),
         Command::Run(a) => done(commands::run(&a).await),
-        Command::Info { node } => done(commands::info(&node.node).await),
+        Command::Info { node } => done(commands::info(&node).await),
         Command::Ping {
             node,
             count,
             interval_ms,
-        } => done(commands::ping(&node.node, count, interval_ms).await),
-        Command::Upload { node, module } => done(commands::upload(&node.node, &module).await),
+        } => done(commands::ping(&node, count, interval_ms).await),
+        Command::Upload { node, module } => done(commands::upload(&node, &module).await),
         Command::Map(a) => map::map(a).await,
         Command::Nodes {
             registry,
+            connect,
             tag,
             json,
-        } => done(commands::nodes(&registry, tag.as_deref(), json).await),
-        Command::Registry { listen } => done(commands::registry(&listen).await),
-        Command::Shell { node } => shell::run(&node, verbose).await,
+        } => done(commands::nodes(&registry, &connect, tag.as_deref(), json).await),
+        Command::Registry(a) => done(commands::registry(&a).await),
+        Command::Shell { node, connect } => shell::run(&node, &connect.options()?, verbose).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use rwc_api::module::ExportDescription;
 use rwc_api::{InstanceOptions, NodeInfo, Request, instance, root, upload};
-use rwc_protocol::transport::{connect_child, connect_tcp, connect_unix};
+use rwc_protocol::transport::{connect_child, connect_unix};
 use rwc_protocol::{
-    CallOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, Service,
-    Value,
+    Address, CallOptions, ConnectOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef,
+    PendingCall, Service, Value,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,21 +72,43 @@ fn client_root() -> NetRef {
 }
 
 impl Client {
-    /// Connects to `addr`: `HOST:PORT`, or `unix:/path/to/socket`.
+    /// Connects to `addr` ([`Address`]: `HOST:PORT`, `unix:/path`, `tls://HOST:PORT`,
+    /// `tls+unix:/path`) with no token, trusting the system's CAs for TLS.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(addr: &str) -> Result<Client, Error> {
-        let conn = match addr.strip_prefix("unix:") {
-            Some(path) => connect_unix(path, client_root(), config()).await,
-            None => connect_tcp(addr, client_root(), config()).await,
-        }
-        .map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("cannot reach node at {addr}: {}", e.message()),
-            )
-        })?;
+        Client::connect_with(addr, &ConnectOptions::default()).await
+    }
+
+    /// Connects to `addr` with `options`: the TLS settings for a `tls://` node (CA, client
+    /// certificate) and the token to present.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), rwc_client::Error> {
+    /// use std::path::Path;
+    /// use rwc_client::{Client, ConnectOptions, TlsClientConfig, Token};
+    ///
+    /// let tls = TlsClientConfig::from_pem_files(Some(Path::new("certs/ca.pem")), None)?;
+    /// let token = Token::from_file(Path::new("ops.token"))?;
+    /// let options = ConnectOptions::new().with_tls(tls).with_token(token);
+    /// let client = Client::connect_with("tls://node1.example.com:18870", &options).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the attempt.
+    pub async fn connect_with(addr: &str, options: &ConnectOptions) -> Result<Client, Error> {
+        let address: Address = addr.parse()?;
+        let conn = address
+            .connect(options, client_root(), config())
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("cannot reach node at {addr}: {}", e.message()),
+                )
+            })?;
         Ok(Client::from_connection(conn, None))
     }
 

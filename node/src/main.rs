@@ -1,26 +1,30 @@
 //! `rwc-node`: makes this machine a place to run uploaded Wasm.
 
 mod bound_flags;
+mod gen_cert;
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
-use rwc_protocol::signal;
+use rwc_protocol::{ConnectOptions, TlsClientConfig, Token, signal};
 use rwc_registry::Registration;
 use tracing_subscriber::EnvFilter;
 
 /// Run uploaded WebAssembly in a sandbox, for rwc clients.
 ///
 /// Every flag has a key of the same name in the TOML config file (limits under `[limits]`);
-/// flags win over the file.
+/// flags win over the file. Who may connect, and with what grants, is the file's
+/// `[[principals]]`; without any, the node serves only loopback and unix: addresses.
 #[derive(Debug, Parser)]
-#[command(name = "rwc-node", version)]
+#[command(name = "rwc-node", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Tool>,
     /// Address to listen on: HOST:PORT (port 0 picks a free one) or unix:/path.
     #[arg(long)]
     listen: Option<String>,
@@ -67,7 +71,8 @@ struct Args {
     /// Tag to register under (repeat for several), e.g. `--tag gpu --tag eu`.
     #[arg(long = "tag", value_name = "TAG", requires = "register")]
     tags: Vec<String>,
-    /// Address clients should reach this node at (default: the address it listens on).
+    /// Address clients should reach this node at (default: the address it listens on,
+    /// as tls://HOST:PORT when it serves TLS).
     #[arg(long, value_name = "ADDR", requires = "register")]
     advertise: Option<String>,
     /// Seconds the registry keeps the entry without a refresh; the node refreshes every
@@ -76,6 +81,37 @@ struct Args {
     register_ttl_secs: u64,
     #[command(flatten)]
     bounds: bound_flags::BoundFlags,
+    /// File whose first line is the token the registry accepts registrations with (see
+    /// `rwc registry --register-token-file`).
+    #[arg(long, value_name = "FILE", requires = "register")]
+    register_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for a `tls://` registry (default: the system's).
+    #[arg(long, value_name = "FILE", requires = "register")]
+    register_tls_ca: Option<PathBuf>,
+    /// TLS certificate chain (PEM) to serve with: the node then speaks only TLS, and
+    /// clients connect to tls://HOST:PORT.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM): every client must present a certificate it signed.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve a non-loopback address even without TLS and principals (logs a warning).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// Tools beside serving.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// Write a CA, a node certificate it signed and client certificates: a working TLS
+    /// setup in one command (an existing CA in DIR is reused).
+    GenCert(gen_cert::GenCert),
+    /// Read a token on stdin and print the config line that lets it in:
+    /// `token_sha256 = "…"` (for a `[[principals]]` entry).
+    HashToken,
 }
 
 /// Large messages (a 64 MiB buffer) churn fresh pages under the system allocator; mimalloc
@@ -85,6 +121,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = &args.command {
+        let done = match tool {
+            Tool::GenCert(g) => g.run(),
+            Tool::HashToken => hash_token(),
+        };
+        return match done {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rwc-node: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -111,12 +163,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let registry = args.register.clone().map(|registry| Registering {
-        registry,
-        tags: args.tags.clone(),
-        advertise: args.advertise.clone(),
-        ttl: Duration::from_secs(args.register_ttl_secs),
-    });
+    let registry = match registering(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rwc-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match runtime.block_on(run(config, args.stdio, registry)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -163,6 +216,14 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
         l.max_concurrent_calls = v;
     }
     args.bounds.apply(l);
+    if args.tls_cert.is_some() {
+        c.tls_cert.clone_from(&args.tls_cert);
+        c.tls_key.clone_from(&args.tls_key);
+    }
+    if args.tls_client_ca.is_some() {
+        c.tls_client_ca.clone_from(&args.tls_client_ca);
+    }
+    c.insecure |= args.insecure;
     Ok(c)
 }
 
@@ -172,6 +233,56 @@ struct Registering {
     tags: Vec<String>,
     advertise: Option<String>,
     ttl: Duration,
+    options: ConnectOptions,
+}
+
+fn registering(args: &Args) -> Result<Option<Registering>, String> {
+    let Some(registry) = args.register.clone() else {
+        return Ok(None);
+    };
+    let mut options = ConnectOptions::new();
+    if let Some(file) = &args.register_token_file {
+        options.token = Some(Token::from_file(file).map_err(|e| e.message().to_owned())?);
+    }
+    if let Some(ca) = &args.register_tls_ca {
+        let tls =
+            TlsClientConfig::from_pem_files(Some(ca), None).map_err(|e| e.message().to_owned())?;
+        options.tls = Some(tls);
+    }
+    Ok(Some(Registering {
+        registry,
+        tags: args.tags.clone(),
+        advertise: args.advertise.clone(),
+        ttl: Duration::from_secs(args.register_ttl_secs),
+        options,
+    }))
+}
+
+/// `rwc-node hash-token`: the token on stdin → the line for the config file.
+fn hash_token() -> Result<String, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("type the token, then Enter:");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_line(&mut text)
+        .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+    let token = Token::new(text.lines().next().unwrap_or("")).map_err(|_| {
+        "no token on stdin: pipe one in, e.g. `rwc-node hash-token < ops.token`".to_owned()
+    })?;
+    Ok(format!("token_sha256 = \"{}\"\n", token.digest()))
+}
+
+/// The address to register for a node bound to `bound`: clients of a TLS node must
+/// connect with `tls://` (`tls+unix:`), so that is what the registry hands them.
+fn advertised(bound: &str, tls: bool) -> String {
+    match (tls, bound.strip_prefix("unix:")) {
+        (false, _) => bound.to_owned(),
+        (true, Some(path)) => format!("tls+unix:{path}"),
+        (true, None) => format!("tls://{bound}"),
+    }
 }
 
 async fn run(
@@ -184,6 +295,7 @@ async fn run(
     if stdio {
         return serve_stdio(node).await.map_err(|e| e.to_string());
     }
+    let serves_tls = node.tls().is_some();
     let server = Server::bind(node, &listen)
         .await
         .map_err(|e| e.to_string())?;
@@ -194,7 +306,9 @@ async fn run(
     }
     tracing::info!(address = server.address(), "rwc-node ready");
     let registration = registering.map(|r| {
-        let advertise = r.advertise.unwrap_or_else(|| server.address().to_owned());
+        let advertise = r
+            .advertise
+            .unwrap_or_else(|| advertised(server.address(), serves_tls));
         if advertise.starts_with("0.0.0.0:") || advertise.starts_with("[::]:") {
             tracing::warn!(
                 %advertise,
@@ -206,6 +320,7 @@ async fn run(
             advertise,
             tags: r.tags,
             ttl: r.ttl,
+            options: r.options,
         }
     });
     let refresher = registration.clone().map(|r| tokio::spawn(r.run()));

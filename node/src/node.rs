@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use rwc_api::{NodeInfo, Usage};
 use rwc_protocol::admission::Admission;
-use rwc_protocol::{Error, NetRef, PrincipalBudget};
+use rwc_protocol::{Error, NetRef, PrincipalBudget, TlsServerConfig};
 use tokio::sync::Semaphore;
 
 use crate::config::NodeConfig;
 use crate::error::to_error;
+use crate::principal::{Principal, Principals};
 use crate::sandbox::{Sandbox, SandboxStats};
 
 /// A node: the sandbox, its configuration and counters. Cheap to clone; every connection's
@@ -40,15 +41,27 @@ pub(crate) struct NodeInner {
     pub(crate) upload_bytes: Arc<AtomicU64>,
     /// Names connections in the compile queue.
     pub(crate) next_client: AtomicU64,
+    pub(crate) principals: Arc<Principals>,
+    pub(crate) tls: Option<TlsServerConfig>,
 }
 
 /// wasmtime's version, read from the lock file by the build script.
 const WASMTIME_VERSION: &str = env!("RWC_WASMTIME_VERSION");
 
 impl Node {
-    /// Creates a node: its engine, caches and epoch ticker.
+    /// Creates a node: its principals, TLS settings (read from the files the config
+    /// names), engine, caches and epoch ticker.
     pub fn new(mut config: NodeConfig) -> Result<Node, Error> {
         config.resolve();
+        let tls = tls_config(&config)?;
+        let principals = Principals::new(
+            &config.principals,
+            &config.grants,
+            &config.limits,
+            tls.as_ref()
+                .is_some_and(TlsServerConfig::requires_client_cert),
+        )
+        .map_err(|e| Error::failed(format!("bad [[principals]]: {e}")))?;
         let sandbox = Sandbox::with_host_functions(config.sandbox_config(), crate::abi::define)
             .map_err(to_error)?;
         let limits = &config.limits;
@@ -74,15 +87,32 @@ impl Node {
                 calls_refused: AtomicU64::new(0),
                 uploads: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
+                principals: Arc::new(principals),
+                tls,
             }),
         })
     }
 
-    /// A fresh root service for one connection; instances it creates are freed when the
-    /// connection closes.
-    pub fn root(&self, principal: Option<String>) -> NetRef {
+    /// A fresh root service for one connection of the principal named `principal`
+    /// (`None`: the anonymous principal of a node without `[[principals]]`); instances it
+    /// creates are freed when the connection closes. A name the node does not know gets a
+    /// root that refuses everything.
+    pub fn root(&self, principal: Option<&str>) -> NetRef {
         self.inner.connections.fetch_add(1, Ordering::Relaxed);
-        NetRef::new(crate::service::RootService::new(self.clone(), principal))
+        match self.inner.principals.get(principal) {
+            Some(p) => NetRef::new(crate::service::RootService::new(self.clone(), p.clone())),
+            None => NetRef::new(crate::service::RootService::refusing(principal)),
+        }
+    }
+
+    /// The node's principals: the authenticator its listener runs.
+    pub fn principals(&self) -> &Arc<Principals> {
+        &self.inner.principals
+    }
+
+    /// The TLS settings the node serves with, if its config names a certificate.
+    pub fn tls(&self) -> Option<&TlsServerConfig> {
+        self.inner.tls.as_ref()
     }
 
     /// The node's configuration.
@@ -95,7 +125,15 @@ impl Node {
         self.inner.sandbox.stats()
     }
 
-    /// What `info()` answers.
+    /// What `info()` answers `caller`: the node's info, and the caller's principal.
+    pub fn info_for(&self, caller: &Principal) -> NodeInfo {
+        NodeInfo {
+            principal: Some(caller.info()),
+            ..self.info()
+        }
+    }
+
+    /// The node's version, counters and limits (without a caller's principal).
     pub fn info(&self) -> NodeInfo {
         let s = self.stats();
         let counter = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -115,6 +153,7 @@ impl Node {
             grants: self.inner.config.grants.clone(),
             limits: self.inner.config.limits.clone(),
             usage: self.usage(),
+            principal: None,
         }
     }
 
@@ -144,6 +183,27 @@ impl Node {
             cache_disk_write_failures: s.disk.write_failures,
             this_connection: rwc_api::ConnectionUsage::default(),
         }
+    }
+}
+
+/// The TLS settings `config` names: `tls_cert` and `tls_key` together, and `tls_client_ca`
+/// only with them.
+fn tls_config(config: &NodeConfig) -> Result<Option<TlsServerConfig>, Error> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let ca = config.tls_client_ca.as_deref();
+            TlsServerConfig::from_pem_files(cert, key, ca).map(Some)
+        }
+        (None, None) if config.tls_client_ca.is_some() => Err(Error::failed(
+            "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked in a TLS handshake",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::failed(
+            "--tls-cert needs --tls-key (the certificate's private key)",
+        )),
+        (None, Some(_)) => Err(Error::failed(
+            "--tls-key needs --tls-cert (the certificate it goes with)",
+        )),
     }
 }
 

@@ -1,9 +1,9 @@
-//! Listening for connections: one TCP or Unix socket, and the accept loop every rwc server
-//! (a node, a registry) runs on it: each connection is served its own root object until
-//! it closes.
+//! Listening for connections: one TCP or Unix socket, plain or TLS, and the accept loop
+//! every rwc server (a node, a registry) runs on it: each connection is served its own
+//! root object, made for the principal it authenticated as, until it closes.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +12,12 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
 use crate::admission::{Admission, Admitted};
-use crate::connection::ConnectionConfig;
+use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, ErrorKind};
+use crate::handshake::PeerInfo;
 use crate::netref::NetRef;
-use crate::transport::{accept_tcp, accept_unix};
+use crate::tls::{self, TlsServerConfig};
+use crate::transport::nodelay;
 
 /// A bound socket: `HOST:PORT` (TCP) or `unix:/path`. A Unix socket's file is removed when
 /// the listener drops.
@@ -25,6 +27,7 @@ pub struct Listener {
     address: String,
     /// Caps on the connections held at once; `None`: no caps.
     admission: Option<Arc<Admission>>,
+    tls: Option<TlsServerConfig>,
 }
 
 #[derive(Debug)]
@@ -36,9 +39,12 @@ enum Socket {
 /// An accepted stream, not yet a connection.
 #[derive(Debug)]
 enum Accepted {
-    Tcp(TcpStream),
+    Tcp(TcpStream, SocketAddr),
     Unix(UnixStream),
 }
+
+/// Makes the root object of a connection for the principal it authenticated as.
+type RootFor = Arc<dyn Fn(Option<&str>) -> NetRef + Send + Sync>;
 
 impl Listener {
     /// Binds `addr`: `HOST:PORT` (port 0 picks a free one) or `unix:/path/to/socket` (a
@@ -70,6 +76,7 @@ impl Listener {
             socket,
             address,
             admission: None,
+            tls: None,
         })
     }
 
@@ -81,15 +88,40 @@ impl Listener {
         self
     }
 
+    /// Serves TLS with `tls` on this socket: every connection opens with a TLS handshake
+    /// (which must finish, with the rwc handshake, within the connection config's
+    /// `handshake_timeout`).
+    pub fn with_tls(mut self, tls: TlsServerConfig) -> Listener {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether only this machine can connect: a Unix socket, or TCP on a loopback address
+    /// (`127.0.0.1`, `::1`; not `0.0.0.0`). A server beyond loopback should speak TLS and
+    /// authenticate its peers.
+    pub fn is_loopback(&self) -> bool {
+        match &self.socket {
+            Socket::Unix(..) => true,
+            Socket::Tcp(l) => l.local_addr().is_ok_and(|a| a.ip().is_loopback()),
+        }
+    }
+
+    /// The TLS settings this listener serves with, if it serves TLS.
+    pub fn tls(&self) -> Option<&TlsServerConfig> {
+        self.tls.as_ref()
+    }
+
     /// The address actually bound (`127.0.0.1:41234`, `unix:/tmp/rwc.sock`).
     pub fn address(&self) -> &str {
         &self.address
     }
 
-    /// Accepts connections until `shutdown` completes. Each one gets a fresh `root()`
-    /// and runs as its own task until it closes; returns the tasks still running then, for
-    /// the caller to wait for or abort. A failed accept (out of file descriptors, say) is
-    /// logged and retried shortly.
+    /// Accepts connections until `shutdown` completes. Each one runs as its own task until
+    /// it closes, served a fresh root made by `root` for the principal the connection's
+    /// [`Authenticator`](crate::Authenticator) named (`None` without one); returns the
+    /// tasks still running then, for the caller to wait for or abort. A failed accept (out
+    /// of file descriptors, say) is logged and retried shortly; a failed or refused
+    /// handshake is logged with the peer's address.
     ///
     /// # Cancel safety
     /// Dropping the future stops accepting and aborts the connections' tasks.
@@ -97,27 +129,37 @@ impl Listener {
         &self,
         shutdown: impl Future<Output = ()>,
         config: ConnectionConfig,
-        root: impl Fn() -> NetRef,
+        root: impl Fn(Option<&str>) -> NetRef + Send + Sync + 'static,
     ) -> JoinSet<()> {
+        let root: RootFor = Arc::new(root);
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.accept() => match accepted {
-                    Ok((stream, from)) => match self.admit(from) {
+                    Ok(stream) => match self.admit(&stream) {
                         Ok(admitted) => {
-                            connections.spawn(serve_one(stream, root(), config.clone(), admitted));
+                            let (address, tls) = (self.peer_address(&stream), self.tls.clone());
+                            let serving =
+                                serve_one(stream, address, tls, root.clone(), config.clone(), admitted);
+                            connections.spawn(serving);
                         }
                         Err((admission, reason)) => {
                             // Debug, not info: a flood would flood the log too; `info` counts refusals.
-                            tracing::debug!(peer = ?from, %reason, "connection refused");
-                            connections.spawn(async move {
-                                match stream {
-                                    Accepted::Tcp(s) => admission.send_refusal(s, reason).await,
-                                    Accepted::Unix(s) => admission.send_refusal(s, reason).await,
-                                }
-                            });
+                            tracing::debug!(peer = %self.peer_address(&stream), %reason, "connection refused");
+                            if self.tls.is_some() {
+                                // Saying why would take the TLS handshake the cap is there
+                                // to spare: a TLS peer over the cap is closed at once.
+                                drop(stream);
+                            } else {
+                                connections.spawn(async move {
+                                    match stream {
+                                        Accepted::Tcp(s, _) => admission.send_refusal(s, reason).await,
+                                        Accepted::Unix(s) => admission.send_refusal(s, reason).await,
+                                    }
+                                });
+                            }
                         }
                     },
                     Err(e) => {
@@ -131,25 +173,35 @@ impl Listener {
         connections
     }
 
-    /// The next stream, and the IP address it comes from (`None` for a Unix socket).
-    async fn accept(&self) -> std::io::Result<(Accepted, Option<IpAddr>)> {
+    /// The next stream, with the address it comes from if it is TCP.
+    async fn accept(&self) -> std::io::Result<Accepted> {
         match &self.socket {
-            Socket::Tcp(l) => l
-                .accept()
-                .await
-                .map(|(s, from)| (Accepted::Tcp(s), Some(from.ip()))),
-            Socket::Unix(l, _) => l.accept().await.map(|(s, _)| (Accepted::Unix(s), None)),
+            Socket::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+            Socket::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
         }
     }
 
-    /// Admits a stream from `from`, or gives the refusal to send it.
-    fn admit(&self, from: Option<IpAddr>) -> Result<Option<Admitted>, (Arc<Admission>, Error)> {
+    /// Admits `stream`, or gives the refusal to send it.
+    fn admit(&self, stream: &Accepted) -> Result<Option<Admitted>, (Arc<Admission>, Error)> {
+        let from: Option<IpAddr> = match stream {
+            Accepted::Tcp(_, addr) => Some(addr.ip()),
+            Accepted::Unix(_) => None,
+        };
         match &self.admission {
             None => Ok(None),
             Some(admission) => admission
                 .admit(from)
                 .map(Some)
                 .map_err(|reason| (admission.clone(), reason)),
+        }
+    }
+
+    /// Who connected, for the authenticator and the logs: a TCP peer's address; for a Unix
+    /// socket (whose clients have no address), the socket's.
+    fn peer_address(&self, stream: &Accepted) -> String {
+        match stream {
+            Accepted::Tcp(_, addr) => addr.to_string(),
+            Accepted::Unix(_) => self.address.clone(),
         }
     }
 }
@@ -162,24 +214,52 @@ impl Drop for Listener {
     }
 }
 
-/// Runs the handshake on `stream`, then serves `root` to the peer until the connection
-/// closes.
+/// Runs the handshakes on `stream` (TLS, if `tls`, then rwc), then serves the root made
+/// for its principal until the connection closes. `_admitted` holds the connection's
+/// places under the listener's caps until then.
 async fn serve_one(
     stream: Accepted,
-    root: NetRef,
+    address: String,
+    tls: Option<TlsServerConfig>,
+    root: RootFor,
     config: ConnectionConfig,
     _admitted: Option<Admitted>,
 ) {
-    let conn = match stream {
-        Accepted::Tcp(s) => accept_tcp(s, root, config).await,
-        Accepted::Unix(s) => accept_unix(s, root, config).await,
+    let make_root = |principal: Option<&str>| root(principal);
+    let conn = match (stream, &tls) {
+        (Accepted::Tcp(s, _), None) => match nodelay(&s) {
+            Ok(()) => {
+                let (r, w) = s.into_split();
+                let peer = PeerInfo::at(address.clone());
+                Connection::accept_peer(r, w, peer, config, make_root).await
+            }
+            Err(e) => Err(e),
+        },
+        (Accepted::Unix(s), None) => {
+            let (r, w) = s.into_split();
+            let peer = PeerInfo::at(address.clone());
+            Connection::accept_peer(r, w, peer, config, make_root).await
+        }
+        (Accepted::Tcp(s, _), Some(tls)) => match nodelay(&s) {
+            Ok(()) => tls::accept(s, tls, Some(address.clone()), config, make_root).await,
+            Err(e) => Err(e),
+        },
+        (Accepted::Unix(s), Some(tls)) => {
+            tls::accept(s, tls, Some(address.clone()), config, make_root).await
+        }
     };
     match conn {
         Ok(conn) => {
-            tracing::debug!(connection = conn.id(), peer = %conn.peer().agent, "peer connected");
+            tracing::debug!(
+                connection = conn.id(),
+                peer = %address,
+                agent = %conn.peer().agent,
+                principal = conn.principal().unwrap_or("-"),
+                "peer connected"
+            );
             let reason = conn.closed().await;
             tracing::debug!(connection = conn.id(), %reason, "peer gone");
         }
-        Err(e) => tracing::info!(error = %e, "handshake failed"),
+        Err(e) => tracing::info!(peer = %address, error = %e, "handshake failed"),
     }
 }

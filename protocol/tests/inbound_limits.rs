@@ -13,8 +13,8 @@ use rwc_protocol::admission::Admission;
 use rwc_protocol::listener::Listener;
 use rwc_protocol::transport::connect_tcp;
 use rwc_protocol::{
-    Authenticator, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, PrincipalBudget,
-    Service, Value,
+    Authenticator, ConnectionConfig, Error, ErrorKind, NetRef, PeerInfo, PendingCall,
+    PrincipalBudget, Service, Value,
 };
 use serde_bytes::ByteBuf;
 use tokio::sync::Semaphore;
@@ -141,7 +141,7 @@ async fn connections_of_one_principal_share_its_bound() {
 struct Tokens;
 
 impl Authenticator for Tokens {
-    fn authenticate(&self, credentials: Option<&[u8]>) -> Result<String, Error> {
+    fn authenticate(&self, _peer: &PeerInfo, credentials: Option<&[u8]>) -> Result<String, Error> {
         match credentials {
             Some(b"ops-token") => Ok("ops".to_owned()),
             Some(b"dev-token") => Ok("dev".to_owned()),
@@ -204,7 +204,7 @@ async fn listening(admission: Arc<Admission>) -> (String, tokio::task::JoinHandl
             .serve(
                 std::future::pending(),
                 ConnectionConfig::default(),
-                common::calc,
+                |_: Option<&str>| common::calc(),
             )
             .await;
         tasks.abort_all();

@@ -18,11 +18,11 @@ impl Listening {
     /// Starts `cmd` with stdin closed and stderr discarded, and waits for the `listening on
     /// ADDR` line on its stdout (which is drained afterwards, whatever it prints).
     pub fn start(cmd: Command) -> std::io::Result<Listening> {
-        Self::start_with_stderr(cmd, Stdio::null())
+        Listening::start_with_stderr(cmd, Stdio::null())
     }
 
-    /// [`start`](Listening::start), with the process's stderr going to `stderr` (a log
-    /// file, say).
+    /// [`start`](Listening::start), sending its stderr (its log) to `stderr`, e.g. a file
+    /// a test reads afterwards.
     pub fn start_with_stderr(mut cmd: Command, stderr: Stdio) -> std::io::Result<Listening> {
         let mut child = cmd
             .stdin(Stdio::null())

@@ -1,5 +1,5 @@
-//! Host capabilities: objects a node exports under names, granted to clients by the node's
-//! config, and handed to guests at instantiation.
+//! Host capabilities: objects a node exports under names, granted to principals by the
+//! node's config, and handed to guests at instantiation.
 //!
 //! A guest reaches only what it was handed; a client can hand over only what it was
 //! granted (or objects it holds itself).
@@ -9,33 +9,42 @@ mod sys;
 
 use std::collections::HashMap;
 
-use rwc_protocol::{Error, ErrorKind, NetRef};
+use rwc_protocol::{Error, NetRef};
 
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
+use crate::Node;
 use crate::instance::output::OutputForwarder;
+use crate::principal::Principal;
 
 /// Capabilities this node has.
 pub use rwc_api::capability::ALL;
 
-/// Makes the named capability, for a guest whose output goes to `output` (the `log`
-/// capability writes there too) or for a client directly.
-pub(crate) fn make(name: &str, label: &str, output: Option<&OutputForwarder>) -> Option<NetRef> {
+/// Makes the named capability, for a guest of `principal` whose output goes to `output`
+/// (the `log` capability writes there too) or for a client directly.
+pub(crate) fn make(
+    node: &Node,
+    name: &str,
+    principal: &Principal,
+    output: Option<&OutputForwarder>,
+) -> Option<NetRef> {
     match name {
-        rwc_api::capability::SYS => Some(NetRef::new(SysCapability)),
+        rwc_api::capability::SYS => Some(NetRef::new(SysCapability::new(
+            node.config().disk_mounts.clone(),
+        ))),
         rwc_api::capability::LOG => Some(NetRef::new(LogCapability::new(
-            label.to_owned(),
+            principal.name().to_owned(),
             output.cloned(),
         ))),
         _ => None,
     }
 }
 
-/// Resolves the capability names a client asked for, checking its grants.
+/// Resolves the capability names a client asked for, checking its principal's grants.
 pub(crate) fn resolve(
+    node: &Node,
     names: &[String],
-    grants: &[String],
-    label: &str,
+    principal: &Principal,
     output: Option<&OutputForwarder>,
 ) -> Result<HashMap<String, NetRef>, Error> {
     let mut out = HashMap::new();
@@ -46,21 +55,10 @@ pub(crate) fn resolve(
                 ALL.join(", ")
             )));
         }
-        if !grants.contains(name) {
-            return Err(denied(name));
-        }
-        if let Some(cap) = make(name, label, output) {
+        principal.check(name)?;
+        if let Some(cap) = make(node, name, principal, output) {
             out.insert(name.clone(), cap);
         }
     }
     Ok(out)
-}
-
-pub(crate) fn denied(name: &str) -> Error {
-    Error::new(
-        ErrorKind::Denied,
-        format!(
-            "capability `{name}` is not granted to this client by the node's config (`grants`)"
-        ),
-    )
 }

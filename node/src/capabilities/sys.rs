@@ -5,14 +5,53 @@ use std::path::Path;
 
 use rwc_api::capability::{self, sys};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
-use rwc_protocol::{Error, Value, to_value};
+use rwc_protocol::{Error, ErrorKind, Value, to_value};
 use serde::Serialize;
 
 use crate::blocking;
 
 /// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
+/// `disk(path)` reports only on the mount points the node's config lists
+/// (`disk_mounts`); any other path is `denied`, so a guest cannot probe the file system.
 #[derive(Debug)]
-pub struct SysCapability;
+pub struct SysCapability {
+    disk_mounts: Vec<String>,
+}
+
+impl SysCapability {
+    /// The capability, reporting on the file systems mounted at `disk_mounts`.
+    pub fn new(disk_mounts: Vec<String>) -> Self {
+        SysCapability { disk_mounts }
+    }
+}
+
+/// Statistics of the file system mounted at `path`, if `mounts` (the config's
+/// `disk_mounts`) lists it.
+fn listed_disk(mounts: &[String], path: &str) -> Result<Disk, Error> {
+    let listed = |m: &String| normalized(m) == normalized(path);
+    if !mounts.iter().any(listed) {
+        let lists = if mounts.is_empty() {
+            "none".to_owned()
+        } else {
+            mounts.join(", ")
+        };
+        return Err(Error::new(
+            ErrorKind::Denied,
+            format!(
+                "sys.disk: `{path}` is not a mount point this node reports on (its config's `disk_mounts` lists: {lists})"
+            ),
+        ));
+    }
+    disk(path)
+}
+
+/// `/data/` and `/data` are the same mount point.
+fn normalized(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    }
+}
 
 const METHODS: MethodTable = MethodTable(sys::METHODS);
 
@@ -48,7 +87,9 @@ impl Dispatch for SysCapability {
                     _ => "/".to_owned(),
                 };
                 let method = method.to_owned();
-                blocking::run(&format!("sys.{method}"), move || query(&method, &path)).await?
+                let mounts = self.disk_mounts.clone();
+                let answer = move || query(&method, &path, &mounts);
+                blocking::run(&format!("sys.{}", call.method), answer).await?
             }
             other => Err(Self::unknown(other)),
         }
@@ -56,13 +97,13 @@ impl Dispatch for SysCapability {
 }
 
 /// Answers a method of `sys` that touches the file system; `path` is `disk`'s argument.
-fn query(method: &str, path: &str) -> Result<Value, Error> {
+fn query(method: &str, path: &str, mounts: &[String]) -> Result<Value, Error> {
     match method {
         "hostname" => to_value(&hostname()),
         "uptime_secs" => to_value(&uptime_secs()?),
         "load_average" => to_value(&load_average()?),
         "memory" => to_value(&memory()?),
-        "disk" => to_value(&disk(path)?),
+        "disk" => to_value(&listed_disk(mounts, path)?),
         sys::REPORT => {
             let mut m = BTreeMap::new();
             m.insert("hostname", to_value(&hostname())?);
@@ -72,7 +113,10 @@ fn query(method: &str, path: &str) -> Result<Value, Error> {
             m.insert("uptime_secs", to_value(&uptime_secs()?)?);
             m.insert("load_average", to_value(&load_average()?)?);
             m.insert("memory", to_value(&memory()?)?);
-            m.insert("disk", to_value(&disk("/")?)?);
+            // The report includes the root file system if the node reports on it.
+            if let Ok(d) = listed_disk(mounts, "/") {
+                m.insert("disk", to_value(&d)?);
+            }
             to_value(&m)
         }
         other => Err(SysCapability::unknown(other)),
@@ -150,7 +194,8 @@ mod tests {
 
     #[tokio::test]
     async fn report_has_every_field() {
-        let r = SysCapability
+        let sys = SysCapability::new(vec!["/".to_owned()]);
+        let r = sys
             .call(CallContext::local(), "report", vec![])
             .await
             .unwrap();
@@ -164,10 +209,34 @@ mod tests {
                 .unwrap()
                 > 0
         );
-        let err = SysCapability
+        let err = sys
             .call(CallContext::local(), "reboot", vec![])
             .await
             .unwrap_err();
         assert_eq!(err.kind(), rwc_protocol::ErrorKind::Unimplemented);
+    }
+
+    #[tokio::test]
+    async fn disk_reports_only_on_listed_mount_points() {
+        let sys = SysCapability::new(vec!["/".to_owned()]);
+        let root = sys
+            .call(CallContext::local(), "disk", vec![Value::from("/")])
+            .await
+            .unwrap();
+        assert!(root.get("total").and_then(Value::as_u64).unwrap() > 0);
+        for path in ["/etc", "/proc/self", "/root/.ssh", "relative"] {
+            let err = sys
+                .call(CallContext::local(), "disk", vec![Value::from(path)])
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), rwc_protocol::ErrorKind::Denied, "{path}: {err}");
+            assert!(err.message().contains("disk_mounts"), "{err}");
+        }
+        let none = SysCapability::new(Vec::new());
+        let r = none
+            .call(CallContext::local(), "report", vec![])
+            .await
+            .unwrap();
+        assert!(r.get("disk").is_none(), "{r:?}");
     }
 }

@@ -12,4 +12,4 @@ pub(crate) use self::actor::{AbiState, run_nested};
 pub(crate) use self::guest_proxy::GuestProxy;
 pub(crate) use self::job_queue::JobQueue;
 pub use self::object::InstanceObject;
-pub(crate) use self::object::instantiate;
+pub(crate) use self::object::{Slot, instantiate};

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rwc_api::principal::grant;
 use rwc_api::root::{self, Capability, Instantiate, ModuleByHash, Run, Upload, UploadStream};
 use rwc_api::{ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
-use rwc_protocol::{Connection, Error, NetRef, Value, to_value};
+use rwc_protocol::{Connection, Error, ErrorKind, NetRef, Value, to_value};
 
 use super::UploadBudget;
 use super::module::{ModuleObject, compile};
@@ -14,13 +15,14 @@ use crate::Node;
 use crate::blocking;
 use crate::capabilities;
 use crate::instance::{InstanceObject, instantiate};
+use crate::principal::Principal;
 use crate::sandbox::LoadedModule;
 
-/// One connection's view of the node.
+/// One connection's view of the node: what its principal may do and see.
 #[derive(Debug)]
 pub struct RootService {
     node: Node,
-    principal: Option<String>,
+    principal: Arc<Principal>,
     /// Names this connection in the compile queue, whose turns are fair across them.
     client: u64,
     /// Live instances created through this connection (capped per connection).
@@ -29,10 +31,17 @@ pub struct RootService {
     uploads: Arc<UploadBudget>,
 }
 
+/// The root of a connection whose principal the node does not know: it refuses every
+/// call (a node with `[[principals]]` served without its authenticator).
+#[derive(Debug)]
+pub struct RefusingRoot {
+    principal: Option<String>,
+}
+
 const METHODS: MethodTable = MethodTable(root::METHODS);
 
 impl RootService {
-    pub(crate) fn new(node: Node, principal: Option<String>) -> Self {
+    pub(crate) fn new(node: Node, principal: Arc<Principal>) -> Self {
         let inner = &node.inner;
         let client = inner.next_client.fetch_add(1, Ordering::Relaxed);
         let uploads = UploadBudget::new(
@@ -48,16 +57,19 @@ impl RootService {
         }
     }
 
-    fn label(&self) -> String {
-        self.principal
-            .clone()
-            .unwrap_or_else(|| "anonymous".to_owned())
+    pub(crate) fn refusing(principal: Option<&str>) -> RefusingRoot {
+        RefusingRoot {
+            principal: principal.map(str::to_owned),
+        }
     }
 
-    /// The module named `req.hash`: from memory at once, else from the disk cache on the
-    /// blocking pool.
+    /// The module named `req.hash`, if this principal may see it (one it uploaded): from
+    /// memory at once, else from the disk cache on the blocking pool.
     async fn module(&self, req: ModuleByHash) -> Result<Value, Error> {
         let hash = req.hash.to_ascii_lowercase();
+        if !self.principal.sees_module(&hash) {
+            return Ok(Value::Unit);
+        }
         let sandbox = &self.node.inner.sandbox;
         let found = match sandbox.cached(&hash) {
             Some(module) => Some(module),
@@ -79,12 +91,13 @@ impl RootService {
         let _held = self
             .uploads
             .reserve(u64::try_from(bytes.len()).unwrap_or(u64::MAX))?;
-        compile(&self.node, self.client, bytes).await
+        compile(&self.node, &self.principal, self.client, bytes).await
     }
 
-    /// What `info()` answers this connection: the node's, with its own usage.
+    /// What `info()` answers this connection: the node's, with its principal and its own
+    /// usage.
     fn info(&self, connection: Option<&Connection>) -> Result<Value, Error> {
-        let mut info = self.node.info();
+        let mut info = self.node.info_for(&self.principal);
         let mine = &mut info.usage.this_connection;
         if let Some(conn) = connection {
             let stats = conn.stats();
@@ -106,7 +119,7 @@ impl RootService {
             &module,
             req.options,
             &self.instances,
-            &self.label(),
+            &self.principal,
             self.client,
         )
         .await
@@ -119,7 +132,7 @@ impl RootService {
             &module,
             req.options,
             &self.instances,
-            &self.label(),
+            &self.principal,
             self.client,
         )
         .await?;
@@ -131,13 +144,15 @@ impl RootService {
     }
 
     fn capability(&self, req: Capability) -> Result<Value, Error> {
-        let grants = &self.node.inner.config.grants;
         let name = req.name;
-        Ok(
-            capabilities::resolve(std::slice::from_ref(&name), grants, &self.label(), None)?
-                .remove(&name)
-                .map_or(Value::Unit, Value::from),
-        )
+        Ok(capabilities::resolve(
+            &self.node,
+            std::slice::from_ref(&name),
+            &self.principal,
+            None,
+        )?
+        .remove(&name)
+        .map_or(Value::Unit, Value::from))
     }
 }
 
@@ -161,23 +176,49 @@ impl Dispatch for RootService {
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         let args = call.args;
+        let p = &self.principal;
         match call.method {
-            Upload::METHOD => self.upload(Upload::from_args(args)?).await,
-            UploadStream::METHOD => super::upload::upload_stream(
-                &self.node,
-                self.client,
-                &self.uploads,
-                UploadStream::from_args(args)?,
-            ),
+            Upload::METHOD => {
+                p.check(grant::UPLOAD)?;
+                self.upload(Upload::from_args(args)?).await
+            }
+            UploadStream::METHOD => {
+                p.check(grant::UPLOAD)?;
+                let req = UploadStream::from_args(args)?;
+                super::upload::upload_stream(&self.node, p, self.client, &self.uploads, req)
+            }
             ModuleByHash::METHOD => self.module(ModuleByHash::from_args(args)?).await,
             Instantiate::METHOD => {
+                p.check(grant::INSTANTIATE)?;
                 let instance = self.instantiate(Instantiate::from_args(args)?).await?;
                 Ok(NetRef::new(instance).into())
             }
-            Run::METHOD => self.run(Run::from_args(args)?).await,
-            root::Info::METHOD => self.info(call.ctx.connection()),
+            Run::METHOD => {
+                p.check(grant::RUN)?;
+                self.run(Run::from_args(args)?).await
+            }
+            root::Info::METHOD => {
+                p.check(grant::INFO)?;
+                self.info(call.ctx.connection())
+            }
             Capability::METHOD => self.capability(Capability::from_args(args)?),
             other => Err(Self::unknown(other)),
         }
+    }
+}
+
+impl Dispatch for RefusingRoot {
+    const TYPE_NAME: &'static str = "node";
+    const METHODS: MethodTable = METHODS;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        Err(Error::new(
+            ErrorKind::Denied,
+            format!(
+                "`{}` refused: this connection has no principal the node knows ({})",
+                call.method,
+                self.principal.as_deref().unwrap_or("none")
+            ),
+        ))
     }
 }

@@ -16,10 +16,12 @@ use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 use super::module::compile;
 use super::upload_budget::{UploadBudget, UploadReservation};
 use crate::Node;
+use crate::principal::Principal;
 
 /// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.
 pub struct Uploader {
     node: Node,
+    principal: Arc<Principal>,
     /// Whose compile turn `finish` takes.
     client: u64,
     total: u64,
@@ -43,19 +45,17 @@ impl std::fmt::Debug for Uploader {
 }
 
 /// `upload_stream(total_len)`: an uploader for a module of `total_len` bytes, refused at
-/// once (`denied`) if that is over the node's limit, or (`overloaded`) if the connection's
-/// other uploads leave no room for it in `uploads`.
+/// once (`denied`) if that is over the principal's limit (itself within the node's), or
+/// (`overloaded`) if the connection's other uploads leave no room for it in `uploads`.
 pub(crate) fn upload_stream(
     node: &Node,
+    principal: &Arc<Principal>,
     client: u64,
     uploads: &Arc<UploadBudget>,
     req: UploadStream,
 ) -> Result<Value, Error> {
     let total = req.total_len;
-    let limit = node.inner.config.limits.max_module_bytes;
-    if total > limit {
-        return Err(too_large(total, limit));
-    }
+    check_size(principal, total)?;
     if total == 0 {
         return Err(Error::bad_argument(
             "a module cannot be empty: upload_stream needs its length in bytes",
@@ -64,6 +64,7 @@ pub(crate) fn upload_stream(
     let reservation = uploads.reserve(total)?;
     Ok(NetRef::new(Uploader {
         node: node.clone(),
+        principal: principal.clone(),
         client,
         total,
         state: Mutex::new(State::Receiving(Vec::new(), reservation)),
@@ -71,14 +72,21 @@ pub(crate) fn upload_stream(
     .into())
 }
 
-fn too_large(size: u64, limit: u64) -> Error {
-    Error::new(
+/// Refuses (`denied`) a module of `size` bytes over the principal's `max_module_bytes`.
+pub(crate) fn check_size(principal: &Principal, size: u64) -> Result<(), Error> {
+    let limit = principal.limits().max_module_bytes;
+    if size <= limit {
+        return Ok(());
+    }
+    Err(Error::new(
         ErrorKind::Denied,
         format!(
-            "module is {size} bytes, over this node's limit of {limit} bytes; \
-             shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes"
+            "module is {size} bytes, over the limit of {limit} bytes for principal `{}`; \
+             shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes \
+             (or the principal's max_module_bytes)",
+            principal.name()
         ),
-    )
+    ))
 }
 
 impl Uploader {
@@ -133,7 +141,7 @@ impl Uploader {
             }
         };
         // The bytes stay counted until their compilation ends.
-        let compiled = compile(&self.node, self.client, bytes).await;
+        let compiled = compile(&self.node, &self.principal, self.client, bytes).await;
         drop(reservation);
         compiled
     }

@@ -101,20 +101,26 @@ fn spawn_listening(cmd: Command) -> Proc {
 
 /// Runs `rwc ARGS…` with `stdin` as its input; returns (exit code, stdout, stderr).
 pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
+    run(&rwc_bin(), args, stdin)
+}
+
+/// Runs `bin ARGS…` to completion with `stdin` as its input; returns (exit code, stdout,
+/// stderr).
+pub fn run(bin: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     use std::io::Write;
-    let mut child = Command::new(rwc_bin())
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start rwc");
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let mut input = child.stdin.take().expect("stdin is piped");
     let text = stdin.to_owned();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(text.as_bytes());
     });
-    let out = child.wait_with_output().expect("wait for rwc");
+    let out = child.wait_with_output().expect("wait for the process");
     let _ = writer.join();
     (
         out.status.code().unwrap_or(-1),
