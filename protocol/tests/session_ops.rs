@@ -28,7 +28,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 mod panics;
 #[path = "common/rng.rs"]
 mod rng;
-use rng::XorShift;
 
 /// Most operations taken from one input.
 pub const MAX_OPS: usize = 64;
@@ -36,7 +35,7 @@ pub const MAX_OPS: usize = 64;
 #[test]
 fn random_sessions_leave_nothing_behind() {
     let mut total = Summary::default();
-    let mut rng = XorShift(0x853c_49e6_748f_ea9b);
+    let mut rng = rng::XorShift(0x853c_49e6_748f_ea9b);
     for _ in 0..300 {
         total += run(&rng.bytes(256));
     }
