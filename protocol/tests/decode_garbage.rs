@@ -1,19 +1,25 @@
 //! Garbage and mutated bytes, as a broken or hostile peer would send them: decoding never
-//! panics, and whatever decodes encodes again to bytes that decode to the same thing.
+//! panics, and whatever decodes encodes again to the bytes it came from.
 //!
-//! This is the stable-Rust twin of the fuzz target `fuzz/fuzz_targets/decode.rs`, which
-//! includes this file to call [`check`]: the fuzzer and CI run the same check.
-#![allow(dead_code)] // the fuzz target uses `check` only
+//! This is the stable-Rust twin of the fuzz targets `fuzz/fuzz_targets/frame_decode.rs`
+//! and `message_decode.rs`, which include this file to call [`for_each_frame`],
+//! [`check_frames`] and [`check_messages`]: the fuzzers and CI run the same checks.
+#![allow(dead_code)] // each fuzz target uses one of the checks
 
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use rwc_protocol::codec;
+use rwc_protocol::codec::{self, bounded::OwnedString};
 use rwc_protocol::frame;
 use rwc_protocol::message::{Call, Message, Return, Target};
 use rwc_protocol::{DecodeLimits, Error, ErrorKind, Hello, Value, WireRef};
+use tokio::io::{AsyncRead, ReadBuf};
 
-/// Largest frame the check accepts; small, so that random prefixes often fit.
+#[path = "common/rng.rs"]
+mod rng;
+use rng::XorShift;
+
+/// Largest frame the frame check accepts; small, so that random prefixes often fit.
 pub const MAX_FRAME: usize = 4096;
 
 /// Tight limits, so that random input reaches the limit checks too.
@@ -65,6 +71,10 @@ fn mutated_messages_never_panic_and_what_decodes_round_trips() {
         total += check(&mutate(&mut rng, sample));
     }
     total.at_least(501, 501, 0, "mutated inputs");
+    assert!(
+        total.normalized > 0,
+        "no mutation produced a long-form varint or an unknown error kind: {total:?}"
+    );
 }
 
 #[test]
@@ -125,6 +135,29 @@ fn lengths_claimed_beyond_the_input_are_errors_not_allocations() {
     }
 }
 
+#[test]
+fn long_varints_and_unknown_error_kinds_are_the_only_second_encodings() {
+    // `Value::U64(5)` with its 5 written as a u16 (marker 251): it decodes, and encodes
+    // back in the short form. So does an error whose kind a newer peer added.
+    let long = [3, 251, 5, 0];
+    assert_eq!(
+        codec::decode_value(&long, DecodeLimits::default()).unwrap(),
+        Value::U64(5)
+    );
+    assert_eq!(Reencoded::of(&long, &[3, 5]), Reencoded::Normalized);
+    let err = codec::encode(&Err::<Value, _>(Error::failed("x"))).unwrap();
+    let mut newer = err.clone();
+    newer[1] = 200; // the kind byte, after the `Err` tag
+    assert_eq!(Reencoded::of(&newer, &err), Reencoded::Normalized);
+    // Anything else that differs is a codec bug.
+    assert_eq!(Reencoded::of(&[3, 6], &[3, 5]), Reencoded::Different);
+    assert_eq!(
+        Reencoded::of(&[3, 251, 5, 0], &[3, 6]),
+        Reencoded::Different
+    );
+    assert_eq!(Reencoded::of(&[3, 5], &[3, 5]), Reencoded::Same);
+}
+
 /// What one input decoded as.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Outcome {
@@ -134,6 +167,9 @@ pub struct Outcome {
     pub values: usize,
     /// Frames read.
     pub frames: usize,
+    /// Decodes whose input was not in the shortest form (long varints, unknown error
+    /// kinds), so that re-encoding it gave other, canonical bytes.
+    pub normalized: usize,
 }
 
 impl Outcome {
@@ -153,86 +189,215 @@ impl std::ops::AddAssign for Outcome {
         self.messages += other.messages;
         self.values += other.values;
         self.frames += other.frames;
+        self.normalized += other.normalized;
     }
 }
 
-/// Decodes `data` every way bytes from a peer are decoded: as a stream of frames (each
-/// payload decoded in turn), as a message, as a value and as a handshake answer, under
-/// default and tight limits. Panics if decoding panics, or if something decodes that does
-/// not survive encoding and decoding again unchanged.
+/// Both checks: [`check_frames`] and [`check_messages`].
 pub fn check(data: &[u8]) -> Outcome {
-    let mut outcome = Outcome::default();
-    let mut rest = data;
-    while let Some(payload) = next_frame(&mut rest) {
-        outcome.frames += 1;
-        outcome += check_payload(&payload);
-    }
-    outcome += check_payload(data);
+    let mut outcome = check_frames(data);
+    outcome += check_messages(data);
     outcome
 }
 
-/// Reads the next frame from `rest`; `None` at the end or on an error.
-fn next_frame(rest: &mut &[u8]) -> Option<Vec<u8>> {
-    let before = *rest;
-    let result = {
-        let read = pin!(frame::read_frame(rest, MAX_FRAME));
-        // A slice never makes a reader wait, so one poll finishes the read.
-        match read.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(result) => result,
-            Poll::Pending => panic!("read_frame waited on a byte slice"),
-        }
+/// Reads `data` as a stream of frames ([`for_each_frame`] with [`MAX_FRAME`]); each
+/// payload goes through [`check_messages`].
+pub fn check_frames(data: &[u8]) -> Outcome {
+    let mut outcome = Outcome::default();
+    for_each_frame(data, MAX_FRAME, |payload| {
+        outcome.frames += 1;
+        outcome += check_messages(&payload);
+    });
+    outcome
+}
+
+/// Reads `data` as a stream of frames of at most `max_frame` bytes, delivered in small
+/// pieces and with reads that must wait, as a socket delivers them, up to its end or the
+/// first error; hands each payload to `f`. Panics if reading panics, waits on bytes that
+/// are there, or reads a frame that does not write back to the bytes it was read from.
+pub fn for_each_frame(data: &[u8], max_frame: usize, mut f: impl FnMut(Vec<u8>)) {
+    // The piece sizes come from the input, so that a failure reproduces from it alone.
+    let mut stream = Trickle {
+        data,
+        at: 0,
+        pieces: data.first().copied().unwrap_or(0),
+        wait: false,
     };
-    match result {
-        Ok(Some(payload)) => {
-            assert!(
-                payload.len() <= MAX_FRAME,
-                "read a frame of {} bytes over the limit",
-                payload.len()
-            );
-            let used = before.len() - rest.len();
-            let again =
-                frame::frame(&payload, MAX_FRAME).expect("a frame that was read can be written");
-            assert_eq!(
-                again,
-                before[..used],
-                "a frame read back differs from its bytes"
-            );
-            Some(payload)
-        }
-        Ok(None) => {
-            assert!(
-                before.is_empty(),
-                "clean end of stream reported with {} bytes left",
-                before.len()
-            );
-            None
-        }
-        Err(e) => {
-            assert!(
-                matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Disconnected),
-                "unexpected error kind reading a frame: {e}"
-            );
-            None
+    loop {
+        let before = stream.at;
+        match read_frame(&mut stream, max_frame) {
+            Ok(Some(payload)) => {
+                assert!(
+                    payload.len() <= max_frame,
+                    "read a frame of {} bytes over the limit",
+                    payload.len()
+                );
+                let again = frame::frame(&payload, max_frame)
+                    .expect("a frame that was read can be written");
+                assert_eq!(
+                    again,
+                    data[before..stream.at],
+                    "a frame read back differs from its bytes"
+                );
+                f(payload);
+            }
+            Ok(None) => {
+                assert_eq!(
+                    before,
+                    data.len(),
+                    "clean end of stream reported with {} bytes left",
+                    data.len() - before
+                );
+                return;
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Disconnected),
+                    "unexpected error kind reading a frame: {e}"
+                );
+                return;
+            }
         }
     }
 }
 
-fn check_payload(bytes: &[u8]) -> Outcome {
+/// Decodes `bytes` every way a payload from a peer or a guest is decoded: as a message, a
+/// value, a handshake answer, a guest's result and a guest's `rwc.call` request, under the
+/// default limits and tight ones. Whatever decodes must encode back to `bytes` (or, for an
+/// input in a longer form than needed, to its shortest form: see [`Reencoded`]), and decode
+/// again to the same thing. Panics if decoding panics or if that does not hold.
+pub fn check_messages(bytes: &[u8]) -> Outcome {
     let mut outcome = Outcome::default();
     for limits in [DecodeLimits::default(), SMALL_LIMITS] {
         if let Ok(msg) = codec::decode_message(bytes, limits) {
             outcome.messages += 1;
+            let again = codec::encode_message(&msg).expect("a decoded message encodes");
+            outcome += compare(bytes, &again, &msg);
             round_trip(&msg, limits, codec::encode_message, codec::decode_message);
         }
         if let Ok(value) = codec::decode_value(bytes, limits) {
             outcome.values += 1;
+            let again = codec::encode_value(&value).expect("a decoded value encodes");
+            outcome += compare(bytes, &again, &value);
             round_trip(&value, limits, codec::encode_value, codec::decode_value);
         }
         if let Ok(answer) = codec::decode::<Result<Hello, Error>>(bytes, limits) {
+            outcome += compare(bytes, &codec::encode(&answer).expect("encodes"), &answer);
             round_trip(&answer, limits, codec::encode, codec::decode);
+        }
+        // What the node reads from a guest (docs/abi.md): an export's result, and the
+        // request of an `rwc.call`.
+        if let Ok(result) = codec::decode::<Result<Value, Error>>(bytes, limits) {
+            outcome += compare(bytes, &codec::encode(&result).expect("encodes"), &result);
+            round_trip(&result, limits, codec::encode, codec::decode);
+        }
+        if let Ok((OwnedString(method), args)) =
+            codec::decode::<(OwnedString, Vec<Value>)>(bytes, limits)
+        {
+            let request = (method, args);
+            outcome += compare(bytes, &codec::encode(&request).expect("encodes"), &request);
+            round_trip(&request, limits, codec::encode, |b, l| {
+                codec::decode::<(OwnedString, Vec<Value>)>(b, l).map(|(m, a)| (m.0, a))
+            });
         }
     }
     outcome
+}
+
+/// How the encoding of a decoded input compares with the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reencoded {
+    /// The same bytes.
+    Same,
+    /// The input in its shortest form: the codec (bincode's varints) accepts a number
+    /// written longer than it needs, and error kinds this build does not know (added by a
+    /// newer peer) decode as `failed`. Both encode back in the one canonical form.
+    Normalized,
+    /// Anything else: the decoder lost or changed something.
+    Different,
+}
+
+impl Reencoded {
+    /// Compares `input` with `again`, its decoding encoded again: whether `again` is
+    /// `input` with some long-form varints shortened and some unknown error kinds written
+    /// as `failed` (0), and nothing else changed.
+    pub fn of(input: &[u8], again: &[u8]) -> Reencoded {
+        if input == again {
+            return Reencoded::Same;
+        }
+        // A search over (position in input, position in again): at each step either the
+        // bytes agree, or a long varint in the input stands for its short form, or an
+        // unknown error kind stands for 0. Positions visited once.
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![(0usize, 0usize)];
+        while let Some((i, j)) = todo.pop() {
+            if !seen.insert((i, j)) {
+                continue;
+            }
+            if i == input.len() && j == again.len() {
+                return Reencoded::Normalized;
+            }
+            let (Some(&a), Some(&b)) = (input.get(i), again.get(j)) else {
+                continue;
+            };
+            if a == b {
+                todo.push((i + 1, j + 1));
+            }
+            if b == 0 && a != 0 && ErrorKind::from(a) == ErrorKind::Failed {
+                todo.push((i + 1, j + 1));
+            }
+            if let Some((value, width)) = long_varint(&input[i..]) {
+                let short = shortest_varint(value);
+                if short.len() < width && again[j..].starts_with(&short) {
+                    todo.push((i + width, j + short.len()));
+                }
+            }
+        }
+        Reencoded::Different
+    }
+}
+
+/// The value and byte width of a varint in its long form (marker 251, 252 or 253) at the
+/// start of `bytes`.
+fn long_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let width = match *bytes.first()? {
+        251 => 2,
+        252 => 4,
+        253 => 8,
+        _ => return None,
+    };
+    let body = bytes.get(1..=width)?;
+    let mut le = [0u8; 8];
+    le[..width].copy_from_slice(body);
+    Some((u64::from_le_bytes(le), 1 + width))
+}
+
+/// The varint encoding of `n` in the fewest bytes.
+fn shortest_varint(n: u64) -> Vec<u8> {
+    if n < 251 {
+        vec![n.to_le_bytes()[0]]
+    } else if let Ok(n) = u16::try_from(n) {
+        [&[251][..], &n.to_le_bytes()].concat()
+    } else if let Ok(n) = u32::try_from(n) {
+        [&[252][..], &n.to_le_bytes()].concat()
+    } else {
+        [&[253][..], &n.to_le_bytes()].concat()
+    }
+}
+
+/// Asserts that `again`, the encoding of `decoded`, is `input` or its shortest form.
+fn compare<T: std::fmt::Debug>(input: &[u8], again: &[u8], decoded: &T) -> Outcome {
+    match Reencoded::of(input, again) {
+        Reencoded::Same => Outcome::default(),
+        Reencoded::Normalized => Outcome {
+            normalized: 1,
+            ..Outcome::default()
+        },
+        Reencoded::Different => panic!(
+            "{decoded:?} was decoded from {input:?} but encodes to {again:?}, \
+             which is not that input nor its shortest form"
+        ),
+    }
 }
 
 /// Asserts that `decoded` encodes, decodes back equal, and that its encoding is stable.
@@ -252,6 +417,56 @@ fn round_trip<T: PartialEq + std::fmt::Debug>(
         bytes_again, bytes,
         "the encoding of {decoded:?} is not stable"
     );
+}
+
+/// Runs `frame::read_frame` over `stream` to the end, polling with a waker that does
+/// nothing: [`Trickle`] wakes nobody, it is simply ready again on the next poll.
+fn read_frame(stream: &mut Trickle<'_>, max_frame: usize) -> Result<Option<Vec<u8>>, Error> {
+    // Every second poll reads at least one byte or ends the stream, so this many polls
+    // finish any read.
+    let polls = 2 * (stream.data.len() - stream.at) + 16;
+    let mut read = std::pin::pin!(frame::read_frame(stream, max_frame));
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..polls {
+        if let Poll::Ready(result) = read.as_mut().poll(&mut cx) {
+            return result;
+        }
+    }
+    panic!("read_frame did not finish although every byte was delivered");
+}
+
+/// A byte stream that hands out `data` a few bytes at a time (sizes drawn from `pieces`),
+/// and makes every second read wait: a socket's behaviour, reproducible.
+struct Trickle<'a> {
+    data: &'a [u8],
+    at: usize,
+    pieces: u8,
+    wait: bool,
+}
+
+impl AsyncRead for Trickle<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.wait = !this.wait;
+        if this.wait && this.at < this.data.len() {
+            return Poll::Pending;
+        }
+        // Piece sizes 1..=8, or the rest at once when the low bits say 0.
+        this.pieces = this.pieces.rotate_left(3);
+        let piece = match this.pieces % 9 {
+            0 => usize::MAX,
+            n => usize::from(n),
+        };
+        let rest = &this.data[this.at..];
+        let n = rest.len().min(piece).min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -361,25 +576,4 @@ fn mutate(rng: &mut XorShift, bytes: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).expect("n fits u64")).expect("below n")
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next().to_le_bytes()[7]
-    }
 }

@@ -365,6 +365,10 @@ pub(crate) async fn run_method(
     args: Vec<Value>,
     deadline: Option<Instant>,
 ) -> Result<Value, Error> {
+    // Answered here too, so that a local call answers it as a call from the peer does.
+    if method == METHODS_METHOD && object.knows_methods() {
+        return to_value(&object.methods());
+    }
     let call = AssertUnwindSafe(object.call(ctx, &method, args)).catch_unwind();
     let outcome = match deadline {
         Some(at) => match tokio::time::timeout_at(at, call).await {
