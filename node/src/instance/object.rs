@@ -85,7 +85,7 @@ pub(crate) async fn instantiate(
         caps.insert(name, netref);
     }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let sandbox_options = capped(&options, &node.inner.config.limits);
+    let sandbox_options = within_limits(&options, &node.inner.config.limits)?;
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -105,20 +105,39 @@ pub(crate) async fn instantiate(
     })
 }
 
-/// The sandbox options for what a client asked, capped by the node's limits.
-fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
-    let cap = |asked: Option<u64>, limit: u64| Some(asked.unwrap_or(limit).min(limit));
-    let timeout_limit = Duration::from_millis(limits.call_timeout_ms);
-    SandboxOptions {
-        memory_limit: cap(options.memory, limits.memory_bytes),
+/// The sandbox options for what a client asked. Asking for more than the node allows is
+/// an error that names the node's setting, not a silent clamp: a guest given less memory
+/// than it was meant to have would fail later, further from the cause.
+fn within_limits(options: &InstanceOptions, limits: &Limits) -> Result<SandboxOptions, Error> {
+    let memory = at_most(
+        options.memory,
+        limits.memory_bytes,
+        "memory",
+        "memory_bytes",
+        "bytes",
+    )?;
+    let max_output = at_most(
+        options.max_output,
+        limits.max_output_bytes,
+        "max_output",
+        "max_output_bytes",
+        "bytes",
+    )?;
+    let timeout_ms = options
+        .call_timeout
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let timeout_ms = at_most(
+        timeout_ms,
+        limits.call_timeout_ms,
+        "call_timeout_ms",
+        "call_timeout_ms",
+        "ms",
+    )?;
+    Ok(SandboxOptions {
+        memory_limit: Some(memory),
         fuel: options.fuel,
-        call_timeout: Some(
-            options
-                .call_timeout
-                .unwrap_or(timeout_limit)
-                .min(timeout_limit),
-        ),
-        max_output: cap(options.max_output, limits.max_output_bytes),
+        call_timeout: Some(Duration::from_millis(timeout_ms)),
+        max_output: Some(max_output),
         env: options
             .env
             .iter()
@@ -126,6 +145,30 @@ fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
             .collect(),
         args: options.args.clone(),
         output: None,
+    })
+}
+
+/// What was `asked` for the instance option `option`, or the node's `cap` (its `[limits]`
+/// key `key`, also the flag `--key`) if nothing was; more than the cap is a `limit` error.
+fn at_most(
+    asked: Option<u64>,
+    cap: u64,
+    option: &str,
+    key: &str,
+    unit: &str,
+) -> Result<u64, Error> {
+    match asked {
+        Some(n) if n > cap => Err(Error::new(
+            ErrorKind::Limit,
+            format!(
+                "the instance asks for {option} = {n} {unit}, over this node's cap of {cap} \
+                 {unit}; ask for at most that, or raise the node's `{key}` ([limits] in its \
+                 config, or `rwc-node --{}`)",
+                key.replace('_', "-")
+            ),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(cap),
     }
 }
 
@@ -214,7 +257,7 @@ impl Dispatch for InstanceObject {
     fn listed_methods(&self) -> Vec<MethodInfo> {
         let mut m: Vec<MethodInfo> = describe_exports(&self.module)
             .into_iter()
-            .map(|e| MethodInfo::new(e.name, format!("{} export: {}", e.abi, e.signature)))
+            .map(|e| MethodInfo::new(e.name.clone(), format!("{} export: {e}", e.abi)))
             .collect();
         m.extend(META.infos());
         m
@@ -226,28 +269,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_requests_are_capped_by_the_node_limits() {
+    fn client_requests_within_the_node_limits_are_kept() {
         let limits = Limits::default();
         let asked = InstanceOptions {
-            memory: Some(1 << 40),
+            memory: Some(16 << 20),
             call_timeout: Some(Duration::from_millis(500)),
             max_output: Some(1),
             ..InstanceOptions::default()
         };
-        let s = capped(&asked, &limits);
-        assert_eq!(s.memory_limit, Some(256 << 20), "capped at memory_bytes");
+        let s = within_limits(&asked, &limits).unwrap();
+        assert_eq!(s.memory_limit, Some(16 << 20));
         assert_eq!(s.call_timeout, Some(Duration::from_millis(500)));
         assert_eq!(s.max_output, Some(1));
-        let s = capped(
-            &InstanceOptions {
-                call_timeout: Some(Duration::from_secs(3600)),
-                ..InstanceOptions::default()
-            },
-            &limits,
-        );
-        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)), "capped");
-        let s = capped(&InstanceOptions::default(), &limits);
+        let s = within_limits(&InstanceOptions::default(), &limits).unwrap();
         assert_eq!(s.memory_limit, Some(256 << 20), "the node's default");
+        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.max_output, Some(16 << 20));
+        let at_the_cap = InstanceOptions {
+            memory: Some(256 << 20),
+            ..InstanceOptions::default()
+        };
+        assert!(within_limits(&at_the_cap, &limits).is_ok());
+    }
+
+    #[test]
+    fn client_requests_over_the_node_limits_name_the_cap() {
+        let limits = Limits::default();
+        let err = |asked: InstanceOptions| within_limits(&asked, &limits).unwrap_err();
+        let e = err(InstanceOptions {
+            memory: Some(1 << 30),
+            ..InstanceOptions::default()
+        });
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert_eq!(
+            e.message(),
+            "the instance asks for memory = 1073741824 bytes, over this node's cap of \
+             268435456 bytes; ask for at most that, or raise the node's `memory_bytes` \
+             ([limits] in its config, or `rwc-node --memory-bytes`)"
+        );
+        let e = err(InstanceOptions {
+            call_timeout: Some(Duration::from_secs(3600)),
+            ..InstanceOptions::default()
+        });
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(e.message().contains("call_timeout_ms = 3600000 ms"), "{e}");
+        assert!(e.message().contains("--call-timeout-ms"), "{e}");
+        let e = err(InstanceOptions {
+            max_output: Some(1 << 30),
+            ..InstanceOptions::default()
+        });
+        assert!(e.message().contains("--max-output-bytes"), "{e}");
     }
 }

@@ -61,7 +61,7 @@ pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Err
 
 fn too_large(size: u64, limit: u64) -> Error {
     Error::new(
-        ErrorKind::Denied,
+        ErrorKind::Limit,
         format!(
             "module is {size} bytes, over this node's limit of {limit} bytes; \
              shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes"
