@@ -69,11 +69,24 @@ pub fn rwc_bin() -> PathBuf {
 /// A node or a registry process, killed on drop.
 pub type Proc = rwc_tests::process::Listening;
 
-/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address.
+/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address. Unless `args`
+/// choose a cache (`--cache-dir`), the node keeps none (`--no-cache`): a test never writes
+/// into the real `~/.cache/rwc`.
 pub fn spawn_node(args: &[&str]) -> Proc {
+    spawn_listening(node_command(args))
+}
+
+/// The command [`spawn_node`] runs, to start it another way (with an environment).
+pub fn node_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(node_bin());
     cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-    spawn_listening(cmd)
+    if !args
+        .iter()
+        .any(|a| *a == "--cache-dir" || *a == "--no-cache")
+    {
+        cmd.arg("--no-cache");
+    }
+    cmd
 }
 
 /// Starts `n` nodes.
@@ -88,13 +101,20 @@ pub fn spawn_registry() -> Proc {
     spawn_listening(cmd)
 }
 
-fn spawn_listening(cmd: Command) -> Proc {
+/// Starts a node or registry from `cmd` (see [`node_command`]) and waits for its address.
+pub fn spawn_listening(cmd: Command) -> Proc {
     let what = format!("{cmd:?}");
     Proc::start(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
 
 /// Runs `rwc ARGS…` with `stdin` as its input; returns (exit code, stdout, stderr).
 pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let (code, out, err) = rwc_bytes(args, stdin.as_bytes());
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Like [`rwc`], with bytes in and stdout as bytes.
+pub fn rwc_bytes(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     use std::io::Write;
     let mut child = Command::new(rwc_bin())
         .args(args)
@@ -104,15 +124,15 @@ pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
         .spawn()
         .expect("start rwc");
     let mut input = child.stdin.take().expect("stdin is piped");
-    let text = stdin.to_owned();
+    let bytes = stdin.to_owned();
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
+        let _ = input.write_all(&bytes);
     });
     let out = child.wait_with_output().expect("wait for rwc");
     let _ = writer.join();
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stdout,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -131,6 +151,11 @@ impl Scratch {
         ));
         std::fs::create_dir_all(&dir).expect("create a scratch directory");
         Scratch(dir)
+    }
+
+    /// The path of `name` in the directory, as a string (nothing is written).
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
     }
 
     /// Writes `name` and returns its path as a string.
