@@ -12,6 +12,23 @@ use support::{Scratch, rwc, rwc_bytes, spawn_node, wat};
 
 const LOG: &str = "INFO start\nERROR disk full\nINFO ok\nWARN slow @user\nERROR again\n";
 
+/// A node whose disk cache holds the compiled loggrep guest. A debug-build node takes tens
+/// of seconds to compile it on a loaded machine, so the tests that call it share one cache
+/// (under the target directory; keyed by module and engine) and compile it once, one test
+/// at a time, instead of once per test side by side.
+fn loggrep_node() -> support::Proc {
+    static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_bytes-cache");
+    let cache = cache.to_str().expect("a UTF-8 target directory");
+    let _one_at_a_time = COMPILING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let node = spawn_node(&["--cache-dir", cache]);
+    let (code, _, err) = rwc(&["upload", "--node", &node.addr, guests::LOGGREP], "");
+    assert_eq!(code, 0, "upload loggrep: {err}");
+    node
+}
+
 #[test]
 fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
     let node = spawn_node(&[]);
@@ -106,7 +123,7 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
 
 #[test]
 fn text_files_json_args_and_literal_at_signs() {
-    let node = spawn_node(&[]);
+    let node = loggrep_node();
     let dir = Scratch::new();
     let log = dir.file("app.log", LOG);
 
@@ -326,7 +343,7 @@ fn exports_lists_signatures_and_docs_from_the_file_alone() {
 
 #[test]
 fn the_shell_and_the_node_describe_exports_the_same_way() {
-    let node = spawn_node(&[]);
+    let node = loggrep_node();
     let script = format!("load {}\nexports $m1\ncall $m1 info\n", guests::LOGGREP);
     let (code, out, err) = rwc(&["shell", &node.addr], &script);
     assert_eq!(code, 0, "{err}");
