@@ -19,6 +19,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("progress", "PROGRESS"),
     ("mandelbrot", "MANDELBROT"),
     ("sysreport", "SYSREPORT"),
+    ("blob", "BLOB"),
+    ("loggrep", "LOGGREP"),
 ];
 
 /// Guests written as WAT text (no build): (path under `examples/`, constant).

@@ -43,6 +43,11 @@ pub mod export {
     pub const SDK: [&str; 3] = [ALLOC, DEALLOC, MEMORY];
 }
 
+/// The custom section in which the guest SDK records the signature and doc of each rich
+/// export: one JSON object ([`ExportSignature`](crate::module::ExportSignature)) per line.
+/// Optional: a module without it is described with unknown signatures.
+pub const SIGNATURES_SECTION: &str = "rwc.exports";
+
 /// What `rwc.capability` returns when no capability of that name was handed over.
 pub const NO_CAPABILITY: i64 = -1;
 

@@ -12,6 +12,8 @@
 //! - [`output`]: the sink a client hands over for guest output.
 //! - [`registry`]: the messages of the node registry.
 //! - [`capability`]: the host capabilities' names and methods.
+//! - `describe` (feature `describe`): what a module file says about its exports, read
+//!   without a node.
 //! - [`abi`]: the constants of the guest ABI (`docs/abi.md`) that the node and the guest
 //!   SDK both spell.
 //!
@@ -40,6 +42,8 @@
 
 pub mod abi;
 pub mod capability;
+#[cfg(feature = "describe")]
+pub mod describe;
 pub mod info;
 pub mod instance;
 pub mod module;

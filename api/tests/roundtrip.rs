@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use rwc_api::module::{AbiKind, ExportDescription, ExternKind, ImportDescription, ModuleInfo};
+use rwc_api::module::{
+    AbiKind, ExportDescription, ExportSignature, ExternKind, ImportDescription, ModuleInfo,
+    ParamDescription,
+};
 use rwc_api::registry::RegistryEntry;
 use rwc_api::{
     ConnectionUsage, EffectiveLimits, InstanceOptions, Limits, NodeInfo, ObjectRef, PrincipalInfo,
@@ -66,10 +69,20 @@ fn options() -> InstanceOptions {
 }
 
 fn export(name: &str, abi: AbiKind) -> ExportDescription {
-    ExportDescription {
-        name: name.to_owned(),
-        abi,
-        signature: format!("{name} takes (i32) -> i32"),
+    match abi {
+        AbiKind::Rich => ExportDescription::rich(
+            name,
+            Some(&ExportSignature {
+                name: name.to_owned(),
+                params: vec![ParamDescription {
+                    name: Some("data".to_owned()),
+                    ty: "Vec<u8>".to_owned(),
+                }],
+                result: Some("u64".to_owned()),
+                doc: Some("How many bytes.".to_owned()),
+            }),
+        ),
+        AbiKind::Numeric => ExportDescription::numeric(name, &["i32"], &["i32"]),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Arguments several commands share, and the parsing of sizes and durations.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::json::parse_arg;
+use crate::json::{from_json, parse_arg, to_json};
 use rwc_client::{ConnectOptions, Error, InstanceOptions, TlsClientConfig, Token, Value};
 
 /// How a command connects to nodes: TLS settings for `tls://` addresses, and a token.
@@ -107,9 +108,118 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// Each command-line argument as JSON (a bare word is a string).
-pub fn parse_args(args: &[String]) -> Result<Vec<Value>, Error> {
-    args.iter().map(|a| parse_arg(a)).collect()
+/// Where `call` and `run` take their arguments from besides ARGS, and where the result
+/// goes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CallIo {
+    /// Read the whole argument list from FILE (`-`: stdin) instead of ARGS: a JSON array,
+    /// one element per argument ({"$bytes": "<base64>"} for bytes).
+    #[arg(long, value_name = "FILE", conflicts_with = "args")]
+    pub json_args: Option<PathBuf>,
+    /// Write the result to PATH (`-`: stdout) instead of printing it as JSON: raw bytes if
+    /// the result is bytes, else its JSON.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// The arguments of a call: each of `args` in one of the forms of `rwc call --help`, or
+/// the JSON array in the `--json-args` file.
+pub fn call_args(args: &[String], json_args: Option<&Path>) -> Result<Vec<Value>, Error> {
+    let mut stdin = Stdin::default();
+    if let Some(path) = json_args {
+        let text =
+            String::from_utf8(read_input(path, &mut stdin, "--json-args")?).map_err(|_| {
+                Error::bad_argument(format!("--json-args {}: not UTF-8 text", path.display()))
+            })?;
+        return match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(items)) => items.iter().map(from_json).collect(),
+            Ok(_) => Err(Error::bad_argument(format!(
+                "--json-args {}: the file must hold a JSON array, one element per argument",
+                path.display()
+            ))),
+            Err(e) => Err(Error::bad_argument(format!(
+                "--json-args {}: not JSON: {e}",
+                path.display()
+            ))),
+        };
+    }
+    args.iter().map(|a| call_arg(a, &mut stdin)).collect()
+}
+
+/// One argument: `@PATH` (the file's bytes), `@-` (stdin's bytes), `@text:PATH` (the
+/// file as a string; `@text:-` for stdin), `@@…` (the string `@…`), else JSON, a bare
+/// word being a string.
+fn call_arg(arg: &str, stdin: &mut Stdin) -> Result<Value, Error> {
+    let Some(rest) = arg.strip_prefix('@') else {
+        return parse_arg(arg);
+    };
+    if let Some(literal) = rest.strip_prefix('@') {
+        return Ok(Value::String(format!("@{literal}")));
+    }
+    if let Some(path) = rest.strip_prefix("text:") {
+        let bytes = read_input(Path::new(path), stdin, arg)?;
+        return String::from_utf8(bytes).map(Value::String).map_err(|_| {
+            Error::bad_argument(format!(
+                "{arg}: not UTF-8 text; pass it as bytes with @{path}"
+            ))
+        });
+    }
+    if rest.is_empty() {
+        return Err(Error::bad_argument(
+            "`@` needs a path: @FILE for a file's bytes, @- for stdin, @text:FILE for text \
+             (and @@… for a string that starts with @)",
+        ));
+    }
+    read_input(Path::new(rest), stdin, arg).map(Value::Bytes)
+}
+
+/// Reads `path` whole, `-` being stdin, with errors that name `what` (the argument).
+fn read_input(path: &Path, stdin: &mut Stdin, what: &str) -> Result<Vec<u8>, Error> {
+    if path == Path::new("-") {
+        return stdin.read(what);
+    }
+    std::fs::read(path)
+        .map_err(|e| Error::bad_argument(format!("{what}: cannot read {}: {e}", path.display())))
+}
+
+/// Stdin, which one argument at most may read.
+#[derive(Default)]
+struct Stdin {
+    taken_by: Option<String>,
+}
+
+impl Stdin {
+    fn read(&mut self, what: &str) -> Result<Vec<u8>, Error> {
+        if let Some(first) = &self.taken_by {
+            return Err(Error::bad_argument(format!(
+                "{what}: stdin is already read by {first}; only one argument can come from it"
+            )));
+        }
+        self.taken_by = Some(what.to_owned());
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| Error::bad_argument(format!("{what}: cannot read stdin: {e}")))?;
+        Ok(bytes)
+    }
+}
+
+/// Prints a call's result: as JSON on stdout, or to `--out` (raw if it is bytes).
+pub fn print_result(result: &Value, out: Option<&Path>) -> Result<(), Error> {
+    let Some(path) = out else {
+        println!("{}", to_json(result));
+        return Ok(());
+    };
+    let bytes = match result {
+        Value::Bytes(b) => b.clone(),
+        other => format!("{}\n", to_json(other)).into_bytes(),
+    };
+    let written = if path == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&bytes).and_then(|()| stdout.flush())
+    } else {
+        std::fs::write(path, &bytes)
+    };
+    written.map_err(|e| Error::failed(format!("--out {}: cannot write: {e}", path.display())))
 }
 
 /// `65536`, `64KiB`, `64K`, `16MiB`, `1GiB` (binary units; `KB`/`MB`/`GB` are decimal).
@@ -163,6 +273,65 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argument_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.bin");
+        std::fs::write(&data, [0u8, 159, 255]).unwrap();
+        let text = dir.path().join("doc.json");
+        std::fs::write(&text, r#"{"a": 1}"#).unwrap();
+        let arg = |s: String| call_arg(&s, &mut Stdin::default());
+        assert_eq!(
+            arg(format!("@{}", data.display())).unwrap(),
+            Value::Bytes(vec![0, 159, 255])
+        );
+        assert_eq!(
+            arg(format!("@text:{}", text.display())).unwrap(),
+            Value::from(r#"{"a": 1}"#)
+        );
+        let e = arg(format!("@text:{}", data.display())).unwrap_err();
+        assert!(
+            e.message()
+                .contains("not UTF-8 text; pass it as bytes with @"),
+            "{e}"
+        );
+        assert_eq!(arg("@@home".into()).unwrap(), Value::from("@home"));
+        assert_eq!(arg(r#""@home""#.into()).unwrap(), Value::from("@home"));
+        assert_eq!(arg("12".into()).unwrap(), Value::U64(12));
+        let e = arg("@".into()).unwrap_err();
+        assert!(e.message().contains("@FILE"), "{e}");
+        let e = arg("@/no/such/file".into()).unwrap_err();
+        assert_eq!(e.kind(), rwc_client::ErrorKind::BadArgument);
+        assert!(
+            e.message()
+                .starts_with("@/no/such/file: cannot read /no/such/file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stdin_is_read_by_one_argument_at_most() {
+        let mut stdin = Stdin {
+            taken_by: Some("@-".to_owned()),
+        };
+        let e = call_arg("@text:-", &mut stdin).unwrap_err();
+        assert!(e.message().contains("already read by @-"), "{e}");
+    }
+
+    #[test]
+    fn json_args_files_hold_an_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("args.json");
+        std::fs::write(&list, r#"["a", 2, {"$bytes": "AAE="}]"#).unwrap();
+        assert_eq!(
+            call_args(&[], Some(&list)).unwrap(),
+            [Value::from("a"), Value::U64(2), Value::Bytes(vec![0, 1])]
+        );
+        std::fs::write(&list, r#"{"a": 1}"#).unwrap();
+        let e = call_args(&[], Some(&list)).unwrap_err();
+        assert!(e.message().contains("must hold a JSON array"), "{e}");
+    }
 
     #[test]
     fn sizes_durations_and_pairs() {

@@ -1,5 +1,5 @@
-//! The one-node commands (`call`, `run`, `info`, `ping`, `upload`) and the registry ones
-//! (`nodes`, `registry`).
+//! The one-node commands (`call`, `run`, `info`, `ping`, `upload`), `exports` (which needs
+//! no node) and the registry ones (`nodes`, `registry`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,7 @@ use rwc_client::registry::{Access, RegistryClient, RegistryServer, Security};
 use rwc_client::{Client, Error, InstanceOptions, Module, OutputHandler, Value};
 use rwc_protocol::{TlsServerConfig, signal, token};
 
-use crate::args::{ConnectArgs, parse_args, read_module};
-use crate::json::to_json;
+use crate::args::{ConnectArgs, call_args, print_result, read_module};
 use crate::progress::bytes_bar;
 use crate::{CallArgs, NodeArg};
 
@@ -19,18 +18,16 @@ pub async fn call(a: &CallArgs) -> Result<(), Error> {
     let (client, module, args, options) = prepare(a).await?;
     let instance = client.instantiate(&module, options).await?;
     let result = instance.call_value(&a.func, args).await?;
-    println!("{}", to_json(&result));
     client.close();
-    Ok(())
+    print_result(&result, a.io.out.as_deref())
 }
 
 /// `rwc run`: upload if needed, then one `run` request (instantiate, call, free).
 pub async fn run(a: &CallArgs) -> Result<(), Error> {
     let (client, module, args, options) = prepare(a).await?;
     let result = client.run(&module, &a.func, args, options).await?;
-    println!("{}", to_json(&result));
     client.close();
-    Ok(())
+    print_result(&result, a.io.out.as_deref())
 }
 
 /// What `call` and `run` start with: the arguments parsed, the node holding the module
@@ -38,7 +35,7 @@ pub async fn run(a: &CallArgs) -> Result<(), Error> {
 /// going to stderr.
 async fn prepare(a: &CallArgs) -> Result<(Client, Module, Vec<Value>, InstanceOptions), Error> {
     let bytes = read_module(&a.module)?;
-    let args = parse_args(&a.args)?;
+    let args = call_args(&a.args, a.io.json_args.as_deref())?;
     let client = connect(&a.node).await?;
     let module = client.upload_with_progress(&bytes, |_, _| {}).await?;
     let mut options = a.limits.options();
@@ -49,6 +46,29 @@ async fn prepare(a: &CallArgs) -> Result<(Client, Module, Vec<Value>, InstanceOp
 /// Connects to the node a command names, with its TLS settings and token.
 async fn connect(node: &NodeArg) -> Result<Client, Error> {
     Client::connect_with(&node.node, &node.connect.options()?).await
+}
+
+/// `rwc exports`: the callable exports of a module file, read locally.
+pub fn exports(module: &Path, json: bool) -> Result<(), Error> {
+    let bytes = read_module(module)?;
+    let exports = rwc_api::describe::exports(&bytes)
+        .map_err(|e| Error::bad_argument(format!("{}: {e}", module.display())))?;
+    if json {
+        let text = serde_json::to_string_pretty(&exports)
+            .map_err(|e| Error::failed(format!("cannot print the exports: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    if exports.is_empty() {
+        eprintln!(
+            "{} exports nothing a client can call (no numeric functions, no rich exports)",
+            module.display()
+        );
+    }
+    for e in &exports {
+        println!("{e}");
+    }
+    Ok(())
 }
 
 /// `rwc info`: the node's info as pretty JSON.

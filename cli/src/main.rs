@@ -24,7 +24,8 @@ use crate::args::{ConnectArgs, LimitArgs};
 /// Run WebAssembly on rwc nodes.
 ///
 /// Exit codes: 0 success, 1 other failure, 2 usage, 3 disconnected, 4 timed out,
-/// 5 denied, 6 trapped or out of fuel, 7 bad argument, 8 unimplemented, 9 overloaded.
+/// 5 denied, 6 trapped or out of fuel, 7 bad argument, 8 unimplemented, 9 overloaded,
+/// 10 limit (memory, table, output or size; the message names the node setting to raise).
 #[derive(Debug, Parser)]
 #[command(name = "rwc", version)]
 struct Cli {
@@ -54,10 +55,19 @@ struct CallArgs {
     module: PathBuf,
     /// The export to call.
     func: String,
-    /// Arguments, each JSON (a bare word is a string; negative numbers work; put
-    /// other arguments starting with `-` after `--`).
-    #[arg(allow_negative_numbers = true)]
+    /// Arguments, each in one of these forms:
+    ///   12, -3, 2.5, true, null, [1, 2], {"k": "v"}, '"a string"'   JSON
+    ///   word                      a bare word is a string
+    ///   @PATH                     the file's contents, as bytes
+    ///   @-                        stdin, as bytes
+    ///   @text:PATH                the file's contents, as a string (@text:- for stdin)
+    ///   {"$bytes": "<base64>"}    bytes, inline
+    ///   @@rest                    the string "@rest" (or as JSON: '"@rest"')
+    /// Put arguments that start with `-` (other than negative numbers) after `--`.
+    #[arg(allow_negative_numbers = true, verbatim_doc_comment)]
     args: Vec<String>,
+    #[command(flatten)]
+    io: args::CallIo,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -65,11 +75,23 @@ struct CallArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Upload MODULE (.wasm or .wat) if the node lacks it, instantiate it, call FUNC with
-    /// JSON ARGs and print the result as JSON. Guest output goes to stderr as it happens.
+    /// ARGs and print the result as JSON (bytes as {"$bytes": "<base64>"}; --out PATH
+    /// writes them raw). Guest output goes to stderr as it happens.
     Call(CallArgs),
     /// Upload MODULE if needed and run FUNC once in a fresh instance (one request; the
     /// instance is freed at once). Prints the result as JSON; guest output goes to stderr.
     Run(CallArgs),
+    /// List what a client can call in MODULE (.wasm or .wat), one export a line with its
+    /// signature and the first line of its doc:
+    /// `grep_lines(pattern: String, text: String) -> Vec<(u32, String)>: Lines that match.`
+    /// Reads the file; no node is needed.
+    Exports {
+        /// The module file (.wasm or .wat).
+        module: PathBuf,
+        /// Print JSON (one array of export descriptions, docs in full) instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the node's info (version, limits, caches, live instances) as JSON.
     Info {
         #[command(flatten)]
@@ -208,6 +230,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::BadArgument => 7,
         ErrorKind::Unimplemented => 8,
         ErrorKind::Overloaded => 9,
+        ErrorKind::Limit => 10,
         _ => 1,
     }
 }
@@ -217,6 +240,7 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     match command {
         Command::Call(a) => done(commands::call(&a).await),
         Command::Run(a) => done(commands::run(&a).await),
+        Command::Exports { module, json } => done(commands::exports(&module, json)),
         Command::Info { node } => done(commands::info(&node).await),
         Command::Ping {
             node,

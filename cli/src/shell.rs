@@ -203,7 +203,7 @@ impl Shell {
                     _ => request(&target, &instance::Exports {}).await?,
                 };
                 for e in list {
-                    println!("  {:<20} {:<8} {}", e.name, e.abi, e.signature);
+                    println!("  {e}");
                 }
                 Ok(())
             }

@@ -290,6 +290,6 @@ fn cpus() -> usize {
 /// A node process on 127.0.0.1, killed on drop.
 fn start_node(bin: &Path) -> Listening {
     let mut cmd = Command::new(bin);
-    cmd.args(["--listen", "127.0.0.1:0"]);
+    cmd.args(["--listen", "127.0.0.1:0", "--no-cache"]);
     Listening::start(cmd).expect("start rwc-node")
 }

@@ -4,10 +4,12 @@
 //! The `export` and `object` attributes generate calls to these (through `__private`).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::vec;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
 
 use rwc_protocol::{DecodeLimits, Error, ErrorKind, Value, codec, from_value, to_value};
 
@@ -87,13 +89,21 @@ impl Args {
     /// Converts the next argument to the type of the next parameter.
     #[allow(clippy::should_implement_trait)]
     pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        self.next_with(from_value)
+    }
+
+    /// Converts the next argument with `convert`, naming the parameter in its error.
+    fn next_with<T>(
+        &mut self,
+        convert: impl FnOnce(Value) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let index = self.index;
         self.index += 1;
         let param = self.params.get(index).copied().unwrap_or("?");
         let value = self.values.next().ok_or_else(|| {
             Error::bad_argument(format!("`{}` is missing argument `{param}`", self.function))
         })?;
-        from_value(value).map_err(|e| {
+        convert(value).map_err(|e| {
             Error::bad_argument(format!(
                 "argument {} (`{param}`) of `{}`: {}",
                 index + 1,
@@ -101,6 +111,107 @@ impl Args {
                 e.message()
             ))
         })
+    }
+}
+
+/// A parameter of type `T`, for picking how its argument converts: generated code calls
+/// `(&Param::<T>::new()).take(&mut args)` with [`TakeBytes`] and [`TakeValue`] in scope,
+/// so that byte buffers move out of the argument as they are (autoref specialization)
+/// and every other type goes through serde.
+#[derive(Debug)]
+pub struct Param<T>(PhantomData<T>);
+
+impl<T> Param<T> {
+    /// The marker for a parameter of type `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Param(PhantomData)
+    }
+}
+
+/// The byte-buffer half of [`Param`]: found first, for `Vec<u8>`, `Box<[u8]>` and
+/// `ByteBuf`. The bytes of a bytes argument move into the parameter; no copy is made.
+pub trait TakeBytes<T> {
+    /// Converts the next argument.
+    fn take(&self, args: &mut Args) -> Result<T, Error>;
+}
+
+impl TakeBytes<Vec<u8>> for Param<Vec<u8>> {
+    fn take(&self, args: &mut Args) -> Result<Vec<u8>, Error> {
+        args.next_with(Value::into_bytes)
+    }
+}
+
+impl TakeBytes<Box<[u8]>> for Param<Box<[u8]>> {
+    fn take(&self, args: &mut Args) -> Result<Box<[u8]>, Error> {
+        args.next_with(Value::into_bytes).map(Vec::into_boxed_slice)
+    }
+}
+
+impl TakeBytes<ByteBuf> for Param<ByteBuf> {
+    fn take(&self, args: &mut Args) -> Result<ByteBuf, Error> {
+        args.next_with(Value::into_bytes).map(ByteBuf::from)
+    }
+}
+
+/// The serde half of [`Param`]: found one autoref later, for any other type.
+pub trait TakeValue<T> {
+    /// Converts the next argument.
+    fn take(&self, args: &mut Args) -> Result<T, Error>;
+}
+
+impl<T: DeserializeOwned> TakeValue<T> for &Param<T> {
+    fn take(&self, args: &mut Args) -> Result<T, Error> {
+        args.next()
+    }
+}
+
+/// A function's result, for picking how it becomes a value: generated code calls
+/// `Ret(v).into_result_value(function)` with [`BytesResult`] and [`SerdeResult`] in
+/// scope, so that a byte buffer moves into a bytes value and anything else goes through
+/// serde.
+#[derive(Debug)]
+pub struct Ret<T>(pub T);
+
+/// The byte-buffer half of [`Ret`]: found first.
+pub trait BytesResult {
+    /// The result as a value.
+    fn into_result_value(self, function: &str) -> Result<Value, Error>;
+}
+
+impl BytesResult for Ret<Vec<u8>> {
+    fn into_result_value(self, _function: &str) -> Result<Value, Error> {
+        Ok(Value::Bytes(self.0))
+    }
+}
+
+impl BytesResult for Ret<Box<[u8]>> {
+    fn into_result_value(self, _function: &str) -> Result<Value, Error> {
+        Ok(Value::Bytes(self.0.into_vec()))
+    }
+}
+
+impl BytesResult for Ret<ByteBuf> {
+    fn into_result_value(self, _function: &str) -> Result<Value, Error> {
+        Ok(Value::Bytes(self.0.into_vec()))
+    }
+}
+
+impl BytesResult for Ret<&[u8]> {
+    fn into_result_value(self, _function: &str) -> Result<Value, Error> {
+        Ok(Value::Bytes(self.0.to_vec()))
+    }
+}
+
+/// The serde half of [`Ret`]: found one autoref later.
+pub trait SerdeResult {
+    /// The result as a value.
+    fn into_result_value(self, function: &str) -> Result<Value, Error>;
+}
+
+impl<T: Serialize> SerdeResult for &Ret<T> {
+    fn into_result_value(self, function: &str) -> Result<Value, Error> {
+        result_value(function, &self.0)
     }
 }
 

@@ -112,6 +112,14 @@ pub use rwc_guest_macros::object;
 pub use object::{GuestObject, METHODS_METHOD, Object, live_objects, no_such_method};
 pub use remote::{Remote, capability};
 pub use rwc_protocol::{Error, ErrorKind, Result, Value, from_value, to_value};
+/// serde, re-exported so a guest can `#[derive(rwc_guest::serde::Serialize)]` without a
+/// dependency of its own (with `#[serde(crate = "rwc_guest::serde")]`).
+pub use serde;
+/// `serde_bytes`, for `#[serde(with = "rwc_guest::serde_bytes")]` on byte fields.
+pub use serde_bytes;
+/// A byte buffer that serializes as bytes wherever it sits (`serde_bytes::ByteBuf`); a
+/// plain `Vec<u8>` does too, as a parameter, a result or a field.
+pub use serde_bytes::ByteBuf;
 
 // Lets the macros' `::rwc_guest::…` paths resolve inside this crate's own tests.
 #[cfg(test)]
@@ -128,7 +136,10 @@ pub mod __private {
 
     #[cfg(target_arch = "wasm32")]
     pub use crate::abi::export_entry;
-    pub use crate::entry::{Args, ErrorWrap, ViaDisplay, ViaRwcError, result_value};
+    pub use crate::entry::{
+        Args, BytesResult, ErrorWrap, Param, Ret, SerdeResult, TakeBytes, TakeValue, ViaDisplay,
+        ViaRwcError, result_value,
+    };
     pub use crate::object::{GuestObject, no_such_method};
 }
 

@@ -210,7 +210,7 @@ fn objects_dispatch_public_methods() {
         c.method_docs()[0],
         (
             "incr".to_owned(),
-            "incr(by: i64) -> Result<i64, String>: Adds `by` and returns the new value.".to_owned()
+            "incr(by: i64) -> i64: Adds `by` and returns the new value.".to_owned()
         )
     );
 }

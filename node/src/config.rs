@@ -16,8 +16,12 @@ use crate::sandbox::SandboxConfig;
 pub struct NodeConfig {
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one), or `unix:/path`.
     pub listen: String,
-    /// Directory of the on-disk compiled-module cache; none by default.
+    /// Directory of the on-disk compiled-module cache. The `rwc-node` binary uses
+    /// [`default_cache_dir`] when this is unset (and `no_cache` is not); a node embedded
+    /// as a library has no disk cache unless given one.
     pub cache_dir: Option<PathBuf>,
+    /// No disk cache at all: every start compiles what it is given again.
+    pub no_cache: bool,
     /// How long calls in flight may take to finish after SIGINT/SIGTERM, in seconds.
     pub grace_period_secs: u64,
     /// Capabilities granted to clients (and so to the guests they start).
@@ -46,6 +50,7 @@ impl Default for NodeConfig {
         NodeConfig {
             listen: "127.0.0.1:18870".into(),
             cache_dir: None,
+            no_cache: false,
             grace_period_secs: 10,
             grants: vec!["sys".into(), "log".into()],
             limits: Limits::default(),
@@ -107,7 +112,11 @@ impl NodeConfig {
             max_module_bytes: l.max_module_bytes,
             memory_cache_bytes: l.module_cache_bytes,
             memory_cache_modules: l.max_modules,
-            cache_dir: self.cache_dir.clone(),
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone()
+            },
             epoch_tick: Duration::from_millis(l.epoch_tick_ms.max(1)),
             max_concurrent_compiles: l.max_concurrent_compiles,
             compile_timeout: Duration::from_millis(l.compile_timeout_ms),
@@ -115,6 +124,19 @@ impl NodeConfig {
             ..SandboxConfig::default()
         }
     }
+}
+
+/// Where `rwc-node` keeps compiled modules unless told otherwise: `$XDG_CACHE_HOME/rwc`,
+/// else `$HOME/.cache/rwc`; `None` if neither variable is set to an absolute path.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|cache| cache.join("rwc"))
 }
 
 #[cfg(test)]
@@ -165,5 +187,19 @@ grants = ["run"]
         let err = toml::from_str::<NodeConfig>("[[principals]]\nname = \"a\"\ntoken = \"x\"\n")
             .unwrap_err();
         assert!(err.to_string().contains("token"), "{err}");
+    }
+
+    #[test]
+    fn no_cache_turns_the_disk_cache_off() {
+        let c: NodeConfig = toml::from_str("cache_dir = \"/var/cache/rwc\"\n").unwrap();
+        assert_eq!(
+            c.sandbox_config().cache_dir.as_deref(),
+            Some(Path::new("/var/cache/rwc"))
+        );
+        let c: NodeConfig =
+            toml::from_str("cache_dir = \"/var/cache/rwc\"\nno_cache = true\n").unwrap();
+        assert_eq!(c.sandbox_config().cache_dir, None);
+        // The library's default: no disk cache (the binary fills in its default).
+        assert_eq!(NodeConfig::default().sandbox_config().cache_dir, None);
     }
 }

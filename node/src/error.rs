@@ -7,7 +7,9 @@ use crate::sandbox::SandboxError;
 /// Converts a sandbox error into the error a caller receives, keeping the wasm backtrace.
 pub fn to_error(err: SandboxError) -> Error {
     let kind = match &err {
-        SandboxError::TooLarge { .. } | SandboxError::MemoryLimit { .. } => ErrorKind::Denied,
+        SandboxError::TooLarge { .. }
+        | SandboxError::MemoryLimit { .. }
+        | SandboxError::TableLimit { .. } => ErrorKind::Limit,
         SandboxError::Invalid { .. }
         | SandboxError::MissingImport { .. }
         | SandboxError::BadArgument(_) => ErrorKind::BadArgument,

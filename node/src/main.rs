@@ -34,9 +34,13 @@ struct Args {
     /// TOML configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Directory for the on-disk cache of compiled modules.
-    #[arg(long)]
+    /// Directory for the on-disk cache of compiled modules (default: $XDG_CACHE_HOME/rwc,
+    /// else ~/.cache/rwc).
+    #[arg(long, conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
+    /// Keep no disk cache: every start compiles its modules again.
+    #[arg(long)]
+    no_cache: bool,
     /// Seconds calls in flight may take to finish after SIGINT/SIGTERM.
     #[arg(long)]
     grace_period_secs: Option<u64>,
@@ -189,6 +193,13 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
     }
     if args.cache_dir.is_some() {
         c.cache_dir.clone_from(&args.cache_dir);
+        c.no_cache = false;
+    }
+    if args.no_cache {
+        c.no_cache = true;
+    }
+    if !c.no_cache && c.cache_dir.is_none() {
+        c.cache_dir = default_cache_dir()?;
     }
     if let Some(v) = args.grace_period_secs {
         c.grace_period_secs = v;
@@ -225,6 +236,26 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
     }
     c.insecure |= args.insecure;
     Ok(c)
+}
+
+/// The default cache directory, created readable and writable by this user only: its files
+/// are loaded as native code. `None` (no disk cache, with a warning) if there is no home.
+fn default_cache_dir() -> Result<Option<PathBuf>, String> {
+    let Some(dir) = rwc_node::config::default_cache_dir() else {
+        tracing::warn!("neither XDG_CACHE_HOME nor HOME is set: running without a disk cache");
+        return Ok(None);
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(|e| {
+        format!(
+            "cannot create the module cache {}: {e}; pass --cache-dir DIR or --no-cache",
+            dir.display()
+        )
+    })?;
+    Ok(Some(dir))
 }
 
 /// What `--register` and its companions asked for.
@@ -291,6 +322,7 @@ async fn run(
     registering: Option<Registering>,
 ) -> Result<(), String> {
     let listen = config.listen.clone();
+    let cache = config.sandbox_config().cache_dir;
     let node = Node::new(config).map_err(|e| e.to_string())?;
     if stdio {
         return serve_stdio(node).await.map_err(|e| e.to_string());
@@ -304,7 +336,12 @@ async fn run(
         writeln!(out, "listening on {}", server.address()).map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
     }
-    tracing::info!(address = server.address(), "rwc-node ready");
+    match &cache {
+        Some(dir) => {
+            tracing::info!(address = server.address(), cache = %dir.display(), "rwc-node ready")
+        }
+        None => tracing::info!(address = server.address(), cache = "none", "rwc-node ready"),
+    }
     let registration = registering.map(|r| {
         let advertise = r
             .advertise

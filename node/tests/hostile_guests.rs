@@ -113,7 +113,7 @@ async fn hostile_guests_fail_alone() {
     let e = by
         .fails("memory.grow bomb", &c, wat::GROW_BOMB, opts, "grow")
         .await;
-    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("limit"), "{e}");
 
     let module = c.upload(wat::RECURSE.as_bytes()).await.unwrap();
@@ -170,7 +170,7 @@ async fn hostile_guests_fail_alone() {
         .during("module over the size cap", c.upload(&too_big))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("limit"), "{e}");
 
     let e = by

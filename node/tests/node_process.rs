@@ -22,9 +22,19 @@ async fn spawn(args: &[&str]) -> (Child, String) {
 
 /// Like [`spawn`], also collecting any further stdout lines (there must be none).
 async fn spawn_watched(args: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(BIN)
+    // A test never writes into the real `~/.cache/rwc`: no cache unless one is chosen.
+    let no_cache = !args
+        .iter()
+        .any(|a| *a == "--cache-dir" || *a == "--no-cache");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).args(no_cache.then_some("--no-cache"));
+    spawn_command(cmd).await
+}
+
+/// Starts `cmd` (`rwc-node` with its arguments) listening on `127.0.0.1:0`.
+async fn spawn_command(mut cmd: Command) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0"])
-        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -82,6 +92,12 @@ async fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// The hash a node names these bytes by.
+fn module_hash(bytes: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes.as_bytes()))
+}
+
 async fn info_u64(conn: &Connection, key: &str) -> u64 {
     conn.root()
         .call_value("info", vec![])
@@ -119,6 +135,80 @@ async fn restarted_node_serves_a_cached_module_without_compiling() {
     assert_eq!(info_u64(&conn, "disk_cache_hits").await, 1);
     drop(conn);
     assert!(terminate(&mut second).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_caches_by_default_so_a_second_start_compiles_nothing() {
+    // The default cache, `$XDG_CACHE_HOME/rwc`, with XDG_CACHE_HOME pointed at a scratch
+    // directory: no cache flag at all.
+    let home = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cmd = Command::new(BIN);
+        cmd.env("XDG_CACHE_HOME", home.path());
+        spawn_command(cmd)
+    };
+    let (mut first, addr, _) = start().await;
+    let conn = connect(&addr).await;
+    let module = common::upload(&conn.root(), wat::ADD.as_bytes())
+        .await
+        .unwrap();
+    let hash: String = module.call("hash", ()).await.unwrap();
+    assert_eq!(info_u64(&conn, "compiles").await, 1);
+    drop((module, conn));
+    assert!(terminate(&mut first).await.success());
+    let cached: Vec<_> = std::fs::read_dir(home.path().join("rwc"))
+        .expect("the node made $XDG_CACHE_HOME/rwc")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached
+            .iter()
+            .any(|f| f.starts_with(&hash) && f.ends_with(".cwasm")),
+        "the compiled module is in the default cache: {cached:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.path().join("rwc"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "only the node's user may write native code there"
+        );
+    }
+
+    let (mut second, addr, _) = start().await;
+    let conn = connect(&addr).await;
+    let module: Option<NetRef> = conn.root().call("module", (hash,)).await.unwrap();
+    let module = module.expect("the second node finds the module in the default cache");
+    assert_eq!(add(&conn, &module, 2, 3).await, 5);
+    assert_eq!(info_u64(&conn, "compiles").await, 0, "nothing compiled");
+    assert_eq!(info_u64(&conn, "disk_cache_hits").await, 1);
+    drop(conn);
+    assert!(terminate(&mut second).await.success());
+
+    // `--no-cache`: the same start compiles again, and leaves the cache as it was.
+    let mut cmd = Command::new(BIN);
+    cmd.env("XDG_CACHE_HOME", home.path()).arg("--no-cache");
+    let (mut third, addr, _) = spawn_command(cmd).await;
+    let conn = connect(&addr).await;
+    let found: Option<NetRef> = conn
+        .root()
+        .call("module", (module_hash(wat::ADD),))
+        .await
+        .unwrap();
+    assert!(found.is_none(), "a node without a cache has nothing yet");
+    let module = common::upload(&conn.root(), wat::ADD.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(add(&conn, &module, 1, 1).await, 2);
+    assert_eq!(info_u64(&conn, "compiles").await, 1);
+    assert_eq!(info_u64(&conn, "disk_cache_hits").await, 0);
+    drop((module, conn));
+    assert!(terminate(&mut third).await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +252,7 @@ async fn sigterm_lets_calls_in_flight_finish_then_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_mode_serves_one_connection() {
     let mut cmd = Command::new(BIN);
-    cmd.arg("--stdio");
+    cmd.args(["--stdio", "--no-cache"]);
     let (conn, mut child) = connect_child(
         cmd,
         Service::new("t").into_object(),
@@ -226,7 +316,7 @@ async fn config_file_sets_limits_and_flags_win() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[limits]\ncall_timeout = 1\n").unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["--config", bad.to_str().unwrap()])
+        .args(["--no-cache", "--config", bad.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());

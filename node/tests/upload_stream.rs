@@ -53,7 +53,7 @@ async fn lengths_are_enforced_as_chunks_arrive() {
         .call::<NetRef>("upload_stream", (1001u64,))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Denied, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
     assert!(e.message().contains("1000"), "{e}");
 
     // More than announced: the chunk is refused, and nothing past it is kept.

@@ -52,6 +52,31 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The number of bytes [`encode`] writes for `value`, found without writing them.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Error> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config()).map_err(encode_error)?;
+    Ok(size.bytes_written)
+}
+
+/// Encodes `value` into `out`, which must be exactly [`encoded_len`] bytes long: a buffer
+/// that lives elsewhere (a guest's memory) is written in place, with no copy in between.
+pub fn encode_into_slice<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<(), Error> {
+    let written =
+        bincode::serde::encode_into_slice(value, &mut *out, config()).map_err(encode_error)?;
+    if written == out.len() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::BadArgument,
+            format!(
+                "cannot encode: {written} bytes written into a buffer of {}",
+                out.len()
+            ),
+        ))
+    }
+}
+
 /// Decodes any serde type that must fill `bytes` exactly.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limits: DecodeLimits) -> Result<T, Error> {
     decode_exact(bytes, limits).map_err(|(e, _)| e)
@@ -108,7 +133,11 @@ pub(crate) fn decode_head(bytes: &[u8]) -> Option<Head> {
 fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     bincode::serde::encode_into_std_write(value, out, config())
         .map(drop)
-        .map_err(|e| Error::new(ErrorKind::BadArgument, format!("cannot encode: {e}")))
+        .map_err(encode_error)
+}
+
+fn encode_error(e: bincode::error::EncodeError) -> Error {
+    Error::new(ErrorKind::BadArgument, format!("cannot encode: {e}"))
 }
 
 /// Decodes a `T` that must fill `bytes`; on failure also says which limit stopped it, if
@@ -139,6 +168,24 @@ mod tests {
     use super::*;
     use crate::message::{Call, Return, Target};
     use crate::value::{Ref, WireRef};
+
+    #[test]
+    fn encoding_in_place_matches_encode() {
+        let value = (
+            7u64,
+            "m",
+            vec![Value::Bytes(vec![1; 70_000]), Value::from("x")],
+        );
+        let bytes = encode(&value).unwrap();
+        assert_eq!(encoded_len(&value).unwrap(), bytes.len());
+        let mut out = vec![0u8; bytes.len()];
+        encode_into_slice(&value, &mut out).unwrap();
+        assert_eq!(out, bytes);
+        let mut short = vec![0u8; bytes.len() - 1];
+        assert!(encode_into_slice(&value, &mut short).is_err());
+        let mut long = vec![0u8; bytes.len() + 1];
+        assert!(encode_into_slice(&value, &mut long).is_err());
+    }
 
     #[test]
     fn message_round_trip() {

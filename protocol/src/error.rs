@@ -20,7 +20,8 @@ pub enum ErrorKind {
     Cancelled,
     /// The connection is closed, or closed while the call was in flight.
     Disconnected,
-    /// The caller is not allowed to do this (a capability it was not granted, a limit).
+    /// The caller is not allowed to do this: a capability, directory or command it was
+    /// not granted. (Going over a size or resource limit is [`ErrorKind::Limit`].)
     Denied,
     /// The peer is at a capacity limit; retrying later or elsewhere may work.
     Overloaded,
@@ -34,6 +35,9 @@ pub enum ErrorKind {
     BadArgument,
     /// The peer broke the protocol (malformed frame, unknown reference, limits exceeded).
     Protocol,
+    /// A request or a guest went over a limit: memory, table, output or size, or asked
+    /// for more than the node allows. The message names the limit and how to raise it.
+    Limit,
 }
 
 impl ErrorKind {
@@ -51,6 +55,7 @@ impl ErrorKind {
             ErrorKind::OutOfFuel => "out of fuel",
             ErrorKind::BadArgument => "bad argument",
             ErrorKind::Protocol => "protocol error",
+            ErrorKind::Limit => "limit",
         }
     }
 }
@@ -69,6 +74,7 @@ impl From<ErrorKind> for u8 {
             ErrorKind::OutOfFuel => 8,
             ErrorKind::BadArgument => 9,
             ErrorKind::Protocol => 10,
+            ErrorKind::Limit => 11,
         }
     }
 }
@@ -87,6 +93,7 @@ impl From<u8> for ErrorKind {
             8 => ErrorKind::OutOfFuel,
             9 => ErrorKind::BadArgument,
             10 => ErrorKind::Protocol,
+            11 => ErrorKind::Limit,
             _ => ErrorKind::Failed,
         }
     }
@@ -245,6 +252,31 @@ mod tests {
         );
         assert!(s.contains("caused by: in export `run`"), "{s}");
         assert!(s.contains("    0: guest::f\n    1: guest::run"), "{s}");
+    }
+
+    #[test]
+    fn every_kind_keeps_its_number_and_name() {
+        let kinds = [
+            (ErrorKind::Failed, "failed"),
+            (ErrorKind::TimedOut, "timed out"),
+            (ErrorKind::Cancelled, "cancelled"),
+            (ErrorKind::Disconnected, "disconnected"),
+            (ErrorKind::Denied, "denied"),
+            (ErrorKind::Overloaded, "overloaded"),
+            (ErrorKind::Unimplemented, "unimplemented"),
+            (ErrorKind::Trapped, "trapped"),
+            (ErrorKind::OutOfFuel, "out of fuel"),
+            (ErrorKind::BadArgument, "bad argument"),
+            (ErrorKind::Protocol, "protocol error"),
+            (ErrorKind::Limit, "limit"),
+        ];
+        for (number, (kind, name)) in kinds.into_iter().enumerate() {
+            assert_eq!(usize::from(u8::from(kind)), number, "{kind}");
+            assert_eq!(ErrorKind::from(u8::from(kind)), kind);
+            assert_eq!(kind.to_string(), name);
+        }
+        // A kind from a newer peer reads as `failed`.
+        assert_eq!(ErrorKind::from(200), ErrorKind::Failed);
     }
 
     #[test]

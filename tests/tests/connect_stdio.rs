@@ -10,7 +10,7 @@ use tokio::process::Command;
 #[tokio::test]
 async fn a_child_node_over_stdio_runs_modules() {
     let mut cmd = Command::new(node_bin());
-    cmd.arg("--stdio").env("RUST_LOG", "warn");
+    cmd.args(["--stdio", "--no-cache"]).env("RUST_LOG", "warn");
     let client = Client::connect_stdio(cmd).await.unwrap();
     assert!(client.connection().peer().agent.starts_with("rwc-node"));
     let module = client.upload(wat::MATH.as_bytes()).await.unwrap();

@@ -113,6 +113,7 @@ grants = ["upload", "instantiate", "run", "info"]
     fn node(&self, client_ca: bool) -> Proc {
         let log = std::fs::File::create(self.dir.path().join("node.log")).expect("node.log");
         let mut cmd = Command::new(node_bin());
+        cmd.arg("--no-cache");
         let (config, extra) = if client_ca {
             (
                 "node-certs.toml",
@@ -210,6 +211,7 @@ fn a_certificate_for_other_names_is_a_name_mismatch() {
     let s = Setup::new();
     let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
     let mut cmd = Command::new(node_bin());
+    cmd.arg("--no-cache");
     cmd.args(["--listen", "127.0.0.2:0", "--config", &s.path("node.toml")])
         .args(["--tls-cert", &s.path("node.pem")])
         .args(["--tls-key", &s.path("node.key")]);
@@ -408,6 +410,7 @@ fn beyond_loopback_a_node_needs_tls_and_principals_or_insecure() {
     let s = Setup::new();
     let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
     let mut cmd = Command::new(node_bin());
+    cmd.arg("--no-cache");
     cmd.args(["--listen", "0.0.0.0:0", "--insecure"]);
     let node = Proc::start_with_stderr(cmd, Stdio::from(log)).expect("--insecure starts");
     assert!(node.addr.starts_with("0.0.0.0:"), "{}", node.addr);
@@ -429,6 +432,7 @@ fn beyond_loopback_a_node_needs_tls_and_principals_or_insecure() {
     // With TLS and principals, a non-loopback address is fine.
     let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
     let mut cmd = Command::new(node_bin());
+    cmd.arg("--no-cache");
     cmd.args(["--listen", "0.0.0.0:0", "--config", &s.path("node.toml")])
         .args(["--tls-cert", &s.path("node.pem")])
         .args(["--tls-key", &s.path("node.key")]);
@@ -598,6 +602,7 @@ async fn a_registry_admits_only_token_holders_and_a_pool_reaches_its_tls_nodes()
     let register = |token: Option<&str>, log: &str| {
         let log = std::fs::File::create(s.dir.path().join(log)).expect("log");
         let mut cmd = Command::new(node_bin());
+        cmd.arg("--no-cache");
         cmd.args(["--listen", "127.0.0.1:0", "--config", &s.path("node.toml")])
             .args([
                 "--tls-cert",

@@ -56,7 +56,7 @@ async fn a_module_over_the_node_limit_is_refused_before_any_byte() {
         .upload_with_progress(&bytes, move |s, t| seen.lock().unwrap().push((s, t)))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
     assert!(err.message().contains("limit"), "{err}");
     assert!(reports.lock().unwrap().is_empty(), "bytes were sent");
 

@@ -65,6 +65,9 @@ fn expand_export(func: &ItemFn, name: Option<LitStr>) -> syn::Result<TokenStream
     let dispatcher = format_ident!("__rwc_call_{}", ident);
     let entry = format_ident!("__rwc_export_{}", ident);
     let params = params(sig, &export_name)?;
+    let record = signature_record(&export_name, &params, &sig.output, &func.attrs);
+    let record_len = record.len();
+    let record = syn::LitByteStr::new(&record, Span::call_site());
     let call_args = &params.names;
     let body = dispatch_body(
         &export_name,
@@ -94,6 +97,16 @@ fn expand_export(func: &ItemFn, name: Option<LitStr>) -> syn::Result<TokenStream
         pub extern "C" fn #entry(ptr: i32, len: i32) -> i64 {
             ::rwc_guest::__private::export_entry(ptr, len, #dispatcher)
         }
+
+        // The export's signature and doc, one JSON line in the module's `rwc.exports`
+        // custom section (docs/abi.md), for `rwc exports` and the node's descriptions.
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = "rwc.exports")]
+            static SIGNATURE: [u8; #record_len] = *#record;
+        };
     })
 }
 
@@ -193,6 +206,10 @@ struct Params {
     types: Vec<Type>,
     /// `"name: Type"` each, for messages.
     described: Vec<String>,
+    /// The parameter names as written (a pattern as its text).
+    labels: Vec<String>,
+    /// The types as written.
+    type_texts: Vec<String>,
 }
 
 fn params(sig: &Signature, function: &str) -> syn::Result<Params> {
@@ -200,6 +217,8 @@ fn params(sig: &Signature, function: &str) -> syn::Result<Params> {
         names: Vec::new(),
         types: Vec::new(),
         described: Vec::new(),
+        labels: Vec::new(),
+        type_texts: Vec::new(),
     };
     for arg in &sig.inputs {
         let FnArg::Typed(pt) = arg else { continue };
@@ -209,8 +228,10 @@ fn params(sig: &Signature, function: &str) -> syn::Result<Params> {
             other => tidy(&quote!(#other).to_string()),
         };
         let ty = &*pt.ty;
-        out.described
-            .push(format!("{label}: {}", tidy(&quote!(#ty).to_string())));
+        let ty_text = tidy(&quote!(#ty).to_string());
+        out.described.push(format!("{label}: {ty_text}"));
+        out.labels.push(label);
+        out.type_texts.push(ty_text);
         out.names
             .push(format_ident!("__rwc_arg{}", out.names.len()));
         out.types.push(ty.clone());
@@ -236,7 +257,10 @@ fn dispatch_body(
         quote! {
             let mut __rwc_args =
                 ::rwc_guest::__private::Args::new(#function, __rwc_args, &[#(#described),*])?;
-            #(let #names: #types = __rwc_args.next()?;)*
+            #[allow(unused_imports)]
+            use ::rwc_guest::__private::{TakeBytes as _, TakeValue as _};
+            #(let #names: #types =
+                (&::rwc_guest::__private::Param::<#types>::new()).take(&mut __rwc_args)?;)*
         }
     };
     let ret = if returns_result(output) {
@@ -244,7 +268,9 @@ fn dispatch_body(
         quote_spanned! {span=>
             match __rwc_ret {
                 ::rwc_guest::__private::Result::Ok(v) => {
-                    ::rwc_guest::__private::result_value(#function, &v)
+                    #[allow(unused_imports)]
+                    use ::rwc_guest::__private::{BytesResult as _, SerdeResult as _};
+                    ::rwc_guest::__private::Ret(v).into_result_value(#function)
                 }
                 ::rwc_guest::__private::Result::Err(e) => {
                     #[allow(unused_imports)]
@@ -256,12 +282,41 @@ fn dispatch_body(
             }
         }
     } else {
-        quote!(::rwc_guest::__private::result_value(#function, &__rwc_ret))
+        quote! {{
+            #[allow(unused_imports)]
+            use ::rwc_guest::__private::{BytesResult as _, SerdeResult as _};
+            ::rwc_guest::__private::Ret(__rwc_ret).into_result_value(#function)
+        }}
     };
     quote! {
         #take_args
         let __rwc_ret = #call;
         #ret
+    }
+}
+
+/// The type of what a successful call returns: `T` of `Result<T, E>` (or of a one-argument
+/// alias such as `io::Result<T>`), else the declared type; `None` for `()` or nothing.
+fn success_type(output: &ReturnType) -> Option<&Type> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let ok = returns_result(output)
+        .then(|| match &**ty {
+            Type::Path(p) => p.path.segments.last().and_then(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.first().and_then(|arg| match arg {
+                    syn::GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .flatten()
+        .unwrap_or(ty);
+    match ok {
+        Type::Tuple(t) if t.elems.is_empty() => None,
+        other => Some(other),
     }
 }
 
@@ -324,32 +379,101 @@ fn is_callable(method: &ImplItemFn) -> bool {
         )
 }
 
-/// `incr(by: i64) -> i64: Adds by.`: the signature and the first line of the doc comment.
+/// `incr(by: i64) -> i64: Adds by.`: the signature (with the success type of a `Result`)
+/// and the first line of the doc comment.
 fn method_doc(name: &str, params: &[String], output: &ReturnType, attrs: &[Attribute]) -> String {
     let mut doc = format!("{name}({})", params.join(", "));
-    if let ReturnType::Type(_, ty) = output {
+    if let Some(ty) = success_type(output) {
         doc.push_str(" -> ");
         doc.push_str(&tidy(&quote!(#ty).to_string()));
     }
-    let first_line = attrs
+    if let Some(line) = doc_text(attrs)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+    {
+        doc.push_str(": ");
+        doc.push_str(line);
+    }
+    doc
+}
+
+/// One line of the `rwc.exports` custom section: the export's name, parameters, result
+/// type and doc comment as a JSON object, then `\n`.
+fn signature_record(
+    name: &str,
+    params: &Params,
+    output: &ReturnType,
+    attrs: &[Attribute],
+) -> Vec<u8> {
+    let mut json = format!("{{\"name\":{},\"params\":[", json_string(name));
+    for (i, (label, ty)) in params.labels.iter().zip(&params.type_texts).enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(
+            "{{\"name\":{},\"type\":{}}}",
+            json_string(label),
+            json_string(ty)
+        ));
+    }
+    json.push(']');
+    if let Some(ty) = success_type(output) {
+        json.push_str(&format!(
+            ",\"result\":{}",
+            json_string(&tidy(&quote!(#ty).to_string()))
+        ));
+    }
+    let doc = doc_text(attrs);
+    if !doc.is_empty() {
+        json.push_str(&format!(",\"doc\":{}", json_string(&doc)));
+    }
+    json.push_str("}\n");
+    json.into_bytes()
+}
+
+/// The doc comment, its lines joined by `\n`, with the one space after `///` removed.
+fn doc_text(attrs: &[Attribute]) -> String {
+    let lines: Vec<String> = attrs
         .iter()
         .filter(|a| a.path().is_ident("doc"))
-        .find_map(|a| match &a.meta {
+        .filter_map(|a| match &a.meta {
             Meta::NameValue(nv) => match &nv.value {
                 Expr::Lit(l) => match &l.lit {
-                    Lit::Str(s) => Some(s.value().trim().to_owned()),
+                    Lit::Str(s) => Some(s.value()),
                     _ => None,
                 },
                 _ => None,
             },
             _ => None,
         })
-        .filter(|line| !line.is_empty());
-    if let Some(line) = first_line {
-        doc.push_str(": ");
-        doc.push_str(&line);
+        .collect();
+    lines
+        .iter()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_owned()
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
     }
-    doc
+    out.push('"');
+    out
 }
 
 /// Token text as a person writes it: `BTreeMap<String, u32>`, not `BTreeMap < String , u32 >`.
@@ -415,7 +539,7 @@ mod tests {
         let p = params(&m.sig, "Counter.incr").unwrap();
         assert_eq!(
             method_doc("incr", &p.described, &m.sig.output, &m.attrs),
-            "incr(by: i64) -> Result<i64, String>: Adds `by`."
+            "incr(by: i64) -> i64: Adds `by`."
         );
         assert!(is_callable(&m));
         let m: ImplItemFn = syn::parse_quote!(
@@ -432,6 +556,47 @@ mod tests {
             pub fn consume(self) {}
         );
         assert!(!is_callable(&m));
+    }
+
+    #[test]
+    fn the_signature_record_names_params_the_success_type_and_the_doc() {
+        let f: ItemFn = syn::parse_quote! {
+            /// Lines that match.
+            ///
+            /// With "quotes" and a \ backslash.
+            fn grep_lines(pattern: String, text: String) -> Result<Vec<(u32, String)>, regex::Error> {
+                todo!()
+            }
+        };
+        let p = params(&f.sig, "grep_lines").unwrap();
+        let record = signature_record("grep_lines", &p, &f.sig.output, &f.attrs);
+        assert_eq!(
+            String::from_utf8(record).unwrap(),
+            concat!(
+                r#"{"name":"grep_lines","params":[{"name":"pattern","type":"String"},"#,
+                r#"{"name":"text","type":"String"}],"result":"Vec<(u32, String)>","#,
+                r#""doc":"Lines that match.\n\nWith \"quotes\" and a \\ backslash."}"#,
+                "\n"
+            )
+        );
+        let f: ItemFn = syn::parse_quote!(
+            fn reset() -> std::io::Result<()> {
+                todo!()
+            }
+        );
+        let p = params(&f.sig, "reset").unwrap();
+        let record = signature_record("reset", &p, &f.sig.output, &f.attrs);
+        assert_eq!(record, b"{\"name\":\"reset\",\"params\":[]}\n");
+        let f: ItemFn = syn::parse_quote!(
+            fn n() -> u64 {
+                0
+            }
+        );
+        let record = signature_record("n", &params(&f.sig, "n").unwrap(), &f.sig.output, &[]);
+        assert_eq!(
+            record,
+            b"{\"name\":\"n\",\"params\":[],\"result\":\"u64\"}\n"
+        );
     }
 
     #[test]

@@ -154,11 +154,13 @@ async fn call_export<C: GuestCtx>(
     args: Vec<Value>,
 ) -> Result<Value, Fault> {
     let func = typed::<(i32, i32), i64>(ctx, &abi::rich_export_symbol(name))?;
-    let buffer = encode_for_guest(ctx, args)?;
-    let (ptr, len) = write_buffer(ctx, &buffer).await?;
+    let mut args = args;
+    to_guest_all(ctx, &mut args)?;
+    let (ptr, len) = write_encoded(ctx, &args).await?;
+    // The guest has its copy: free ours before it runs.
+    drop(args);
     let packed = func.call_async(&mut *ctx, (ptr, len)).await?;
-    let out = take_buffer(ctx, packed).await?;
-    decode_result(ctx, &out)
+    take_result(ctx, packed).await
 }
 
 /// Calls `method` of the guest's object `id`.
@@ -171,11 +173,10 @@ async fn call_object<C: GuestCtx>(
     let func = typed::<(i32, i32), i64>(ctx, export::OBJECT_CALL)?;
     let mut args = args;
     to_guest_all(ctx, &mut args)?;
-    let buffer = codec::encode(&(id, method, &args))?;
-    let (ptr, len) = write_buffer(ctx, &buffer).await?;
+    let (ptr, len) = write_encoded(ctx, &(id, method, &args)).await?;
+    drop(args);
     let packed = func.call_async(&mut *ctx, (ptr, len)).await?;
-    let out = take_buffer(ctx, packed).await?;
-    decode_result(ctx, &out)
+    take_result(ctx, packed).await
 }
 
 /// Tells the guest the node holds no more references to its object `id`, unless a new
@@ -202,23 +203,11 @@ async fn drop_object<C: GuestCtx>(ctx: &mut C, id: u64) -> Result<Value, Fault> 
     Ok(Value::Unit)
 }
 
-/// Whether a module speaks the rich ABI (exports `rwc_alloc`, `rwc_dealloc`, `memory`).
-pub(crate) fn is_sdk_module(exports: &[crate::sandbox::ExportInfo]) -> bool {
-    export::SDK
-        .iter()
-        .all(|n| exports.iter().any(|e| e.name == *n))
-}
-
-/// The rich export names of a module.
-pub(crate) fn rich_exports(exports: &[crate::sandbox::ExportInfo]) -> Vec<String> {
-    if !is_sdk_module(exports) {
-        return Vec::new();
-    }
-    exports
-        .iter()
-        .filter_map(|e| abi::rich_export_name(&e.name))
-        .map(str::to_owned)
-        .collect()
+/// The result of the guest's last `rwc.call`, until `rwc.take_result` copies it in.
+pub(crate) struct PendingResult {
+    result: Result<Value, Error>,
+    /// Its encoded length, which `rwc.call` told the guest.
+    len: usize,
 }
 
 /// Adds the `rwc.*` imports to the linker every instance is made with.
@@ -235,7 +224,7 @@ pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         IMPORT_MODULE,
         import::TAKE_RESULT,
         |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| {
-            let bytes = state(&mut caller)
+            let pending = state(&mut caller)
                 .map_err(trap)?
                 .pending_result
                 .take()
@@ -244,16 +233,17 @@ pub(crate) fn define(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
                         "rwc.take_result: no result is pending (call rwc.call first)",
                     )
                 })?;
-            if usize::try_from(len).ok() != Some(bytes.len()) {
+            if usize::try_from(len).ok() != Some(pending.len) {
                 return Err(wasmtime::Error::msg(format!(
                     "rwc.take_result: buffer of {len} bytes given for a result of {} bytes",
-                    bytes.len()
+                    pending.len
                 )));
             }
             let memory = memory(&mut caller).map_err(trap)?;
             let range = guest_range(ptr, len, memory.data_size(&caller)).map_err(trap)?;
-            memory.data_mut(&mut caller)[range].copy_from_slice(&bytes);
-            Ok(())
+            // Encoded straight into the guest's buffer: no copy in between.
+            codec::encode_into_slice(&pending.result, &mut memory.data_mut(&mut caller)[range])
+                .map_err(trap)
         },
     )?;
     linker.func_wrap(
@@ -308,13 +298,15 @@ async fn host_call(
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<i32> {
-    let request = read_guest(&mut caller, ptr, len).map_err(trap)?;
     let mut result = async {
         let limits = state(&mut caller)?.limits;
-        // The method name is read as borrowed data: a length the guest claims is checked
-        // against its buffer before anything is allocated.
+        // Decoded straight from guest memory. The method name is read as borrowed data: a
+        // length the guest claims is checked against its buffer before anything is
+        // allocated.
+        let memory = memory(&mut caller)?;
+        let range = guest_range(ptr, len, memory.data_size(&caller))?;
         let (OwnedString(method), mut args): (OwnedString, Vec<Value>) =
-            codec::decode(&request, limits).map_err(|e| {
+            codec::decode(&memory.data(&caller)[range], limits).map_err(|e| {
                 Error::bad_argument(format!(
                     "rwc.call: malformed request from the guest: {}",
                     e.message()
@@ -335,17 +327,21 @@ async fn host_call(
     {
         result = Err(e);
     }
-    let bytes = match codec::encode(&result) {
-        Ok(b) => b,
-        Err(e) => codec::encode(&Err::<Value, _>(e)).map_err(trap)?,
+    // Kept as a value until `rwc.take_result` encodes it into the guest's buffer.
+    let (result, len) = match codec::encoded_len(&result) {
+        Ok(len) => (result, len),
+        Err(e) => {
+            let result = Err(e);
+            let len = codec::encoded_len(&result).map_err(trap)?;
+            (result, len)
+        }
     };
-    let n = i32::try_from(bytes.len()).map_err(|_| {
+    let n = i32::try_from(len).map_err(|_| {
         wasmtime::Error::msg(format!(
-            "rwc.call: result of {} bytes is too large for the guest",
-            bytes.len()
+            "rwc.call: result of {len} bytes is too large for the guest"
         ))
     })?;
-    state(&mut caller).map_err(trap)?.pending_result = Some(bytes);
+    state(&mut caller).map_err(trap)?.pending_result = Some(PendingResult { result, len });
     Ok(n)
 }
 
@@ -369,25 +365,6 @@ where
             None => return fut.await,
         }
     }
-}
-
-/// Encodes call arguments for the guest, turning netrefs into handles.
-fn encode_for_guest<C: GuestCtx>(ctx: &mut C, mut args: Vec<Value>) -> Result<Vec<u8>, Error> {
-    to_guest_all(ctx, &mut args)?;
-    codec::encode(&args)
-}
-
-fn decode_result<C: GuestCtx>(ctx: &mut C, bytes: &[u8]) -> Result<Value, Fault> {
-    let limits = state(ctx)?.limits;
-    let result: Result<Value, Error> = codec::decode(bytes, limits).map_err(|e| {
-        Error::bad_argument(format!(
-            "guest returned a malformed result: {}",
-            e.message()
-        ))
-    })?;
-    let mut value = result?;
-    from_guest(ctx, &mut value)?;
-    Ok(value)
 }
 
 fn to_guest_all<C: HasState>(ctx: &mut C, values: &mut [Value]) -> Result<(), Error> {
@@ -475,10 +452,15 @@ impl AbiState {
     }
 }
 
-async fn write_buffer<C: GuestCtx>(ctx: &mut C, bytes: &[u8]) -> Result<(i32, i32), Fault> {
-    let len = i32::try_from(bytes.len()).map_err(|_| {
-        Error::bad_argument(format!("{} bytes do not fit a guest buffer", bytes.len()))
-    })?;
+/// Encodes `value` straight into a buffer from the guest's `rwc_alloc`: large bytes are
+/// copied once, into guest memory, with no encoded copy in between.
+async fn write_encoded<C: GuestCtx, T: serde::Serialize + ?Sized>(
+    ctx: &mut C,
+    value: &T,
+) -> Result<(i32, i32), Fault> {
+    let size = codec::encoded_len(value)?;
+    let len = i32::try_from(size)
+        .map_err(|_| Error::bad_argument(format!("{size} bytes do not fit a guest buffer")))?;
     let alloc = typed::<i32, i32>(ctx, export::ALLOC)?;
     let ptr = alloc.call_async(&mut *ctx, len).await?;
     let memory = memory(ctx)?;
@@ -488,19 +470,32 @@ async fn write_buffer<C: GuestCtx>(ctx: &mut C, bytes: &[u8]) -> Result<(i32, i3
             e.message()
         ))
     })?;
-    memory.data_mut(&mut *ctx)[range].copy_from_slice(bytes);
+    codec::encode_into_slice(value, &mut memory.data_mut(&mut *ctx)[range])?;
     Ok((ptr, len))
 }
 
-/// Copies the guest's packed buffer out and hands it back with `rwc_dealloc`.
-async fn take_buffer<C: GuestCtx>(ctx: &mut C, packed: i64) -> Result<Vec<u8>, Fault> {
+/// Decodes the `Result<Value, Error>` in the guest's packed buffer straight from guest
+/// memory (large bytes are copied once, out of it), then hands the buffer back with
+/// `rwc_dealloc`.
+async fn take_result<C: GuestCtx>(ctx: &mut C, packed: i64) -> Result<Value, Fault> {
     let (ptr, len) = unpack(packed);
-    let bytes = read_guest(ctx, ptr, len).map_err(|e| {
+    let limits = state(ctx)?.limits;
+    let memory = memory(ctx)?;
+    let range = guest_range(ptr, len, memory.data_size(&*ctx)).map_err(|e| {
         Error::bad_argument(format!("guest returned a bad buffer: {}", e.message()))
     })?;
+    let decoded: Result<Result<Value, Error>, Error> =
+        codec::decode(&memory.data(&*ctx)[range], limits).map_err(|e| {
+            Error::bad_argument(format!(
+                "guest returned a malformed result: {}",
+                e.message()
+            ))
+        });
     let dealloc = typed::<(i32, i32), ()>(ctx, export::DEALLOC)?;
     dealloc.call_async(&mut *ctx, (ptr, len)).await?;
-    Ok(bytes)
+    let mut value = decoded??;
+    from_guest(ctx, &mut value)?;
+    Ok(value)
 }
 
 /// `(ptr << 32) | len` → `(ptr, len)`, as the guest's `i32`s.

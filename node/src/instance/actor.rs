@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::FutureExt;
+use rwc_api::module::AbiKind;
 use rwc_protocol::{DecodeLimits, Error, ErrorKind, NetRef, Value};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -39,7 +40,7 @@ pub(crate) struct AbiState {
     pub(crate) handles: HandleTable,
     pub(crate) guest_objects: HashMap<u64, Weak<GuestProxy>>,
     pub(crate) capabilities: HashMap<String, NetRef>,
-    pub(crate) pending_result: Option<Vec<u8>>,
+    pub(crate) pending_result: Option<abi::PendingResult>,
     pub(crate) panic: Option<String>,
     pub(crate) jobs: JobQueue,
     pub(crate) jobs_tx: WeakJobs,
@@ -208,7 +209,11 @@ pub(crate) async fn start(
     if module.export("_initialize").is_some() {
         instance.call("_initialize", &[]).await.map_err(to_error)?;
     }
-    let rich_exports = abi::rich_exports(module.exports());
+    let rich_exports: Vec<String> = describe_exports(module)
+        .into_iter()
+        .filter(|e| e.abi == AbiKind::Rich)
+        .map(|e| e.name)
+        .collect();
     tokio::spawn(async move {
         let run = AssertUnwindSafe(actor(instance, queue, output, rich_exports)).catch_unwind();
         // Unwinding has dropped the instance (its pool slot is free) and the replies of

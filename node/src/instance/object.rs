@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
-use rwc_api::{EffectiveLimits, InstanceOptions, Request};
+use rwc_api::{InstanceOptions, Limits, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
 use tokio::time::Instant;
@@ -98,11 +98,7 @@ pub(crate) async fn instantiate(
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
     let sandbox_options = SandboxOptions {
         client,
-        ..capped(
-            &options,
-            node.config().limits.max_output_bytes,
-            principal.limits(),
-        )
+        ..within_limits(&options, &node.inner.config.limits, principal)?
     };
     let started = actor::start(
         &node.inner.sandbox,
@@ -129,26 +125,67 @@ pub(crate) async fn instantiate(
     })
 }
 
-/// The sandbox options for what a client asked, capped by its principal's limits (each
-/// within the node's) and the node's `max_output` (output per call).
-fn capped(options: &InstanceOptions, max_output: u64, limits: &EffectiveLimits) -> SandboxOptions {
-    let cap = |asked: Option<u64>, limit: u64| Some(asked.unwrap_or(limit).min(limit));
-    let timeout_limit = Duration::from_millis(limits.call_timeout_ms);
-    // A principal with a fuel limit gets metered instances, never more than its budget.
-    let fuel = match limits.fuel {
-        Some(limit) => cap(options.fuel, limit),
+/// The sandbox options for what a client asked, within its principal's limits (each
+/// within the node's). Asking for more than allowed is an error that names the setting,
+/// not a silent clamp: a guest given less memory than it was meant to have would fail
+/// later, further from the cause.
+fn within_limits(
+    options: &InstanceOptions,
+    node: &Limits,
+    principal: &Principal,
+) -> Result<SandboxOptions, Error> {
+    let mine = principal.limits();
+    let cap = |key: &'static str, node_cap: u64, own_cap: u64| Cap {
+        key,
+        value: own_cap,
+        principal: (own_cap < node_cap).then(|| principal.name()),
+    };
+    let memory = at_most(
+        options.memory,
+        cap("memory_bytes", node.memory_bytes, mine.memory_bytes),
+        "memory",
+        "bytes",
+    )?;
+    let max_output = at_most(
+        options.max_output,
+        cap(
+            "max_output_bytes",
+            node.max_output_bytes,
+            node.max_output_bytes,
+        ),
+        "max_output",
+        "bytes",
+    )?;
+    let timeout_ms = options
+        .call_timeout
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let timeout_ms = at_most(
+        timeout_ms,
+        cap(
+            "call_timeout_ms",
+            node.call_timeout_ms,
+            mine.call_timeout_ms,
+        ),
+        "call_timeout_ms",
+        "ms",
+    )?;
+    // A principal with a fuel budget gets metered instances, never more than its budget.
+    let fuel = match mine.fuel {
+        Some(budget) => {
+            let own = Cap {
+                key: "fuel",
+                value: budget,
+                principal: Some(principal.name()),
+            };
+            Some(at_most(options.fuel, own, "fuel", "units")?)
+        }
         None => options.fuel,
     };
-    SandboxOptions {
-        memory_limit: cap(options.memory, limits.memory_bytes),
+    Ok(SandboxOptions {
+        memory_limit: Some(memory),
         fuel,
-        call_timeout: Some(
-            options
-                .call_timeout
-                .unwrap_or(timeout_limit)
-                .min(timeout_limit),
-        ),
-        max_output: cap(options.max_output, max_output),
+        call_timeout: Some(Duration::from_millis(timeout_ms)),
+        max_output: Some(max_output),
         env: options
             .env
             .iter()
@@ -157,6 +194,44 @@ fn capped(options: &InstanceOptions, max_output: u64, limits: &EffectiveLimits) 
         args: options.args.clone(),
         output: None,
         client: 0,
+    })
+}
+
+/// A limit on an instance option: its value, its key, and whose it is (a principal's
+/// `[principals.limits]`, or the node's `[limits]` when `principal` is `None`).
+struct Cap<'a> {
+    key: &'static str,
+    value: u64,
+    principal: Option<&'a str>,
+}
+
+/// What was `asked` for the instance option `option`, or the `cap` if nothing was; more
+/// than the cap is a `limit` error naming the setting that sets it.
+fn at_most(asked: Option<u64>, cap: Cap<'_>, option: &str, unit: &str) -> Result<u64, Error> {
+    let Cap {
+        key,
+        value: cap,
+        principal,
+    } = cap;
+    match asked {
+        Some(n) if n > cap => Err(Error::new(
+            ErrorKind::Limit,
+            match principal {
+                None => format!(
+                    "the instance asks for {option} = {n} {unit}, over this node's cap of {cap} \
+                     {unit}; ask for at most that, or raise the node's `{key}` ([limits] in its \
+                     config, or `rwc-node --{}`)",
+                    key.replace('_', "-")
+                ),
+                Some(name) => format!(
+                    "the instance asks for {option} = {n} {unit}, over the cap of {cap} {unit} \
+                     for principal `{name}`; ask for at most that, or raise its `{key}` \
+                     ([principals.limits] in the node's config)"
+                ),
+            },
+        )),
+        Some(n) => Ok(n),
+        None => Ok(cap),
     }
 }
 
@@ -248,7 +323,7 @@ impl Dispatch for InstanceObject {
     fn listed_methods(&self) -> Vec<MethodInfo> {
         let mut m: Vec<MethodInfo> = describe_exports(&self.module)
             .into_iter()
-            .map(|e| MethodInfo::new(e.name, format!("{} export: {}", e.abi, e.signature)))
+            .map(|e| MethodInfo::new(e.name.clone(), format!("{} export: {e}", e.abi)))
             .collect();
         m.extend(META.infos());
         m
@@ -258,32 +333,66 @@ impl Dispatch for InstanceObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::Principals;
+
+    /// The principal of a node without `[[principals]]` whose limits are `limits`.
+    fn anonymous(limits: &Limits) -> Arc<Principal> {
+        let principals = Principals::new(&[], &[], limits, false).unwrap();
+        principals.get(None).unwrap().clone()
+    }
 
     #[test]
-    fn client_requests_are_capped_by_the_node_limits() {
-        let node = rwc_api::Limits::default();
-        let limits = crate::principal::effective(&rwc_api::PrincipalLimits::default(), &node);
+    fn client_requests_within_the_node_limits_are_kept() {
+        let limits = Limits::default();
+        let principal = anonymous(&limits);
         let asked = InstanceOptions {
-            memory: Some(1 << 40),
+            memory: Some(16 << 20),
             call_timeout: Some(Duration::from_millis(500)),
             max_output: Some(1),
             ..InstanceOptions::default()
         };
-        let s = capped(&asked, node.max_output_bytes, &limits);
-        assert_eq!(s.memory_limit, Some(256 << 20), "capped at memory_bytes");
+        let s = within_limits(&asked, &limits, &principal).unwrap();
+        assert_eq!(s.memory_limit, Some(16 << 20));
         assert_eq!(s.call_timeout, Some(Duration::from_millis(500)));
         assert_eq!(s.max_output, Some(1));
-        let s = capped(
-            &InstanceOptions {
-                call_timeout: Some(Duration::from_secs(3600)),
-                ..InstanceOptions::default()
-            },
-            node.max_output_bytes,
-            &limits,
-        );
-        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)), "capped");
-        let s = capped(&InstanceOptions::default(), node.max_output_bytes, &limits);
+        let s = within_limits(&InstanceOptions::default(), &limits, &principal).unwrap();
         assert_eq!(s.memory_limit, Some(256 << 20), "the node's default");
+        assert_eq!(s.call_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.max_output, Some(16 << 20));
+        let at_the_cap = InstanceOptions {
+            memory: Some(256 << 20),
+            ..InstanceOptions::default()
+        };
+        assert!(within_limits(&at_the_cap, &limits, &principal).is_ok());
+    }
+
+    #[test]
+    fn client_requests_over_the_node_limits_name_the_cap() {
+        let limits = Limits::default();
+        let principal = anonymous(&limits);
+        let err = |asked: InstanceOptions| within_limits(&asked, &limits, &principal).unwrap_err();
+        let e = err(InstanceOptions {
+            memory: Some(1 << 30),
+            ..InstanceOptions::default()
+        });
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert_eq!(
+            e.message(),
+            "the instance asks for memory = 1073741824 bytes, over this node's cap of \
+             268435456 bytes; ask for at most that, or raise the node's `memory_bytes` \
+             ([limits] in its config, or `rwc-node --memory-bytes`)"
+        );
+        let e = err(InstanceOptions {
+            call_timeout: Some(Duration::from_secs(3600)),
+            ..InstanceOptions::default()
+        });
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(e.message().contains("call_timeout_ms = 3600000 ms"), "{e}");
+        assert!(e.message().contains("--call-timeout-ms"), "{e}");
+        let e = err(InstanceOptions {
+            max_output: Some(1 << 30),
+            ..InstanceOptions::default()
+        });
+        assert!(e.message().contains("--max-output-bytes"), "{e}");
     }
 }

@@ -25,10 +25,7 @@ impl ExportInfo {
     /// Whether this is a function [`Instance::call`](super::Instance::call) can call:
     /// all its parameters and results are `i32`, `i64`, `f32` or `f64`.
     pub fn is_numeric_func(&self) -> bool {
-        let numeric = |t: &String| matches!(t.as_str(), "i32" | "i64" | "f32" | "f64");
-        self.kind == ExternKind::Func
-            && self.params.iter().all(numeric)
-            && self.results.iter().all(numeric)
+        rwc_api::module::is_numeric_func(self.kind, &self.params, &self.results)
     }
 }
 

@@ -111,7 +111,8 @@ pub enum SandboxError {
     /// The guest tried to grow (or start with) more memory than its limit allows.
     #[error(
         "guest needs {requested} bytes of linear memory, over its limit of {limit} bytes; \
-         raise the instance's memory limit"
+         raise the instance's memory limit (the `memory` instance option, `rwc --memory`), \
+         up to the node's cap (`memory_bytes` in its [limits], `rwc-node --memory-bytes`)"
     )]
     MemoryLimit {
         /// Bytes the guest asked for.
@@ -119,6 +120,20 @@ pub enum SandboxError {
         /// The instance's memory limit in bytes.
         limit: u64,
         /// Wasm backtrace at the failing `memory.grow` (empty at instantiation).
+        trace: String,
+    },
+
+    /// The guest tried to grow (or start with) a table larger than the node allows.
+    #[error(
+        "guest needs a table of {requested} elements, over this node's limit of {limit} \
+         elements"
+    )]
+    TableLimit {
+        /// Elements the guest asked for.
+        requested: u64,
+        /// The node's table limit.
+        limit: u64,
+        /// Wasm backtrace at the failing `table.grow` (empty at instantiation).
         trace: String,
     },
 
@@ -171,6 +186,7 @@ impl SandboxError {
             Self::TimedOut { trace, .. }
             | Self::OutOfFuel { trace }
             | Self::MemoryLimit { trace, .. }
+            | Self::TableLimit { trace, .. }
             | Self::Trap { trace, .. } => trace,
             _ => return None,
         };
@@ -195,6 +211,13 @@ impl SandboxError {
         }
         if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
             return Self::MemoryLimit {
+                requested: limit.requested,
+                limit: limit.limit,
+                trace,
+            };
+        }
+        if let Some(limit) = err.downcast_ref::<TableLimitExceeded>() {
+            return Self::TableLimit {
                 requested: limit.requested,
                 limit: limit.limit,
                 trace,
@@ -245,6 +268,27 @@ impl fmt::Display for MemoryLimitExceeded {
 }
 
 impl std::error::Error for MemoryLimitExceeded {}
+
+/// Raised by the store's resource limiter when a guest asks for a larger table than the
+/// node allows: like [`MemoryLimitExceeded`], so that it maps to
+/// [`SandboxError::TableLimit`].
+#[derive(Debug)]
+pub(crate) struct TableLimitExceeded {
+    pub(crate) requested: u64,
+    pub(crate) limit: u64,
+}
+
+impl fmt::Display for TableLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "table of {} elements requested, over the limit of {} elements",
+            self.requested, self.limit
+        )
+    }
+}
+
+impl std::error::Error for TableLimitExceeded {}
 
 /// The error's messages joined by `: `, leaving out the wasm backtrace (which travels
 /// separately as a trace).
@@ -323,6 +367,29 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(200)), "200ms");
         assert_eq!(human_duration(Duration::from_millis(1500)), "1.500s");
         assert_eq!(human_duration(Duration::from_secs(5)), "5s");
+    }
+
+    #[test]
+    fn table_limit_is_recognised() {
+        let err = SandboxError::from_execution(
+            TableLimitExceeded {
+                requested: 30_000,
+                limit: 20_000,
+            }
+            .into(),
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(
+                err,
+                SandboxError::TableLimit {
+                    requested: 30_000,
+                    limit: 20_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -116,7 +116,13 @@ impl Sandbox {
             .memory_size(usize::try_from(memory_limit).unwrap_or(usize::MAX))
             .table_elements(config.max_table_elements)
             .build();
-        let state = StoreState::new(wasi.build_p1(), limits, output, memory_limit);
+        let state = StoreState::new(
+            wasi.build_p1(),
+            limits,
+            output,
+            memory_limit,
+            config.max_table_elements,
+        );
 
         let mut store = Store::new(&self.inner.side(metering).engine, state);
         store.limiter(|state| state as &mut dyn ResourceLimiter);

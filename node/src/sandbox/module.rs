@@ -14,6 +14,8 @@ use std::fmt;
 use tokio::sync::OnceCell;
 use wasmtime::{InstancePre, Module};
 
+use rwc_api::module::ExportSignature;
+
 use super::StoreState;
 use super::description::{Described, ExportInfo, ImportInfo, describe};
 
@@ -23,6 +25,8 @@ pub struct LoadedModule {
     hash: String,
     exports: Vec<ExportInfo>,
     imports: Vec<ImportInfo>,
+    /// The signatures the module records for its rich exports (`docs/abi.md`).
+    signatures: Vec<ExportSignature>,
     /// The upload (its SHA-256 is `hash`), kept to compile the fuel-metering variant.
     pub(super) upload: Box<[u8]>,
     /// Compiled for the unmetered engine, at load.
@@ -44,6 +48,12 @@ impl LoadedModule {
     /// The module's name: lowercase hex SHA-256 of the uploaded bytes.
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// The signatures and docs the module records for its rich exports, in the custom
+    /// section the guest SDK writes (`docs/abi.md`); empty if it records none.
+    pub fn signatures(&self) -> &[ExportSignature] {
+        &self.signatures
     }
 
     /// Size of the upload in bytes.
@@ -109,6 +119,20 @@ impl fmt::Debug for LoadedModule {
 impl LoadedModule {
     /// Describes the module compiled as `unmetered`.
     pub(super) fn new(hash: String, upload: Box<[u8]>, unmetered: Compiled) -> Self {
+        // The upload was validated and compiled: a section that does not read costs only
+        // the signatures, which then show as unknown.
+        let signatures = match rwc_api::describe::signatures(&upload) {
+            Ok((records, problems)) => {
+                for problem in problems {
+                    tracing::warn!(module = %hash, %problem, "ignoring a signature record");
+                }
+                records
+            }
+            Err(e) => {
+                tracing::warn!(module = %hash, error = %e, "cannot read the module's signatures");
+                Vec::new()
+            }
+        };
         let module = &unmetered.module;
         let exports = module
             .exports()
@@ -144,6 +168,7 @@ impl LoadedModule {
             hash,
             exports,
             imports,
+            signatures,
             upload,
             unmetered,
             fuel: OnceCell::new(),

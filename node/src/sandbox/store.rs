@@ -19,7 +19,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use super::error::MemoryLimitExceeded;
+use super::error::{MemoryLimitExceeded, TableLimitExceeded};
 use super::{OutputCapture, SandboxError};
 
 /// How long past its deadline a call may stay stuck in a host function (where epoch
@@ -42,17 +42,21 @@ pub struct StoreState {
     /// Extension slot for the node's other layers (e.g. a netref handle table).
     pub ext: Option<Box<dyn Any + Send>>,
     memory_limit: u64,
+    /// Most elements a table may have.
+    table_limit: usize,
     /// When the running call must stop; `None` between calls.
     deadline: Option<Instant>,
 }
 
 impl StoreState {
-    /// The state of a new store whose memory may grow to `memory_limit` bytes.
+    /// The state of a new store whose memory may grow to `memory_limit` bytes and whose
+    /// tables to `table_limit` elements.
     pub(super) fn new(
         wasi: WasiP1Ctx,
         limits: StoreLimits,
         output: OutputCapture,
         memory_limit: u64,
+        table_limit: usize,
     ) -> Self {
         StoreState {
             wasi,
@@ -60,6 +64,7 @@ impl StoreState {
             output,
             ext: None,
             memory_limit,
+            table_limit,
             deadline: None,
         }
     }
@@ -108,6 +113,15 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if desired > self.table_limit {
+            // An error, as for memory: `table.grow` returning -1 leaves the guest to fail
+            // less obviously later.
+            return Err(TableLimitExceeded {
+                requested: u64::try_from(desired).unwrap_or(u64::MAX),
+                limit: u64::try_from(self.table_limit).unwrap_or(u64::MAX),
+            }
+            .into());
+        }
         self.limits.table_growing(current, desired, maximum)
     }
 

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rwc_api::module::{self, AbiKind, ExportDescription, ImportDescription, ModuleInfo, signature};
-use rwc_api::{Request, abi::is_plumbing};
+use rwc_api::Request;
+use rwc_api::module::{self, DeclaredExport, ExportDescription, ImportDescription, ModuleInfo};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, NetRef, Value, to_value};
 
 use crate::Node;
-use crate::abi;
 use crate::error::to_error;
 use crate::principal::Principal;
 use crate::sandbox::{ExportInfo, LoadedModule};
@@ -65,37 +64,27 @@ pub(crate) async fn compile(
     Ok(NetRef::new(ModuleObject::new(module)).into())
 }
 
-/// The exports a client can call: rich ones by their short name, then the numeric ones;
-/// the ABI's own plumbing (`rwc_*`, `_initialize`) is left out. Exactly these can be
-/// called.
+/// The exports a client can call: rich ones by their short name, with the signatures the
+/// module records, then the numeric ones; the ABI's own plumbing (`rwc_*`, `_initialize`)
+/// is left out. Exactly these can be called.
 pub(crate) fn describe_exports(module: &LoadedModule) -> Vec<ExportDescription> {
-    let rich = abi::rich_exports(module.exports());
-    let mut out: Vec<ExportDescription> = rich
+    let declared: Vec<DeclaredExport<'_>> = module
+        .exports()
         .iter()
-        .map(|name| ExportDescription {
-            name: name.clone(),
-            abi: AbiKind::Rich,
-            signature: format!("{name}(values…) -> value"),
+        .map(|e| DeclaredExport {
+            name: &e.name,
+            kind: e.kind,
+            params: &e.params,
+            results: &e.results,
         })
         .collect();
-    out.extend(
-        module
-            .exports()
-            .iter()
-            .filter(|e| is_callable_numeric(e))
-            .map(|e| ExportDescription {
-                name: e.name.clone(),
-                abi: AbiKind::Numeric,
-                signature: signature(&e.name, &e.params, &e.results),
-            }),
-    );
-    out
+    module::describe_exports(&declared, module.signatures())
 }
 
 /// Whether a client may call `export` with numbers: a numeric function that is not ABI
 /// plumbing.
 pub(crate) fn is_callable_numeric(export: &ExportInfo) -> bool {
-    export.is_numeric_func() && !is_plumbing(&export.name)
+    module::is_callable_numeric(&export.name, export.kind, &export.params, &export.results)
 }
 
 fn describe_imports(module: &LoadedModule) -> Vec<ImportDescription> {

@@ -72,14 +72,14 @@ pub(crate) fn upload_stream(
     .into())
 }
 
-/// Refuses (`denied`) a module of `size` bytes over the principal's `max_module_bytes`.
+/// Refuses (`limit`) a module of `size` bytes over the principal's `max_module_bytes`.
 pub(crate) fn check_size(principal: &Principal, size: u64) -> Result<(), Error> {
     let limit = principal.limits().max_module_bytes;
     if size <= limit {
         return Ok(());
     }
     Err(Error::new(
-        ErrorKind::Denied,
+        ErrorKind::Limit,
         format!(
             "module is {size} bytes, over the limit of {limit} bytes for principal `{}`; \
              shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes \

@@ -69,16 +69,49 @@ impl ValueDeserializer {
         }
     }
 
-    /// Reads a list (or bytes, as a list of `u8`s) for a sequence or tuple.
+    /// Reads a list, or bytes as a sequence of `u8`s (no value is made per byte), for a
+    /// sequence or tuple.
     fn sequence<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::List(items) => visit_list(items, visitor),
-            Value::Bytes(bytes) => {
-                visit_list(bytes.into_iter().map(Value::from).collect(), visitor)
-            }
+            Value::Bytes(bytes) => visit_elements(bytes.into_iter(), visitor),
             other => Err(invalid_type(&visitor, &other)),
         }
     }
+}
+
+impl Value {
+    /// The bytes of a [`Value::Bytes`], moved out (no copy), or those of a list of integers
+    /// `0..=255` (what a peer without a bytes type sends).
+    ///
+    /// Anything else is a [`ErrorKind::BadArgument`](crate::error::ErrorKind) error that
+    /// says how to pass bytes. A string is refused too, rather than taken for its UTF-8:
+    /// text given where a file's contents were meant should fail, not be hashed.
+    pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
+        bytes_of(self).map_err(|e| Error::bad_argument(e.0))
+    }
+}
+
+/// What [`Value::into_bytes`] does, with the error of this deserializer.
+fn bytes_of(value: Value) -> Result<Vec<u8>, ConvertError> {
+    match value {
+        Value::Bytes(b) => Ok(b),
+        Value::List(items) => items
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| not_bytes("a list that is not all integers 0..=255")),
+        other => Err(not_bytes(other.type_name())),
+    }
+}
+
+/// "expected bytes, found `found`", and how to pass bytes.
+fn not_bytes(found: &str) -> ConvertError {
+    ConvertError(format!(
+        "invalid type: expected bytes, found {found}; pass bytes as bytes: `@FILE` or `@-` \
+         (stdin) on the rwc command line, {{\"$bytes\": \"<base64>\"}} in JSON, a \
+         `Vec<u8>` or `Value::Bytes` from Rust"
+    ))
 }
 
 /// Visits `items` as a sequence, and fails if the visitor leaves some unread (a tuple or
@@ -87,12 +120,21 @@ fn visit_list<'de, V: Visitor<'de>>(
     items: Vec<Value>,
     visitor: V,
 ) -> Result<V::Value, ConvertError> {
+    visit_elements(items.into_iter(), visitor)
+}
+
+/// Visits `items` (values, or the `u8`s of bytes) as a sequence, each through its own
+/// deserializer, and fails if the visitor leaves some unread.
+fn visit_elements<'de, I, V>(items: I, visitor: V) -> Result<V::Value, ConvertError>
+where
+    I: ExactSizeIterator,
+    I::Item: IntoDeserializer<'de, ConvertError>,
+    V: Visitor<'de>,
+{
     let len = items.len();
-    let mut seq = ListAccess {
-        items: items.into_iter(),
-    };
+    let mut seq = Elements(items);
     let out = visitor.visit_seq(&mut seq)?;
-    let left = seq.items.len();
+    let left = seq.0.len();
     if left == 0 {
         Ok(out)
     } else {
@@ -211,26 +253,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
     forward! { deserialize_byte_buf: deserialize_bytes }
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        match self.value {
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
-            Value::String(s) => visitor.visit_byte_buf(s.into_bytes()),
-            // A list of small integers is what a typed `Vec<u8>` turns into, and what a
-            // peer without a bytes type sends.
-            Value::List(items) => {
-                let bytes: Option<Vec<u8>> = items
-                    .iter()
-                    .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
-                    .collect();
-                match bytes {
-                    Some(bytes) => visitor.visit_byte_buf(bytes),
-                    None => Err(ConvertError(format!(
-                        "invalid type: expected {}, found a list that is not all integers 0..=255",
-                        &visitor as &dyn Expected
-                    ))),
-                }
-            }
-            other => Err(invalid_type(&visitor, &other)),
-        }
+        visitor.visit_byte_buf(bytes_of(self.value)?)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
@@ -381,26 +404,28 @@ impl<'de> IntoDeserializer<'de, ConvertError> for Value {
     }
 }
 
-/// The elements of a list, for `visit_seq`.
-struct ListAccess {
-    items: std::vec::IntoIter<Value>,
-}
+/// The elements of a list (values) or of bytes (`u8`s), for `visit_seq`.
+struct Elements<I>(I);
 
-impl<'de> SeqAccess<'de> for ListAccess {
+impl<'de, I> SeqAccess<'de> for Elements<I>
+where
+    I: ExactSizeIterator,
+    I::Item: IntoDeserializer<'de, ConvertError>,
+{
     type Error = ConvertError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ConvertError> {
-        self.items
+        self.0
             .next()
-            .map(|v| seed.deserialize(ValueDeserializer::new(v)))
+            .map(|v| seed.deserialize(v.into_deserializer()))
             .transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len())
+        Some(self.0.len())
     }
 }
 
@@ -702,7 +727,7 @@ mod tests {
 
     #[test]
     fn lenient_shapes_are_accepted() {
-        // Positional struct, integer for a float, list for bytes, string for bytes.
+        // Positional struct, integer for a float, list for bytes.
         assert_eq!(
             from_value::<Point>(Value::List(vec![Value::I64(1), Value::U64(2)])).unwrap(),
             Point(1, 2)
@@ -722,10 +747,6 @@ mod tests {
         );
         assert_eq!(from_value::<f64>(Value::I64(-3)).unwrap(), -3.0);
         assert_eq!(from_value::<f32>(Value::U64(3)).unwrap(), 3.0);
-        assert_eq!(
-            from_value::<ByteBuf>(s("ab")).unwrap(),
-            ByteBuf::from(b"ab".to_vec())
-        );
         assert_eq!(
             from_value::<Vec<u8>>(Value::Bytes(vec![1, 2])).unwrap(),
             vec![1, 2]
@@ -819,7 +840,59 @@ mod tests {
         let msg = error_of::<Vec<u8>>(Value::List(vec![Value::I64(-1)]));
         assert!(msg.contains("expected u8"), "{msg}");
         let msg = error_of::<ByteBuf>(Value::List(vec![Value::I64(256)]));
-        assert!(msg.contains("expected byte array"), "{msg}");
+        assert!(
+            msg.contains("expected bytes, found a list that is not all"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bytes_read_as_bytes_or_as_a_sequence_of_numbers() {
+        let bytes = Value::Bytes(vec![0, 7, 255]);
+        assert_eq!(from_value::<Vec<u8>>(bytes.clone()).unwrap(), [0, 7, 255]);
+        assert_eq!(from_value::<Vec<u32>>(bytes.clone()).unwrap(), [0, 7, 255]);
+        assert_eq!(from_value::<[u8; 3]>(bytes.clone()).unwrap(), [0, 7, 255]);
+        assert_eq!(
+            from_value::<Box<[u8]>>(bytes.clone()).unwrap(),
+            Box::from([0u8, 7, 255])
+        );
+        let msg = error_of::<[u8; 2]>(bytes.clone());
+        assert!(msg.contains("invalid length 3"), "{msg}");
+        // Lists of numbers still read as bytes, and as other sequences.
+        let list = Value::List(vec![Value::U64(1), Value::I64(2)]);
+        assert_eq!(from_value::<Vec<u8>>(list.clone()).unwrap(), [1, 2]);
+        assert_eq!(
+            from_value::<ByteBuf>(list.clone()).unwrap(),
+            ByteBuf::from(vec![1, 2])
+        );
+        assert_eq!(from_value::<Vec<i64>>(list).unwrap(), [1, 2]);
+        assert_eq!(bytes.clone().into_bytes().unwrap(), [0, 7, 255]);
+    }
+
+    #[test]
+    fn text_is_not_taken_for_bytes() {
+        for msg in [
+            error_of::<ByteBuf>(s("hash me")),
+            Value::from("hash me")
+                .into_bytes()
+                .unwrap_err()
+                .message()
+                .to_owned(),
+        ] {
+            assert!(
+                msg.starts_with("invalid type: expected bytes, found string"),
+                "{msg}"
+            );
+            assert!(
+                msg.contains("`@FILE`") && msg.contains(r#"{"$bytes": "<base64>"}"#),
+                "{msg}"
+            );
+        }
+        let msg = error_of::<Vec<u8>>(s("hash me"));
+        assert!(msg.contains("expected a sequence, found string"), "{msg}");
+        let err = Value::U64(1).into_bytes().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadArgument);
+        assert!(err.message().contains("found u64"), "{err}");
     }
 
     #[test]

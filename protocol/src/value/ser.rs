@@ -1,6 +1,7 @@
 //! Typed values to [`Value`]: the serializer behind [`to_value`].
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
@@ -128,9 +129,9 @@ impl ser::Serializer for ValueSerializer {
             return value.serialize(self);
         }
         // `serialize_ref` put the reference in the stash and hands us its token; serialize
-        // the token through `TokenSerializer` rather than `self` so that only a bare
+        // the token through `Only::<Token>` rather than `self` so that only a bare
         // integer is taken for one.
-        let token = value.serialize(TokenSerializer)?;
+        let token = value.serialize(Only::<Token>::new())?;
         stash_take(token)
             .map(Value::Ref)
             .ok_or_else(|| ConvertError(format!("netref token {token} is not in the stash")))
@@ -147,7 +148,7 @@ impl ser::Serializer for ValueSerializer {
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<SerializeList, ConvertError> {
-        Ok(SerializeList::new(len))
+        Ok(SerializeList::seq(len))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<SerializeList, ConvertError> {
@@ -201,11 +202,19 @@ impl ser::Serializer for ValueSerializer {
     }
 }
 
-/// Builds a [`Value::List`] (sequences, tuples, tuple structs).
+/// Builds a [`Value::List`] (sequences, tuples, tuple structs), or a [`Value::Bytes`] for
+/// a sequence whose every element arrived through `serialize_u8`: a `Vec<u8>`, `&[u8]` or
+/// `Box<[u8]>` travels as bytes, not as one value per byte. An empty sequence stays an
+/// empty list (its type cannot be told), and a tuple (`[u8; 32]`, `(u8, u8)`) stays a list.
 #[derive(Debug)]
 pub(crate) struct SerializeList {
     items: Vec<Value>,
+    /// While this is a sequence and every element so far was a `u8`: those bytes.
+    bytes: Option<Vec<u8>>,
 }
+
+/// Most bytes reserved up front for a sequence from its claimed length; it grows past that.
+const MAX_BYTES_RESERVED: usize = 64 << 20;
 
 impl SerializeList {
     fn new(len: Option<usize>) -> Self {
@@ -213,12 +222,37 @@ impl SerializeList {
         // bounded amount up front.
         SerializeList {
             items: Vec::with_capacity(cautious_capacity(len)),
+            bytes: None,
+        }
+    }
+
+    /// A sequence: bytes while its elements are `u8`s.
+    fn seq(len: Option<usize>) -> Self {
+        SerializeList {
+            items: Vec::new(),
+            bytes: Some(Vec::with_capacity(len.unwrap_or(0).min(MAX_BYTES_RESERVED))),
         }
     }
 
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
+        if let Some(bytes) = &mut self.bytes {
+            if let Ok(b) = value.serialize(Only::<Byte>::new()) {
+                bytes.push(b);
+                return Ok(());
+            }
+            // Not all bytes after all: the ones so far become numbers.
+            self.items = std::mem::take(bytes).into_iter().map(Value::from).collect();
+            self.bytes = None;
+        }
         self.items.push(value.serialize(ValueSerializer)?);
         Ok(())
+    }
+
+    fn finish(self) -> Value {
+        match self.bytes {
+            Some(bytes) if !bytes.is_empty() => Value::Bytes(bytes),
+            _ => Value::List(self.items),
+        }
     }
 }
 
@@ -234,7 +268,7 @@ macro_rules! impl_list_builder {
             }
 
             fn end(self) -> Result<Value, ConvertError> {
-                Ok(Value::List(self.items))
+                Ok(self.finish())
             }
         })*
     };
@@ -373,64 +407,143 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
     }
 }
 
-/// Accepts only an unsigned integer: the content of a [`REF_TOKEN`] newtype struct.
-struct TokenSerializer;
+/// A serializer that takes one kind of scalar and refuses everything else: what `A`
+/// accepts. Spelled out once because serde has no default methods.
+struct Only<A>(PhantomData<A>);
 
-impl TokenSerializer {
-    fn not_a_token() -> ConvertError {
+impl<A> Only<A> {
+    fn new() -> Self {
+        Only(PhantomData)
+    }
+}
+
+/// What an [`Only`] serializer accepts; every method refuses by default.
+trait Accept {
+    type Ok;
+    type Error: ser::Error;
+
+    /// The error for anything not accepted.
+    fn refuse() -> Self::Error;
+
+    fn u8(_v: u8) -> Result<Self::Ok, Self::Error> {
+        Err(Self::refuse())
+    }
+
+    fn u32(_v: u32) -> Result<Self::Ok, Self::Error> {
+        Err(Self::refuse())
+    }
+
+    fn u64(_v: u64) -> Result<Self::Ok, Self::Error> {
+        Err(Self::refuse())
+    }
+}
+
+/// The content of a [`REF_TOKEN`] newtype struct: an unsigned integer.
+struct Token;
+
+impl Accept for Token {
+    type Ok = u64;
+    type Error = ConvertError;
+
+    fn refuse() -> ConvertError {
         ConvertError(format!(
             "the content of a `{REF_TOKEN}` newtype must be a netref token (u64)"
         ))
     }
+
+    fn u32(v: u32) -> Result<u64, ConvertError> {
+        Ok(v.into())
+    }
+
+    fn u64(v: u64) -> Result<u64, ConvertError> {
+        Ok(v)
+    }
 }
 
-/// Every method but the integer ones fails; spelled out because serde has no default.
-macro_rules! reject {
+/// An element of a byte sequence: a `u8` and nothing else.
+struct Byte;
+
+impl Accept for Byte {
+    type Ok = u8;
+    type Error = NotAByte;
+
+    fn refuse() -> NotAByte {
+        NotAByte
+    }
+
+    fn u8(v: u8) -> Result<u8, NotAByte> {
+        Ok(v)
+    }
+}
+
+/// "Not a byte": only ever a signal, so it carries no message (nothing to allocate).
+#[derive(Debug)]
+struct NotAByte;
+
+impl fmt::Display for NotAByte {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a byte")
+    }
+}
+
+impl std::error::Error for NotAByte {}
+
+impl ser::Error for NotAByte {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        NotAByte
+    }
+}
+
+/// Methods that refuse whatever they are given.
+macro_rules! refuse {
     ($($method:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $method(self, $($arg: $ty),*) -> Result<$ret, ConvertError> {
+        $(fn $method(self, $($arg: $ty),*) -> Result<$ret, A::Error> {
             $(let _ = $arg;)*
-            Err(Self::not_a_token())
+            Err(A::refuse())
         })*
     };
 }
 
-impl ser::Serializer for TokenSerializer {
-    type Ok = u64;
-    type Error = ConvertError;
+impl<A: Accept> ser::Serializer for Only<A> {
+    type Ok = A::Ok;
+    type Error = A::Error;
 
-    type SerializeSeq = Impossible<u64, ConvertError>;
-    type SerializeTuple = Impossible<u64, ConvertError>;
-    type SerializeTupleStruct = Impossible<u64, ConvertError>;
-    type SerializeTupleVariant = Impossible<u64, ConvertError>;
-    type SerializeMap = Impossible<u64, ConvertError>;
-    type SerializeStruct = Impossible<u64, ConvertError>;
-    type SerializeStructVariant = Impossible<u64, ConvertError>;
+    type SerializeSeq = Impossible<A::Ok, A::Error>;
+    type SerializeTuple = Impossible<A::Ok, A::Error>;
+    type SerializeTupleStruct = Impossible<A::Ok, A::Error>;
+    type SerializeTupleVariant = Impossible<A::Ok, A::Error>;
+    type SerializeMap = Impossible<A::Ok, A::Error>;
+    type SerializeStruct = Impossible<A::Ok, A::Error>;
+    type SerializeStructVariant = Impossible<A::Ok, A::Error>;
 
-    fn serialize_u64(self, v: u64) -> Result<u64, ConvertError> {
-        Ok(v)
+    fn serialize_u8(self, v: u8) -> Result<A::Ok, A::Error> {
+        A::u8(v)
     }
 
-    fn serialize_u32(self, v: u32) -> Result<u64, ConvertError> {
-        Ok(v.into())
+    fn serialize_u32(self, v: u32) -> Result<A::Ok, A::Error> {
+        A::u32(v)
     }
 
-    reject! {
-        serialize_bool(v: bool) -> u64;
-        serialize_i8(v: i8) -> u64;
-        serialize_i16(v: i16) -> u64;
-        serialize_i32(v: i32) -> u64;
-        serialize_i64(v: i64) -> u64;
-        serialize_u8(v: u8) -> u64;
-        serialize_u16(v: u16) -> u64;
-        serialize_f32(v: f32) -> u64;
-        serialize_f64(v: f64) -> u64;
-        serialize_char(v: char) -> u64;
-        serialize_str(v: &str) -> u64;
-        serialize_bytes(v: &[u8]) -> u64;
-        serialize_none() -> u64;
-        serialize_unit() -> u64;
-        serialize_unit_struct(name: &'static str) -> u64;
-        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> u64;
+    fn serialize_u64(self, v: u64) -> Result<A::Ok, A::Error> {
+        A::u64(v)
+    }
+
+    refuse! {
+        serialize_bool(v: bool) -> A::Ok;
+        serialize_i8(v: i8) -> A::Ok;
+        serialize_i16(v: i16) -> A::Ok;
+        serialize_i32(v: i32) -> A::Ok;
+        serialize_i64(v: i64) -> A::Ok;
+        serialize_u16(v: u16) -> A::Ok;
+        serialize_f32(v: f32) -> A::Ok;
+        serialize_f64(v: f64) -> A::Ok;
+        serialize_char(v: char) -> A::Ok;
+        serialize_str(v: &str) -> A::Ok;
+        serialize_bytes(v: &[u8]) -> A::Ok;
+        serialize_none() -> A::Ok;
+        serialize_unit() -> A::Ok;
+        serialize_unit_struct(name: &'static str) -> A::Ok;
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> A::Ok;
         serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
         serialize_tuple(len: usize) -> Self::SerializeTuple;
         serialize_tuple_struct(name: &'static str, len: usize) -> Self::SerializeTupleStruct;
@@ -444,16 +557,16 @@ impl ser::Serializer for TokenSerializer {
         ) -> Self::SerializeStructVariant;
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<u64, ConvertError> {
-        Err(Self::not_a_token())
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<A::Ok, A::Error> {
+        Err(A::refuse())
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         _value: &T,
-    ) -> Result<u64, ConvertError> {
-        Err(Self::not_a_token())
+    ) -> Result<A::Ok, A::Error> {
+        Err(A::refuse())
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -462,8 +575,8 @@ impl ser::Serializer for TokenSerializer {
         _index: u32,
         _variant: &'static str,
         _value: &T,
-    ) -> Result<u64, ConvertError> {
-        Err(Self::not_a_token())
+    ) -> Result<A::Ok, A::Error> {
+        Err(A::refuse())
     }
 }
 
@@ -503,8 +616,71 @@ mod tests {
             to_value(&serde_bytes::ByteBuf::from(vec![1, 2])).unwrap(),
             Value::Bytes(vec![1, 2])
         );
+    }
+
+    #[test]
+    fn byte_sequences_become_bytes() {
+        assert_eq!(to_value(&vec![1u8, 2]).unwrap(), Value::Bytes(vec![1, 2]));
         assert_eq!(
-            to_value(&vec![1u8, 2]).unwrap(),
+            to_value(&[0u8, 255][..]).unwrap(),
+            Value::Bytes(vec![0, 255])
+        );
+        let boxed: Box<[u8]> = Box::new([7, 8]);
+        assert_eq!(to_value(&boxed).unwrap(), Value::Bytes(vec![7, 8]));
+        // Inside other values too, and next to other numbers.
+        #[derive(Serialize)]
+        struct Blob {
+            data: Vec<u8>,
+            sizes: Vec<u32>,
+        }
+        let blob = Blob {
+            data: vec![3],
+            sizes: vec![3],
+        };
+        assert_eq!(
+            to_value(&blob).unwrap(),
+            Value::Map(vec![
+                (s("data"), Value::Bytes(vec![3])),
+                (s("sizes"), Value::List(vec![Value::U64(3)])),
+            ])
+        );
+        assert_eq!(
+            to_value(&vec![vec![1u8], vec![]]).unwrap(),
+            Value::List(vec![Value::Bytes(vec![1]), Value::List(vec![])])
+        );
+    }
+
+    #[test]
+    fn what_is_not_all_bytes_stays_a_list() {
+        assert_eq!(to_value(&Vec::<u8>::new()).unwrap(), Value::List(vec![]));
+        assert_eq!(
+            to_value(&Vec::<String>::new()).unwrap(),
+            Value::List(vec![])
+        );
+        assert_eq!(
+            to_value(&vec![1u16, 2]).unwrap(),
+            Value::List(vec![Value::U64(1), Value::U64(2)])
+        );
+        // A sequence that starts with bytes and then has something else.
+        let mixed: Vec<Value> = vec![Value::U64(1), Value::from("x")];
+        assert_eq!(to_value(&mixed).unwrap(), Value::List(mixed));
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Either {
+            Byte(u8),
+            Word(u32),
+        }
+        assert_eq!(
+            to_value(&vec![Either::Byte(1), Either::Word(300)]).unwrap(),
+            Value::List(vec![Value::U64(1), Value::U64(300)])
+        );
+        // Tuples and arrays are positional: a list.
+        assert_eq!(
+            to_value(&(1u8, 2u8)).unwrap(),
+            Value::List(vec![Value::U64(1), Value::U64(2)])
+        );
+        assert_eq!(
+            to_value(&[1u8, 2]).unwrap(),
             Value::List(vec![Value::U64(1), Value::U64(2)])
         );
     }

@@ -75,11 +75,24 @@ pub fn stress_bin() -> PathBuf {
 /// A node or a registry process, killed on drop.
 pub type Proc = rwc_tests::process::Listening;
 
-/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address.
+/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits for its address. Unless `args`
+/// choose a cache (`--cache-dir`), the node keeps none (`--no-cache`): a test never writes
+/// into the real `~/.cache/rwc`.
 pub fn spawn_node(args: &[&str]) -> Proc {
+    spawn_listening(node_command(args))
+}
+
+/// The command [`spawn_node`] runs, to start it another way (with an environment).
+pub fn node_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(node_bin());
     cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-    spawn_listening(cmd)
+    if !args
+        .iter()
+        .any(|a| *a == "--cache-dir" || *a == "--no-cache")
+    {
+        cmd.arg("--no-cache");
+    }
+    cmd
 }
 
 /// Starts `n` nodes.
@@ -94,19 +107,32 @@ pub fn spawn_registry() -> Proc {
     spawn_listening(cmd)
 }
 
-fn spawn_listening(cmd: Command) -> Proc {
+/// Starts a node or registry from `cmd` (see [`node_command`]) and waits for its address.
+pub fn spawn_listening(cmd: Command) -> Proc {
     let what = format!("{cmd:?}");
     Proc::start(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
 
 /// Runs `rwc ARGS…` with `stdin` as its input; returns (exit code, stdout, stderr).
 pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
-    run(&rwc_bin(), args, stdin)
+    let (code, out, err) = rwc_bytes(args, stdin.as_bytes());
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Like [`rwc`], with bytes in and stdout as bytes.
+pub fn rwc_bytes(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    run_bytes(&rwc_bin(), args, stdin)
 }
 
 /// Runs `bin ARGS…` to completion with `stdin` as its input; returns (exit code, stdout,
 /// stderr).
 pub fn run(bin: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let (code, out, err) = run_bytes(bin, args, stdin.as_bytes());
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Like [`run`], with bytes in and stdout as bytes.
+pub fn run_bytes(bin: &Path, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     use std::io::Write;
     let mut child = Command::new(bin)
         .args(args)
@@ -116,15 +142,15 @@ pub fn run(bin: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let mut input = child.stdin.take().expect("stdin is piped");
-    let text = stdin.to_owned();
+    let bytes = stdin.to_owned();
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
+        let _ = input.write_all(&bytes);
     });
     let out = child.wait_with_output().expect("wait for the process");
     let _ = writer.join();
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stdout,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -148,6 +174,11 @@ impl Scratch {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The path of `name` in the directory, as a string (nothing is written).
+    pub fn join(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
     }
 
     /// Writes `name` and returns its path as a string.

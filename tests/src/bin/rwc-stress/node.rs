@@ -36,10 +36,18 @@ impl Launcher {
         Launcher { bin }
     }
 
-    /// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits until it listens.
+    /// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` and waits until it listens. Unless
+    /// `args` choose a cache (`--cache-dir`), the node keeps none: a run never reuses what
+    /// an earlier run compiled, nor writes to the user's cache.
     pub(crate) fn start(&self, args: &[&str]) -> Result<Node, Failure> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+        if !args
+            .iter()
+            .any(|a| *a == "--cache-dir" || *a == "--no-cache")
+        {
+            cmd.arg("--no-cache");
+        }
         let proc = Listening::start(cmd)
             .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
         Ok(Node { proc })
