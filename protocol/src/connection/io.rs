@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Connection, Shared, lock};
+use super::{Answering, Connection, Shared, lock};
 use crate::codec::{self, Head, Refused};
 use crate::error::{Error, ErrorKind};
 use crate::frame::{self, Incoming};
@@ -232,8 +232,9 @@ impl Shared {
                 self.answer(ret.question, ret.result.map_err(Error::into_remote))
             }
             Message::Cancel { question } => {
-                if let Some(handle) = lock(&self.answers).remove(&question) {
-                    handle.abort();
+                let answering = lock(&self.answers).remove(&question);
+                if let Some(answering) = answering {
+                    answering.handle.abort();
                 }
             }
             Message::Release { export, count } => {
@@ -342,10 +343,13 @@ impl Shared {
             }
         }
         let (fut, handle) = abortable(fut);
-        lock(&self.answers).insert(question, handle);
+        let answering = Answering {
+            handle,
+            _ticket: ticket,
+        };
+        lock(&self.answers).insert(question, answering);
         let shared = self.clone();
         tokio::spawn(async move {
-            let _ticket = ticket;
             // `Err(Aborted)`: the peer cancelled; it expects no answer.
             if let Ok(result) = fut.await
                 && lock(&shared.answers).remove(&question).is_some()

@@ -116,7 +116,7 @@ pub(crate) struct Shared {
     /// Tells the deadline task that a question has an earlier deadline than it knew.
     deadline_changed: Notify,
     next_question: AtomicU64,
-    answers: Mutex<HashMap<u64, AbortHandle>>,
+    answers: Mutex<HashMap<u64, Answering>>,
     pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     out: mpsc::UnboundedSender<Outgoing>,
     flow: Flow,
@@ -127,6 +127,14 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_tx: watch::Sender<bool>,
+}
+
+/// A call from the peer being answered by a task: how to abort it, and its share of the
+/// inbound bounds, given back when it leaves the table (answered, cancelled, or the
+/// connection closed), not whenever the aborted task next runs.
+pub(crate) struct Answering {
+    pub(crate) handle: AbortHandle,
+    pub(crate) _ticket: inbound::Ticket,
 }
 
 /// Which end of the handshake this side is, and what the transport knows of the peer.
@@ -638,8 +646,8 @@ impl Shared {
         let failed = self.disconnected_error();
         lock(&self.questions).fail_all(&failed);
         let answers: Vec<_> = lock(&self.answers).drain().collect();
-        for (_, handle) in answers {
-            handle.abort();
+        for (_, answering) in answers {
+            answering.handle.abort();
         }
         lock(&self.pings).clear();
         let freed = lock(&self.exports).clear();
