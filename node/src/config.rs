@@ -6,6 +6,7 @@ use std::time::Duration;
 pub use rwc_api::Limits;
 use serde::Deserialize;
 
+use crate::capabilities::{CommandConfig, DirConfig};
 use crate::sandbox::SandboxConfig;
 
 /// Everything a node can be told. Missing keys take the defaults shown by
@@ -19,8 +20,13 @@ pub struct NodeConfig {
     pub cache_dir: Option<PathBuf>,
     /// How long calls in flight may take to finish after SIGINT/SIGTERM, in seconds.
     pub grace_period_secs: u64,
-    /// Capabilities granted to clients (and so to the guests they start).
+    /// Capabilities granted to clients (and so to the guests they start): `sys`, `log`,
+    /// `exec` (every command) or `exec:NAME`, `fs:NAME` (a directory).
     pub grants: Vec<String>,
+    /// Directories a guest can be given (`[[dirs]]`, granted as `fs:NAME`).
+    pub dirs: Vec<DirConfig>,
+    /// Allow-listed commands (`[[commands]]`, granted as `exec:NAME` or all as `exec`).
+    pub commands: Vec<CommandConfig>,
     /// Limits.
     pub limits: Limits,
 }
@@ -32,6 +38,8 @@ impl Default for NodeConfig {
             cache_dir: None,
             grace_period_secs: 10,
             grants: vec!["sys".into(), "log".into()],
+            dirs: Vec::new(),
+            commands: Vec::new(),
             limits: Limits::default(),
         }
     }

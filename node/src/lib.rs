@@ -13,6 +13,7 @@
 //!   clients find it by tag.
 
 mod abi;
+pub mod audit;
 pub mod capabilities;
 pub mod config;
 pub mod error;

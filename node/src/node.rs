@@ -8,6 +8,7 @@ use rwc_api::NodeInfo;
 use rwc_protocol::{Error, NetRef};
 use tokio::sync::Semaphore;
 
+use crate::capabilities::Host;
 use crate::config::NodeConfig;
 use crate::error::to_error;
 use crate::sandbox::{Sandbox, SandboxStats};
@@ -22,6 +23,8 @@ pub struct Node {
 pub(crate) struct NodeInner {
     pub(crate) sandbox: Sandbox,
     pub(crate) config: NodeConfig,
+    /// The directories and commands of the config, checked.
+    pub(crate) host: Host,
     pub(crate) started: Instant,
     pub(crate) calls: Arc<Semaphore>,
     pub(crate) next_instance: AtomicU64,
@@ -36,7 +39,10 @@ const WASMTIME_VERSION: &str = env!("RWC_WASMTIME_VERSION");
 
 impl Node {
     /// Creates a node: its engine, caches and epoch ticker.
+    ///
+    /// A bad `[[dirs]]` or `[[commands]]` entry is a `bad argument` error naming it.
     pub fn new(config: NodeConfig) -> Result<Node, Error> {
+        let host = Host::new(&config).map_err(Error::bad_argument)?;
         let sandbox = Sandbox::with_host_functions(config.sandbox_config(), crate::abi::define)
             .map_err(to_error)?;
         Ok(Node {
@@ -44,6 +50,7 @@ impl Node {
                 sandbox,
                 calls: Arc::new(Semaphore::new(config.limits.max_concurrent_calls)),
                 config,
+                host,
                 started: Instant::now(),
                 next_instance: AtomicU64::new(1),
                 calls_total: AtomicU64::new(0),

@@ -1,59 +1,157 @@
-//! Host capabilities: objects a node exports under names, granted to clients by the node's
-//! config, and handed to guests at instantiation.
+//! Host capabilities: what a node hands out under names, granted to clients by the node's
+//! config and handed to guests at instantiation.
+//!
+//! - objects: `sys`, `log`, and `exec` (the allow-listed commands of `[[commands]]`,
+//!   granted all at once as `exec` or one by one as `exec:NAME`);
+//! - directories: `fs:NAME` (the `[[dirs]]` of the config), which reach the guest as WASI
+//!   preopens rather than as an object.
 //!
 //! A guest reaches only what it was handed; a client can hand over only what it was
-//! granted (or objects it holds itself).
+//! granted (or objects it holds itself). Every check asks one question, [`Grants::holds`].
 
+mod exec;
+mod fs;
 mod log;
 mod sys;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
+use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX, LOG, SYS};
 use rwc_protocol::{Error, ErrorKind, NetRef};
 
+use self::exec::Allowed;
+pub use self::exec::{CommandConfig, Commands, ExecCapability, ParamRule};
+pub use self::fs::{DirConfig, Dirs};
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
+use crate::config::NodeConfig;
 use crate::instance::output::OutputForwarder;
+use crate::sandbox::Preopen;
 
-/// Capabilities this node has.
+/// Capabilities this node has as objects.
 pub use rwc_api::capability::ALL;
 
-/// Makes the named capability, for a guest whose output goes to `output` (the `log`
-/// capability writes there too) or for a client directly.
-pub(crate) fn make(name: &str, label: &str, output: Option<&OutputForwarder>) -> Option<NetRef> {
-    match name {
-        rwc_api::capability::SYS => Some(NetRef::new(SysCapability)),
-        rwc_api::capability::LOG => Some(NetRef::new(LogCapability::new(
-            label.to_owned(),
-            output.cloned(),
-        ))),
-        _ => None,
+/// The grants a connection holds: the node config's `grants`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grants<'a>(&'a [String]);
+
+impl<'a> Grants<'a> {
+    pub(crate) fn new(list: &'a [String]) -> Self {
+        Grants(list)
+    }
+
+    /// Whether the connection holds `grant`. `exec` covers every `exec:NAME`.
+    pub(crate) fn holds(&self, grant: &str) -> bool {
+        self.0
+            .iter()
+            .any(|g| g == grant || (g == EXEC && grant.starts_with(EXEC_PREFIX)))
     }
 }
 
-/// Resolves the capability names a client asked for, checking its grants.
+/// What a node can hand out besides `sys` and `log`: its directories and commands,
+/// checked when it starts.
+#[derive(Debug, Default)]
+pub(crate) struct Host {
+    pub(crate) dirs: Dirs,
+    pub(crate) commands: Arc<Commands>,
+}
+
+impl Host {
+    pub(crate) fn new(config: &NodeConfig) -> Result<Self, String> {
+        Ok(Host {
+            dirs: Dirs::new(&config.dirs)?,
+            commands: Arc::new(Commands::new(&config.commands)?),
+        })
+    }
+}
+
+/// What a client's capability names resolve to: objects by the name the guest looks them
+/// up under, and directories to preopen.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub(crate) objects: HashMap<String, NetRef>,
+    pub(crate) preopens: Vec<Preopen>,
+}
+
+/// Resolves the capability names a client asked for, checking its grants. `label` is who
+/// the objects act for (in the node's log and audit trail); `output` is where the `log`
+/// capability writes besides the node's log.
 pub(crate) fn resolve(
+    host: &Host,
     names: &[String],
-    grants: &[String],
+    grants: Grants<'_>,
     label: &str,
     output: Option<&OutputForwarder>,
-) -> Result<HashMap<String, NetRef>, Error> {
-    let mut out = HashMap::new();
+) -> Result<Resolved, Error> {
+    let mut out = Resolved::default();
+    let mut exec_all = false;
+    let mut exec_some = BTreeSet::new();
     for name in names {
-        if !ALL.contains(&name.as_str()) {
-            return Err(Error::bad_argument(format!(
-                "this node has no capability `{name}` (it has: {})",
-                ALL.join(", ")
-            )));
-        }
-        if !grants.contains(name) {
-            return Err(denied(name));
-        }
-        if let Some(cap) = make(name, label, output) {
-            out.insert(name.clone(), cap);
+        if let Some(dir) = name.strip_prefix(FS_PREFIX) {
+            let preopen = host.dirs.preopen(dir).ok_or_else(|| unknown(host, name))?;
+            if !grants.holds(name) {
+                return Err(denied(name));
+            }
+            if !out.preopens.iter().any(|p| p.guest == preopen.guest) {
+                out.preopens.push(preopen);
+            }
+        } else if name == EXEC {
+            if grants.holds(EXEC) {
+                exec_all = true;
+            } else {
+                let held: Vec<String> = host
+                    .commands
+                    .names()
+                    .filter(|c| grants.holds(&format!("{EXEC_PREFIX}{c}")))
+                    .map(str::to_owned)
+                    .collect();
+                if held.is_empty() {
+                    return Err(denied(name));
+                }
+                exec_some.extend(held);
+            }
+        } else if let Some(command) = name.strip_prefix(EXEC_PREFIX) {
+            if !host.commands.contains(command) {
+                return Err(unknown(host, name));
+            }
+            if !grants.holds(name) {
+                return Err(denied(name));
+            }
+            exec_some.insert(command.to_owned());
+        } else {
+            let object = match name.as_str() {
+                SYS => NetRef::new(SysCapability),
+                LOG => NetRef::new(LogCapability::new(label.to_owned(), output.cloned())),
+                _ => return Err(unknown(host, name)),
+            };
+            if !grants.holds(name) {
+                return Err(denied(name));
+            }
+            out.objects.insert(name.clone(), object);
         }
     }
+    if exec_all || !exec_some.is_empty() {
+        let allowed = if exec_all {
+            Allowed::All
+        } else {
+            Allowed::Only(exec_some)
+        };
+        let exec = ExecCapability::new(host.commands.clone(), allowed, label.to_owned());
+        out.objects.insert(EXEC.to_owned(), NetRef::new(exec));
+    }
     Ok(out)
+}
+
+/// A capability the node does not have, with what it does have.
+fn unknown(host: &Host, name: &str) -> Error {
+    let mut has: Vec<String> = ALL.iter().map(|s| (*s).to_owned()).collect();
+    has.extend(host.commands.names().map(|c| format!("{EXEC_PREFIX}{c}")));
+    has.extend(host.dirs.names().map(|d| format!("{FS_PREFIX}{d}")));
+    Error::bad_argument(format!(
+        "this node has no capability `{name}` (it has: {})",
+        has.join(", ")
+    ))
 }
 
 pub(crate) fn denied(name: &str) -> Error {
@@ -63,4 +161,61 @@ pub(crate) fn denied(name: &str) -> Error {
             "capability `{name}` is not granted to this client by the node's config (`grants`)"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(commands: &str) -> Host {
+        #[derive(serde::Deserialize)]
+        struct File {
+            #[serde(default)]
+            commands: Vec<CommandConfig>,
+            #[serde(default)]
+            dirs: Vec<DirConfig>,
+        }
+        let f: File = toml::from_str(commands).unwrap();
+        Host {
+            dirs: Dirs::new(&f.dirs).unwrap(),
+            commands: Arc::new(Commands::new(&f.commands).unwrap()),
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn grants_decide_what_resolves() {
+        let tmp = std::env::temp_dir();
+        let h = host(&format!(
+            "[[commands]]\nname='a'\nprogram='/bin/true'\n\
+             [[commands]]\nname='b'\nprogram='/bin/true'\n\
+             [[dirs]]\nname='logs'\npath='{}'\nguest_path='/logs'\n",
+            tmp.display()
+        ));
+        let some = names(&["exec:a", "fs:logs"]);
+        let g = Grants::new(&some);
+        assert!(g.holds("exec:a") && !g.holds("exec:b") && !g.holds("exec"));
+        // `exec` asked with only `exec:a` held: an object for `a` alone.
+        let r = resolve(&h, &names(&["exec", "fs:logs"]), g, "p", None).unwrap();
+        assert!(r.objects.contains_key("exec"));
+        assert_eq!(r.preopens.len(), 1);
+        assert_eq!(r.preopens[0].guest, "/logs");
+        let denied = resolve(&h, &names(&["exec:b"]), g, "p", None).unwrap_err();
+        assert_eq!(denied.kind(), ErrorKind::Denied);
+        assert!(denied.message().contains("exec:b"), "{denied}");
+        let none = names(&[]);
+        let err = resolve(&h, &names(&["fs:logs"]), Grants::new(&none), "p", None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied);
+        let err = resolve(&h, &names(&["fs:etc"]), g, "p", None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadArgument);
+        assert!(
+            err.message().contains("fs:logs"),
+            "lists what exists: {err}"
+        );
+        let all = names(&["exec"]);
+        assert!(Grants::new(&all).holds("exec:b"));
+    }
 }

@@ -74,18 +74,22 @@ pub(crate) async fn instantiate(
         Some(sink) => Some(OutputForwarder::start(sink.into_netref("the output sink")?)),
         None => None,
     };
-    let mut caps = capabilities::resolve(
+    let resolved = capabilities::resolve(
+        &node.inner.host,
         &options.capabilities,
-        &node.inner.config.grants,
+        capabilities::Grants::new(&node.inner.config.grants),
         label,
         output.as_ref(),
     )?;
+    let mut caps = resolved.objects;
     for (name, object) in std::mem::take(&mut options.objects) {
         let netref = object.into_netref(&format!("the object `{name}` handed to the guest"))?;
         caps.insert(name, netref);
     }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let sandbox_options = capped(&options, &node.inner.config.limits);
+    let mut sandbox_options = capped(&options, &node.inner.config.limits);
+    sandbox_options.preopens = resolved.preopens;
+    sandbox_options.audit_as = Some(label.to_owned());
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -125,7 +129,7 @@ fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         args: options.args.clone(),
-        output: None,
+        ..SandboxOptions::default()
     }
 }
 
@@ -137,7 +141,27 @@ impl InstanceObject {
         args: Vec<Value>,
         deadline: Option<Instant>,
     ) -> Result<Value, Error> {
-        let _permit = self
+        let _permit = self.call_permit()?;
+        self.job(
+            JobKind::Export {
+                name: export.to_owned(),
+                args,
+            },
+            deadline,
+        )
+        .await
+    }
+
+    /// Runs the module as a WASI command program: its `_start`, whose exit status is the
+    /// answer ([`rwc_api::root::ProgramExit`]).
+    pub(crate) async fn run_program(&self, deadline: Option<Instant>) -> Result<Value, Error> {
+        let _permit = self.call_permit()?;
+        self.job(JobKind::Program, deadline).await
+    }
+
+    /// A slot among the node's concurrent guest calls, counted, or `overloaded`.
+    fn call_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        let permit = self
             .node
             .inner
             .calls
@@ -157,14 +181,7 @@ impl InstanceObject {
                 )
             })?;
         self.node.inner.calls_total.fetch_add(1, Ordering::Relaxed);
-        self.job(
-            JobKind::Export {
-                name: export.to_owned(),
-                args,
-            },
-            deadline,
-        )
-        .await
+        Ok(permit)
     }
 
     /// Frees the instance now (later calls fail).

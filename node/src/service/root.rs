@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use rwc_api::root::{self, Capability, Instantiate, ModuleByHash, Run, Upload, UploadStream};
+use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX};
+use rwc_api::root::{
+    self, Capability, Instantiate, ModuleByHash, Run, RunProgram, Upload, UploadStream,
+};
 use rwc_api::{ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, NetRef, Value, to_value};
@@ -79,14 +82,46 @@ impl RootService {
         result
     }
 
-    fn capability(&self, req: Capability) -> Result<Value, Error> {
-        let grants = &self.node.inner.config.grants;
-        let name = req.name;
-        Ok(
-            capabilities::resolve(std::slice::from_ref(&name), grants, &self.label(), None)?
-                .remove(&name)
-                .map_or(Value::Unit, Value::from),
+    async fn run_program(&self, req: RunProgram) -> Result<Value, Error> {
+        let module = module_arg(req.module)?;
+        let instance = instantiate(
+            &self.node,
+            &module,
+            req.options,
+            &self.instances,
+            &self.label(),
         )
+        .await?;
+        let result = instance.run_program(None).await;
+        instance.close().await;
+        result
+    }
+
+    fn capability(&self, req: Capability) -> Result<Value, Error> {
+        let name = req.name;
+        if name.starts_with(FS_PREFIX) {
+            return Err(Error::bad_argument(format!(
+                "`{name}` is a directory: it reaches a guest as a WASI preopen; ask for it in \
+                 the instance options' capabilities (`--capability {name}`)"
+            )));
+        }
+        let mut resolved = capabilities::resolve(
+            &self.node.inner.host,
+            std::slice::from_ref(&name),
+            capabilities::Grants::new(&self.node.inner.config.grants),
+            &self.label(),
+            None,
+        )?;
+        // `exec:NAME` is an `exec` object that runs that one command.
+        let key = if name.starts_with(EXEC_PREFIX) {
+            EXEC
+        } else {
+            name.as_str()
+        };
+        Ok(resolved
+            .objects
+            .remove(key)
+            .map_or(Value::Unit, Value::from))
     }
 }
 
@@ -121,6 +156,7 @@ impl Dispatch for RootService {
                 Ok(NetRef::new(instance).into())
             }
             Run::METHOD => self.run(Run::from_args(args)?).await,
+            RunProgram::METHOD => self.run_program(RunProgram::from_args(args)?).await,
             root::Info::METHOD => to_value(&self.node.info()),
             Capability::METHOD => self.capability(Capability::from_args(args)?),
             other => Err(Self::unknown(other)),
