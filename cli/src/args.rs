@@ -29,7 +29,8 @@ pub struct LimitArgs {
         allow_hyphen_values = true
     )]
     pub guest_args: Vec<String>,
-    /// Node capability to give the guest (`sys`, `log`; repeat for several).
+    /// Node capability to give the guest: `sys`, `log`, `exec` (or one command, `exec:NAME`),
+    /// a directory `fs:NAME` (repeat for several).
     #[arg(long = "capability", value_name = "NAME")]
     pub capabilities: Vec<String>,
 }

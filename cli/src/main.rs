@@ -7,8 +7,11 @@
 
 mod args;
 mod commands;
+mod each;
+mod exec;
 mod json;
 mod map;
+mod program;
 mod progress;
 mod shell;
 
@@ -60,6 +63,32 @@ struct CallArgs {
     limits: LimitArgs,
 }
 
+/// What `run` takes: `call`'s arguments with the export optional (without it, MODULE is
+/// run as a WASI command program).
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    node: NodeArg,
+    /// The module file (.wasm or .wat).
+    module: PathBuf,
+    /// The export to call. Without one, MODULE runs as a WASI command program (its
+    /// `_start`), as `wasmtime run` runs it.
+    func: Option<String>,
+    /// Arguments of the export, each JSON (a bare word is a string; negative numbers
+    /// work).
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// After `--`: the WASI program's arguments (argv[1]…), or, with an export, more JSON
+    /// arguments for it (those starting with `-`).
+    #[arg(last = true, value_name = "PROGRAM_ARGS")]
+    program_args: Vec<String>,
+    /// The WASI program's argv[0] (default: the module's file name).
+    #[arg(long, value_name = "NAME", conflicts_with = "func")]
+    argv0: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Upload MODULE (.wasm or .wat) if the node lacks it, instantiate it, call FUNC with
@@ -67,7 +96,32 @@ enum Command {
     Call(CallArgs),
     /// Upload MODULE if needed and run FUNC once in a fresh instance (one request; the
     /// instance is freed at once). Prints the result as JSON; guest output goes to stderr.
-    Run(CallArgs),
+    ///
+    /// Without FUNC, MODULE is a WASI command program run as `wasmtime run` runs it:
+    /// `rwc run prog.wasm -- ARGS…` calls its `_start` with argv[0] the module's file name
+    /// (or --argv0), the guest's stdout on stdout and stderr on stderr byte for byte, and
+    /// exits with the program's exit code (`proc_exit(N)` gives N; a trap is still 6).
+    /// Nothing else is printed.
+    Run(RunArgs),
+    /// Run an allow-listed command of the node (`[[commands]]` in its config) as this
+    /// client: `rwc exec --node HOST:PORT df path=/`. Prints the command's stdout and
+    /// stderr and exits with its status. The sandboxed answer to `ssh host df -P /`: only
+    /// the commands and values the node's config allows run (others are `denied`, exit
+    /// code 5), without a shell.
+    Exec {
+        #[command(flatten)]
+        node: NodeArg,
+        /// The command's name in the node's config.
+        name: String,
+        /// A value for each of its placeholders.
+        #[arg(value_name = "KEY=VALUE", value_parser = crate::args::parse_key_value)]
+        params: Vec<(String, String)>,
+    },
+    /// Call EXPORT once on every node, all at once, and print one row per node: its
+    /// address, the time the call took and the result (or the error). With --json, one
+    /// JSON array of rows instead. The exit code is non-zero if any node failed, and
+    /// stderr names them.
+    Each(each::EachArgs),
     /// Print the node's info (version, limits, caches, live instances) as JSON.
     Info {
         #[command(flatten)]
@@ -210,7 +264,32 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     let done = |r: Result<(), Error>| r.map(|()| ExitCode::SUCCESS);
     match command {
         Command::Call(a) => done(commands::call(&a).await),
-        Command::Run(a) => done(commands::run(&a).await),
+        Command::Run(a) => match a.func {
+            None => {
+                program::run(
+                    &a.node.node,
+                    &a.module,
+                    a.argv0.as_deref(),
+                    &a.program_args,
+                    &a.limits,
+                )
+                .await
+            }
+            Some(func) => {
+                let mut args = a.args;
+                args.extend(a.program_args);
+                let call = CallArgs {
+                    node: a.node,
+                    module: a.module,
+                    func,
+                    args,
+                    limits: a.limits,
+                };
+                done(commands::run(&call).await)
+            }
+        },
+        Command::Exec { node, name, params } => exec::exec(&node.node, &name, &params).await,
+        Command::Each(a) => each::each(a).await,
         Command::Info { node } => done(commands::info(&node.node).await),
         Command::Ping {
             node,

@@ -1,8 +1,10 @@
 //! A connection to one node, with typed helpers.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use rwc_api::capability::{self, exec::ExecOutput};
 use rwc_api::module::ExportDescription;
 use rwc_api::{InstanceOptions, NodeInfo, Request, instance, root, upload};
 use rwc_protocol::transport::{connect_child, connect_tcp, connect_unix};
@@ -272,6 +274,51 @@ impl Client {
             options,
         };
         request(&self.root, &req).await
+    }
+
+    /// Runs `module` as a WASI command program (its `_start`) in a fresh instance, as
+    /// `wasmtime run` does, and returns its exit status: 0 if `_start` returned, N if it
+    /// called `proc_exit(N)`. Its stdout and stderr go to `options.output` as written; a
+    /// trap is an error.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the run; the node stops the guest at its next yield
+    /// point and frees the instance.
+    pub async fn run_program(
+        &self,
+        module: &Module,
+        options: InstanceOptions,
+    ) -> Result<i32, Error> {
+        let req = root::RunProgram {
+            module: module.netref.clone().into(),
+            options,
+        };
+        Ok(request(&self.root, &req).await?.status)
+    }
+
+    /// Runs the allow-listed command `name` of the node's config with these placeholder
+    /// values (`exec.run`), as this client's principal: its exit status, output and
+    /// whether it timed out. A command or value the node's allow-list does not grant is a
+    /// `denied` error saying what was refused.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call; the node kills the command's process group.
+    pub async fn exec(
+        &self,
+        name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<ExecOutput, Error> {
+        let exec = self.capability(capability::EXEC).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Denied,
+                "the node grants this client no `exec` capability",
+            )
+        })?;
+        let req = capability::exec::Run {
+            name: name.to_owned(),
+            params,
+        };
+        request(&exec, &req).await
     }
 
     /// Closes the connection; the node frees this client's instances.

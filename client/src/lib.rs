@@ -45,7 +45,8 @@ pub mod pool;
 pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
 pub use output::OutputHandler;
 pub use pool::{
-    MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn, ResultFn,
+    EachResult, MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn,
+    ResultFn,
 };
 pub use rwc_api::module::ExportDescription;
 pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod each;
 mod map;
 mod report;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
+pub use self::each::EachResult;
 pub use self::report::{
     Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
 };
