@@ -17,11 +17,17 @@ pub struct Listening {
 impl Listening {
     /// Starts `cmd` with stdin closed and stderr discarded, and waits for the `listening on
     /// ADDR` line on its stdout (which is drained afterwards, whatever it prints).
-    pub fn start(mut cmd: Command) -> std::io::Result<Listening> {
+    pub fn start(cmd: Command) -> std::io::Result<Listening> {
+        Self::start_with_stderr(cmd, Stdio::null())
+    }
+
+    /// Like [`start`](Listening::start), with the process's stderr (its log) going to
+    /// `stderr`, such as a file a test reads.
+    pub fn start_with_stderr(mut cmd: Command, stderr: Stdio) -> std::io::Result<Listening> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()?;
         let mut lines = BufReader::new(
             child
