@@ -4,7 +4,32 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::json::parse_arg;
-use rwc_client::{Error, InstanceOptions, Value};
+use rwc_client::{Error, InstanceOptions, Pool, Value};
+
+/// Which nodes a fleet command (`rwc map`, `rwc each`) runs on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
+    /// addresses gives several nodes).
+    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
+    pub nodes: Vec<String>,
+    /// Take the nodes from this registry instead (see `rwc registry`).
+    #[arg(long, conflicts_with = "nodes")]
+    pub registry: Option<String>,
+    /// With --registry: only nodes with this tag.
+    #[arg(long, requires = "registry")]
+    pub tag: Option<String>,
+}
+
+impl FleetArgs {
+    /// Connects to the nodes named, or to those of the registry (with the tag).
+    pub async fn connect(&self) -> Result<Pool, Error> {
+        match &self.registry {
+            Some(r) => Pool::from_registry(r, self.tag.as_deref()).await,
+            None => Pool::connect(&self.nodes).await,
+        }
+    }
+}
 
 /// Limits and environment of the instance a command makes.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -4,25 +4,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rwc_client::{EachResult, Error, Pool};
+use rwc_client::{EachResult, Error};
 use serde_json::{Value as Json, json};
 
-use crate::args::{LimitArgs, parse_args, read_module};
+use crate::args::{FleetArgs, LimitArgs, parse_args, read_module};
 use crate::json::to_json;
 
 /// What `rwc each` takes.
 #[derive(Debug, clap::Args)]
 pub struct EachArgs {
-    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
-    /// addresses gives several nodes).
-    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
-    pub nodes: Vec<String>,
-    /// Take the nodes from this registry instead (see `rwc registry`).
-    #[arg(long, conflicts_with = "nodes")]
-    pub registry: Option<String>,
-    /// With --registry: only nodes with this tag.
-    #[arg(long, requires = "registry")]
-    pub tag: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// The module file (.wasm or .wat).
     pub module: PathBuf,
     /// The export to call.
@@ -44,10 +36,7 @@ pub struct EachArgs {
 pub async fn each(a: EachArgs) -> Result<ExitCode, Error> {
     let bytes = read_module(&a.module)?;
     let args = parse_args(&a.args)?;
-    let mut pool = match &a.registry {
-        Some(r) => Pool::from_registry(r, a.tag.as_deref()).await?,
-        None => Pool::connect(&a.nodes).await?,
-    };
+    let mut pool = a.fleet.connect().await?;
     // A node that does not take the module gets an error row like any other failure.
     let loaded = pool.load(&bytes).await;
     let mut rows = match loaded {
@@ -70,7 +59,8 @@ pub async fn each(a: EachArgs) -> Result<ExitCode, Error> {
     pool.close();
     // The order the nodes were given in, where a row's node is one of them.
     rows.sort_by_key(|r| {
-        a.nodes
+        a.fleet
+            .nodes
             .iter()
             .position(|n| *n == r.addr)
             .unwrap_or(usize::MAX)

@@ -7,25 +7,17 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::json::{from_json, to_json};
-use rwc_client::{Error, MapOptions, MapReport, Pool, Value};
+use rwc_client::{Error, MapOptions, MapReport, Value};
 use serde_json::{Value as Json, json};
 
-use crate::args::{LimitArgs, read_module};
+use crate::args::{FleetArgs, LimitArgs, read_module};
 use crate::progress::{map_bar, node_counts};
 
 /// What `rwc map` takes.
 #[derive(Debug, clap::Args)]
 pub struct MapArgs {
-    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
-    /// addresses gives several nodes).
-    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
-    pub nodes: Vec<String>,
-    /// Take the nodes from this registry instead (see `rwc registry`).
-    #[arg(long, conflicts_with = "nodes")]
-    pub registry: Option<String>,
-    /// With --registry: only nodes with this tag.
-    #[arg(long, requires = "registry")]
-    pub tag: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// The module file (.wasm or .wat).
     pub module: PathBuf,
     /// The export to call.
@@ -47,10 +39,7 @@ pub struct MapArgs {
 pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
     let bytes = read_module(&a.module)?;
     let inputs = read_inputs(&a.input)?;
-    let mut pool = match &a.registry {
-        Some(r) => Pool::from_registry(r, a.tag.as_deref()).await?,
-        None => Pool::connect(&a.nodes).await?,
-    };
+    let mut pool = a.fleet.connect().await?;
     for (addr, e) in pool.unreachable() {
         eprintln!("rwc: left out {addr}: {}", crate::one_line(e));
     }

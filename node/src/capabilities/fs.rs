@@ -143,7 +143,7 @@ mod tests {
         assert!(d.preopen("c").is_none());
         for (bad, why) in [
             (
-                format!("[[dirs]]\nname='a'\npath='rel'\nguest_path='/a'\n"),
+                "[[dirs]]\nname='a'\npath='rel'\nguest_path='/a'\n".to_owned(),
                 "absolute",
             ),
             (

@@ -190,10 +190,10 @@ impl WasiSnapshotPreview1 for GuestWasi {
 
     async fn fd_close(&mut self, memory: &mut GuestMemory<'_>, fd: Fd) -> Result<(), Error> {
         let result = self.ctx.fd_close(memory, fd).await;
-        if result.is_ok() {
-            if let Some(audit) = &mut self.audit {
-                audit.paths.remove(&u32::from(fd));
-            }
+        if result.is_ok()
+            && let Some(audit) = &mut self.audit
+        {
+            audit.paths.remove(&u32::from(fd));
         }
         result
     }
@@ -329,13 +329,13 @@ impl WasiSnapshotPreview1 for GuestWasi {
         to: Fd,
     ) -> Result<(), Error> {
         let result = self.ctx.fd_renumber(memory, from, to).await;
-        if result.is_ok() {
-            if let Some(audit) = &mut self.audit {
-                match audit.paths.remove(&u32::from(from)) {
-                    Some(path) => audit.paths.insert(u32::from(to), path),
-                    None => audit.paths.remove(&u32::from(to)),
-                };
-            }
+        if result.is_ok()
+            && let Some(audit) = &mut self.audit
+        {
+            match audit.paths.remove(&u32::from(from)) {
+                Some(path) => audit.paths.insert(u32::from(to), path),
+                None => audit.paths.remove(&u32::from(to)),
+            };
         }
         result
     }

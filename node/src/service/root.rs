@@ -7,7 +7,7 @@ use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX};
 use rwc_api::root::{
     self, Capability, Instantiate, ModuleByHash, Run, RunProgram, Upload, UploadStream,
 };
-use rwc_api::{ObjectRef, Request};
+use rwc_api::{InstanceOptions, ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, NetRef, Value, to_value};
 
@@ -56,42 +56,28 @@ impl RootService {
     }
 
     async fn instantiate(&self, req: Instantiate) -> Result<InstanceObject, Error> {
-        let module = module_arg(req.module)?;
-        instantiate(
-            &self.node,
-            &module,
-            req.options,
-            &self.instances,
-            &self.label(),
-        )
-        .await
+        self.instance_of(req.module, req.options).await
+    }
+
+    /// An instance of the module netref `module`, for this connection's principal.
+    async fn instance_of(
+        &self,
+        module: ObjectRef,
+        options: InstanceOptions,
+    ) -> Result<InstanceObject, Error> {
+        let module = module_arg(module)?;
+        instantiate(&self.node, &module, options, &self.instances, &self.label()).await
     }
 
     async fn run(&self, req: Run) -> Result<Value, Error> {
-        let module = module_arg(req.module)?;
-        let instance = instantiate(
-            &self.node,
-            &module,
-            req.options,
-            &self.instances,
-            &self.label(),
-        )
-        .await?;
+        let instance = self.instance_of(req.module, req.options).await?;
         let result = instance.invoke(&req.export, req.args, None).await;
         instance.close().await;
         result
     }
 
     async fn run_program(&self, req: RunProgram) -> Result<Value, Error> {
-        let module = module_arg(req.module)?;
-        let instance = instantiate(
-            &self.node,
-            &module,
-            req.options,
-            &self.instances,
-            &self.label(),
-        )
-        .await?;
+        let instance = self.instance_of(req.module, req.options).await?;
         let result = instance.run_program(None).await;
         instance.close().await;
         result
