@@ -7,6 +7,7 @@
 
 mod args;
 mod commands;
+mod deploy;
 mod each;
 mod exec;
 mod json;
@@ -122,6 +123,20 @@ enum Command {
     /// JSON array of rows instead. The exit code is non-zero if any node failed, and
     /// stderr names them.
     Each(each::EachArgs),
+    /// Copy this machine's `rwc-node` to `~/.cache/rwc/rwc-node-VERSION` on HOST over SSH,
+    /// unless the copy there has the same SHA-256. `ssh://` addresses use that copy when
+    /// `rwc-node` is not on the host's PATH, so a box with only sshd becomes a node (which
+    /// lives as long as each connection).
+    Deploy {
+        /// The host: ssh://[USER@]HOST[:PORT].
+        addr: String,
+        /// Options for ssh, e.g. `--ssh-option "-i ~/.ssh/ops"`; each is split at spaces.
+        #[arg(long = "ssh-option", value_name = "OPTION", allow_hyphen_values = true)]
+        ssh_options: Vec<String>,
+        /// The rwc-node binary to copy (default: the one beside rwc, else on the PATH).
+        #[arg(long, value_name = "FILE")]
+        node_binary: Option<PathBuf>,
+    },
     /// Print the node's info (version, limits, caches, live instances) as JSON.
     Info {
         #[command(flatten)]
@@ -290,6 +305,11 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
         },
         Command::Exec { node, name, params } => exec::exec(&node.node, &name, &params).await,
         Command::Each(a) => each::each(a).await,
+        Command::Deploy {
+            addr,
+            ssh_options,
+            node_binary,
+        } => done(deploy::deploy(&addr, &ssh_options, node_binary.as_deref()).await),
         Command::Info { node } => done(commands::info(&node.node).await),
         Command::Ping {
             node,

@@ -79,6 +79,9 @@ impl Client {
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(addr: &str) -> Result<Client, Error> {
+        if crate::ssh::is_ssh(addr) {
+            return Client::connect_ssh(&addr.parse()?, &[]).await;
+        }
         let conn = match addr.strip_prefix("unix:") {
             Some(path) => connect_unix(path, client_root(), config()).await,
             None => connect_tcp(addr, client_root(), config()).await,
@@ -99,6 +102,30 @@ impl Client {
     pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Client, Error> {
         let conn = connect_unix(path, client_root(), config()).await?;
         Ok(Client::from_connection(conn, None))
+    }
+
+    /// Connects to a node over SSH: runs `ssh … HOST rwc-node --stdio` (or the copy
+    /// [`ssh::deploy`](crate::ssh::deploy) put there) and talks over its pipes; `options`
+    /// go to `ssh` (`"-i KEY"`, `"-o UserKnownHostsFile=FILE"`). The remote node lives as
+    /// long as the connection.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills `ssh`, which ends the remote node.
+    pub async fn connect_ssh(
+        addr: &crate::ssh::SshAddress,
+        options: &[String],
+    ) -> Result<Client, Error> {
+        Client::connect_stdio(addr.node_command(options))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot reach node at {addr}: {} (ssh's own message is above)",
+                        e.message()
+                    ),
+                )
+            })
     }
 
     /// Starts `command` (e.g. `rwc-node --stdio`, or `ssh host rwc-node --stdio`) and talks

@@ -5,7 +5,7 @@
 //! guest output while they run. Split work across many nodes with a [`Pool`].
 //!
 //! - [`Client`]: one node, over TCP ([`Client::connect`]), a Unix socket, or the pipes of
-//!   a child process ([`Client::connect_stdio`], e.g. `ssh host rwc-node --stdio`).
+//!   a child process ([`Client::connect_stdio`]), or over SSH (`ssh://HOST`, [`ssh`]).
 //! - [`Module`] and [`Instance`]: what the node holds for you; an instance's exports are
 //!   called by name with typed arguments.
 //! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
@@ -41,6 +41,7 @@ mod client;
 pub mod discovery;
 mod output;
 pub mod pool;
+pub mod ssh;
 
 pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
 pub use output::OutputHandler;
