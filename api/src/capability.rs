@@ -30,7 +30,7 @@ pub mod sys {
         ("memory", "total and available memory in bytes"),
         (
             "disk",
-            "(path?) total and free bytes of the file system holding path (default /)",
+            "(path?) total and free bytes of the file system mounted at path (default /), one the node's disk_mounts lists",
         ),
         (REPORT, "all of the above in one map"),
     ];

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::principal::PrincipalInfo;
+
 /// A node's version, counters and limits: what `info()` answers and `rwc info` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -35,6 +37,10 @@ pub struct NodeInfo {
     pub grants: Vec<String>,
     /// The node's limits.
     pub limits: Limits,
+    /// The caller: its principal, grants and effective limits (`None` from a node that
+    /// predates principals).
+    #[serde(default)]
+    pub principal: Option<PrincipalInfo>,
 }
 
 /// Limits of a node, its instances and its clients: the `[limits]` table of the node's

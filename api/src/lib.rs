@@ -8,6 +8,7 @@
 //!   capability), and [`InstanceOptions`], how a client asks for an instance.
 //! - [`module`], [`instance`], [`upload`]: the objects the root hands out as netrefs.
 //! - [`info`]: what `info()` answers, [`Limits`] included.
+//! - [`principal`]: who a caller is on a node, its grants and limits ([`PrincipalInfo`]).
 //! - [`output`]: the sink a client hands over for guest output.
 //! - [`registry`]: the messages of the node registry.
 //! - [`capability`]: the host capabilities' names and methods.
@@ -45,6 +46,7 @@ pub mod module;
 mod object_ref;
 mod options;
 pub mod output;
+pub mod principal;
 pub mod registry;
 mod request;
 pub mod root;
@@ -53,4 +55,5 @@ pub mod upload;
 pub use info::{Limits, NodeInfo};
 pub use object_ref::ObjectRef;
 pub use options::InstanceOptions;
+pub use principal::{EffectiveLimits, PrincipalInfo, PrincipalLimits};
 pub use request::Request;

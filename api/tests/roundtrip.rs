@@ -8,8 +8,8 @@ use std::time::Duration;
 use rwc_api::module::{AbiKind, ExportDescription, ExternKind, ImportDescription, ModuleInfo};
 use rwc_api::registry::RegistryEntry;
 use rwc_api::{
-    InstanceOptions, Limits, NodeInfo, ObjectRef, Request, instance, module, output, registry,
-    root, upload,
+    EffectiveLimits, InstanceOptions, Limits, NodeInfo, ObjectRef, PrincipalInfo, Request,
+    instance, module, output, registry, root, upload,
 };
 use rwc_protocol::{DecodeLimits, Ref, Value, WireRef, codec, from_value, to_value};
 use serde::Serialize;
@@ -89,6 +89,18 @@ fn node_info() -> NodeInfo {
         connections: 7,
         grants: vec!["sys".to_owned(), "log".to_owned()],
         limits: Limits::default(),
+        principal: Some(PrincipalInfo {
+            name: "ops".to_owned(),
+            grants: vec!["run".to_owned(), "sys".to_owned()],
+            limits: EffectiveLimits {
+                memory_bytes: 1 << 20,
+                fuel: Some(1000),
+                call_timeout_ms: 500,
+                max_instances: 2,
+                max_concurrent_calls: 4,
+                max_module_bytes: 1 << 16,
+            },
+        }),
     }
 }
 
@@ -322,6 +334,7 @@ fn node_info_keeps_the_keys_rwc_info_prints() {
         "connections",
         "grants",
         "limits",
+        "principal",
     ];
     want.sort_unstable();
     let mut keys = keys;
@@ -329,6 +342,8 @@ fn node_info_keeps_the_keys_rwc_info_prints() {
     assert_eq!(keys, want);
     assert_eq!(json["limits"]["call_timeout_ms"], 30_000);
     assert_eq!(json["limits"]["max_module_bytes"], 64 << 20);
+    assert_eq!(json["principal"]["name"], "ops");
+    assert_eq!(json["principal"]["limits"]["max_instances"], 2);
     assert_eq!(
         serde_json::to_value(export("f", AbiKind::Rich)).unwrap()["abi"],
         "rich"

@@ -2,17 +2,17 @@
 //! (`nodes`, `registry`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rwc_client::registry::{RegistryClient, RegistryServer};
+use rwc_client::registry::{Access, RegistryClient, RegistryServer, Security};
 use rwc_client::{Client, Error, InstanceOptions, Module, OutputHandler, Value};
-use rwc_protocol::signal;
+use rwc_protocol::{TlsServerConfig, signal, token};
 
-use crate::CallArgs;
-use crate::args::{parse_args, read_module};
+use crate::args::{ConnectArgs, parse_args, read_module};
 use crate::json::to_json;
 use crate::progress::bytes_bar;
+use crate::{CallArgs, NodeArg};
 
 /// `rwc call`: upload if needed, instantiate, call, print the result.
 pub async fn call(a: &CallArgs) -> Result<(), Error> {
@@ -39,16 +39,21 @@ pub async fn run(a: &CallArgs) -> Result<(), Error> {
 async fn prepare(a: &CallArgs) -> Result<(Client, Module, Vec<Value>, InstanceOptions), Error> {
     let bytes = read_module(&a.module)?;
     let args = parse_args(&a.args)?;
-    let client = Client::connect(&a.node.node).await?;
+    let client = connect(&a.node).await?;
     let module = client.upload_with_progress(&bytes, |_, _| {}).await?;
     let mut options = a.limits.options();
     options.output = Some(OutputHandler::stderr().into());
     Ok((client, module, args, options))
 }
 
+/// Connects to the node a command names, with its TLS settings and token.
+pub(crate) async fn connect(node: &NodeArg) -> Result<Client, Error> {
+    Client::connect_with(&node.node, &node.connect.options()?).await
+}
+
 /// `rwc info`: the node's info as pretty JSON.
-pub async fn info(node: &str) -> Result<(), Error> {
-    let client = Client::connect(node).await?;
+pub async fn info(node: &NodeArg) -> Result<(), Error> {
+    let client = connect(node).await?;
     let info = client.info().await?;
     println!("{}", pretty(&info)?);
     client.close();
@@ -56,9 +61,10 @@ pub async fn info(node: &str) -> Result<(), Error> {
 }
 
 /// `rwc ping`: round-trip times, then min/avg/max.
-pub async fn ping(node: &str, count: u32, interval_ms: u64) -> Result<(), Error> {
+pub async fn ping(node: &NodeArg, count: u32, interval_ms: u64) -> Result<(), Error> {
     let count = count.max(1);
-    let client = Client::connect(node).await?;
+    let client = connect(node).await?;
+    let node = &node.node;
     let mut times = Vec::new();
     for seq in 1..=count {
         let rtt = client.ping().await?;
@@ -87,9 +93,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// `rwc upload`: chunked upload with a progress bar; prints the hash.
-pub async fn upload(node: &str, module: &Path) -> Result<(), Error> {
+pub async fn upload(node: &NodeArg, module: &Path) -> Result<(), Error> {
     let bytes = read_module(module)?;
-    let client = Client::connect(node).await?;
+    let client = connect(node).await?;
+    let node = &node.node;
     let bar = bytes_bar(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
     let started = std::time::Instant::now();
     // The node already has the module when the first report is "all sent".
@@ -117,8 +124,13 @@ pub async fn upload(node: &str, module: &Path) -> Result<(), Error> {
 }
 
 /// `rwc nodes`: what a registry lists.
-pub async fn nodes(registry: &str, tag: Option<&str>, json: bool) -> Result<(), Error> {
-    let r = RegistryClient::connect(registry).await?;
+pub async fn nodes(
+    registry: &str,
+    connect: &ConnectArgs,
+    tag: Option<&str>,
+    json: bool,
+) -> Result<(), Error> {
+    let r = RegistryClient::connect_with(registry, &connect.options()?).await?;
     let entries = match tag {
         Some(t) => r.lookup(t).await?,
         None => r.list().await?,
@@ -157,9 +169,55 @@ pub async fn nodes(registry: &str, tag: Option<&str>, json: bool) -> Result<(), 
     Ok(())
 }
 
+/// What `rwc registry` takes.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one). Beyond loopback, a
+    /// registry needs --register-token-file (or --insecure).
+    #[arg(long, default_value = "127.0.0.1:18869")]
+    listen: String,
+    /// TLS certificate chain (PEM) to serve with (nodes and clients then use
+    /// tls://HOST:PORT); with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Tokens allowed to register, one per line: only nodes presenting one may register
+    /// (`rwc-node --register-token-file`).
+    #[arg(long, value_name = "FILE")]
+    register_token_file: Option<PathBuf>,
+    /// Tokens allowed to list, one per line; without it, listing is open.
+    #[arg(long, value_name = "FILE")]
+    lookup_token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without registration tokens anyway.
+    #[arg(long)]
+    insecure: bool,
+}
+
 /// `rwc registry`: serve a registry until Ctrl-C or SIGTERM.
-pub async fn registry(listen: &str) -> Result<(), Error> {
-    let server = RegistryServer::bind(listen).await?;
+pub async fn registry(a: &RegistryArgs) -> Result<(), Error> {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsServerConfig::from_pem_files(cert, key, None)?),
+        _ => None,
+    };
+    let access = Access {
+        register: match &a.register_token_file {
+            Some(f) => token::digests_from_file(f)?,
+            None => Vec::new(),
+        },
+        lookup: a
+            .lookup_token_file
+            .as_deref()
+            .map(token::digests_from_file)
+            .transpose()?,
+    };
+    let security = Security {
+        access,
+        tls,
+        insecure: a.insecure,
+    };
+    let server = RegistryServer::bind_with(&a.listen, security).await?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.address());

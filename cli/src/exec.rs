@@ -5,13 +5,17 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use rwc_client::{Client, Error, ErrorKind};
+use rwc_client::{Error, ErrorKind};
 
 /// Runs `name` with `params` on `node`: prints its stdout and stderr as they came, exits
 /// with its status (128 + the signal if one ended it). A command killed at its timeout is
 /// a `timed out` error (exit code 4) after its output.
-pub async fn exec(node: &str, name: &str, params: &[(String, String)]) -> Result<ExitCode, Error> {
-    let client = Client::connect(node).await?;
+pub async fn exec(
+    node: &crate::NodeArg,
+    name: &str,
+    params: &[(String, String)],
+) -> Result<ExitCode, Error> {
+    let client = crate::commands::connect(node).await?;
     let values: BTreeMap<String, String> = params.iter().cloned().collect();
     let out = client.exec(name, values).await?;
     client.close();

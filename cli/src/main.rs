@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use rwc_client::{Error, ErrorKind};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::LimitArgs;
+use crate::args::{ConnectArgs, LimitArgs};
 
 /// Run WebAssembly on rwc nodes.
 ///
@@ -39,12 +39,15 @@ struct Cli {
     command: Command,
 }
 
-/// Where a command finds its node.
+/// Where a command finds its node, and how it connects.
 #[derive(Debug, clap::Args)]
 struct NodeArg {
-    /// Node address: HOST:PORT or unix:/path.
+    /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT, tls+unix:/path or
+    /// ssh://[USER@]HOST[:PORT].
     #[arg(long, default_value = "127.0.0.1:18870", env = "RWC_NODE")]
     node: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 /// What `call` and `run` take: a node, a module, an export and its arguments.
@@ -173,9 +176,12 @@ enum Command {
     Map(map::MapArgs),
     /// List the nodes a registry knows.
     Nodes {
-        /// The registry's address, HOST:PORT.
+        /// The registry's address, HOST:PORT or tls://HOST:PORT.
         #[arg(long, env = "RWC_REGISTRY")]
         registry: String,
+        /// TLS settings and token (a lookup token, if the registry's listing is closed).
+        #[command(flatten)]
+        connect: ConnectArgs,
         /// Only nodes with this tag.
         #[arg(long)]
         tag: Option<String>,
@@ -185,18 +191,16 @@ enum Command {
     },
     /// Run a registry: nodes register with `rwc-node --register ADDR --tag T`, clients
     /// find them with `rwc nodes` or `rwc map --registry`. Prints `listening on ADDR`.
-    Registry {
-        /// Address to listen on, HOST:PORT (port 0 picks a free one).
-        #[arg(long, default_value = "127.0.0.1:18869")]
-        listen: String,
-    },
+    Registry(commands::RegistryArgs),
     /// An interactive session with a node: load modules, make instances, call exports,
     /// keep netrefs in variables. Reads commands from stdin (a script works too); type
     /// `help` for the commands.
     Shell {
-        /// Node address: HOST:PORT or unix:/path.
+        /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT or tls+unix:/path.
         #[arg(env = "RWC_NODE", default_value = "127.0.0.1:18870")]
         node: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Print a shell completion script, e.g. `rwc completions bash > /etc/bash_completion.d/rwc`.
     Completions {
@@ -282,7 +286,7 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
         Command::Run(a) => match a.func {
             None => {
                 program::run(
-                    &a.node.node,
+                    &a.node,
                     &a.module,
                     a.argv0.as_deref(),
                     &a.program_args,
@@ -303,28 +307,29 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
                 done(commands::run(&call).await)
             }
         },
-        Command::Exec { node, name, params } => exec::exec(&node.node, &name, &params).await,
+        Command::Exec { node, name, params } => exec::exec(&node, &name, &params).await,
         Command::Each(a) => each::each(a).await,
         Command::Deploy {
             addr,
             ssh_options,
             node_binary,
         } => done(deploy::deploy(&addr, &ssh_options, node_binary.as_deref()).await),
-        Command::Info { node } => done(commands::info(&node.node).await),
+        Command::Info { node } => done(commands::info(&node).await),
         Command::Ping {
             node,
             count,
             interval_ms,
-        } => done(commands::ping(&node.node, count, interval_ms).await),
-        Command::Upload { node, module } => done(commands::upload(&node.node, &module).await),
+        } => done(commands::ping(&node, count, interval_ms).await),
+        Command::Upload { node, module } => done(commands::upload(&node, &module).await),
         Command::Map(a) => map::map(a).await,
         Command::Nodes {
             registry,
+            connect,
             tag,
             json,
-        } => done(commands::nodes(&registry, tag.as_deref(), json).await),
-        Command::Registry { listen } => done(commands::registry(&listen).await),
-        Command::Shell { node } => shell::run(&node, verbose).await,
+        } => done(commands::nodes(&registry, &connect, tag.as_deref(), json).await),
+        Command::Registry(a) => done(commands::registry(&a).await),
+        Command::Shell { node, connect } => shell::run(&node, &connect.options()?, verbose).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use rwc_client::{Client, Error, OutputHandler};
+use rwc_client::{Error, OutputHandler};
 
 use crate::args::{LimitArgs, read_module};
 
@@ -12,7 +12,7 @@ use crate::args::{LimitArgs, read_module};
 /// stderr, byte for byte as written; `argv[0]` is `argv0` or the module's file name; the
 /// exit code is the program's (`proc_exit(N)` gives N). Nothing else is printed.
 pub async fn run(
-    node: &str,
+    node: &crate::NodeArg,
     module: &Path,
     argv0: Option<&str>,
     args: &[String],
@@ -25,7 +25,7 @@ pub async fn run(
         ));
     }
     let bytes = read_module(module)?;
-    let client = Client::connect(node).await?;
+    let client = crate::commands::connect(node).await?;
     let uploaded = client.upload_with_progress(&bytes, |_, _| {}).await?;
     let mut options = limits.options();
     let argv0 = argv0.map_or_else(

@@ -15,8 +15,8 @@ use crate::json::{from_json, to_json};
 use rwc_client::api::root::Instantiate;
 use rwc_client::api::{instance, module};
 use rwc_client::{
-    Client, Error, ErrorKind, InstanceOptions, NetRef, ObjectRef, OutputHandler, Value, from_value,
-    request,
+    Client, ConnectOptions, Error, ErrorKind, InstanceOptions, NetRef, ObjectRef, OutputHandler,
+    Value, from_value, request,
 };
 use rwc_protocol::Ref;
 use serde_json::Value as Json;
@@ -41,8 +41,8 @@ commands:
   quit                           leave (so does end of input)";
 
 /// Runs the session; returns the exit code.
-pub async fn run(node: &str, verbose: bool) -> Result<ExitCode, Error> {
-    let client = Client::connect(node).await?;
+pub async fn run(node: &str, options: &ConnectOptions, verbose: bool) -> Result<ExitCode, Error> {
+    let client = Client::connect_with(node, options).await?;
     let interactive = std::io::stdin().is_terminal();
     let mut shell = Shell::new(client);
     if interactive {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use rwc_api::capability::{self, exec::ExecOutput};
 use rwc_api::module::ExportDescription;
 use rwc_api::{InstanceOptions, NodeInfo, Request, instance, root, upload};
-use rwc_protocol::transport::{connect_child, connect_tcp, connect_unix};
+use rwc_protocol::transport::{connect_child, connect_unix};
 use rwc_protocol::{
-    CallOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef, PendingCall, Service,
-    Value,
+    Address, CallOptions, ConnectOptions, Connection, ConnectionConfig, Error, ErrorKind, NetRef,
+    PendingCall, Service, Value,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,24 +74,46 @@ fn client_root() -> NetRef {
 }
 
 impl Client {
-    /// Connects to `addr`: `HOST:PORT`, or `unix:/path/to/socket`.
+    /// Connects to `addr` ([`Address`]: `HOST:PORT`, `unix:/path`, `tls://HOST:PORT`,
+    /// `tls+unix:/path`) with no token, trusting the system's CAs for TLS.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(addr: &str) -> Result<Client, Error> {
+        Client::connect_with(addr, &ConnectOptions::default()).await
+    }
+
+    /// Connects to `addr` with `options`: the TLS settings for a `tls://` node (CA, client
+    /// certificate), the token to present and the options of `ssh` for an `ssh://` node.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), rwc_client::Error> {
+    /// use std::path::Path;
+    /// use rwc_client::{Client, ConnectOptions, TlsClientConfig, Token};
+    ///
+    /// let tls = TlsClientConfig::from_pem_files(Some(Path::new("certs/ca.pem")), None)?;
+    /// let token = Token::from_file(Path::new("ops.token"))?;
+    /// let options = ConnectOptions::new().with_tls(tls).with_token(token);
+    /// let client = Client::connect_with("tls://node1.example.com:18870", &options).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the attempt.
+    pub async fn connect_with(addr: &str, options: &ConnectOptions) -> Result<Client, Error> {
         if crate::ssh::is_ssh(addr) {
-            return Client::connect_ssh(&addr.parse()?, &[]).await;
+            return Client::connect_ssh(&addr.parse()?, options).await;
         }
-        let conn = match addr.strip_prefix("unix:") {
-            Some(path) => connect_unix(path, client_root(), config()).await,
-            None => connect_tcp(addr, client_root(), config()).await,
-        }
-        .map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("cannot reach node at {addr}: {}", e.message()),
-            )
-        })?;
+        let address: Address = addr.parse()?;
+        let conn = address
+            .connect(options, client_root(), config())
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("cannot reach node at {addr}: {}", e.message()),
+                )
+            })?;
         Ok(Client::from_connection(conn, None))
     }
 
@@ -105,17 +127,22 @@ impl Client {
     }
 
     /// Connects to a node over SSH: runs `ssh … HOST rwc-node --stdio` (or the copy
-    /// [`ssh::deploy`](crate::ssh::deploy) put there) and talks over its pipes; `options`
-    /// go to `ssh` (`"-i KEY"`, `"-o UserKnownHostsFile=FILE"`). The remote node lives as
-    /// long as the connection.
+    /// [`ssh::deploy`](crate::ssh::deploy) put there) with `options.ssh` (`"-i KEY"`,
+    /// `"-o UserKnownHostsFile=FILE"`) and talks over its pipes, presenting
+    /// `options.token`. The remote node lives as long as the connection.
     ///
     /// # Cancel safety
     /// Dropping the future kills `ssh`, which ends the remote node.
     pub async fn connect_ssh(
         addr: &crate::ssh::SshAddress,
-        options: &[String],
+        options: &ConnectOptions,
     ) -> Result<Client, Error> {
-        Client::connect_stdio(addr.node_command(options))
+        let mut config = config();
+        if let Some(token) = &options.token {
+            config.credentials = Some(token.as_bytes().to_vec());
+        }
+        let command = addr.node_command(&options.ssh);
+        let (conn, child) = connect_child(command, client_root(), config)
             .await
             .map_err(|e| {
                 Error::new(
@@ -125,7 +152,8 @@ impl Client {
                         e.message()
                     ),
                 )
-            })
+            })?;
+        Ok(Client::from_connection(conn, Some(child)))
     }
 
     /// Starts `command` (e.g. `rwc-node --stdio`, or `ssh host rwc-node --stdio`) and talks

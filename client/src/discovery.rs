@@ -14,7 +14,7 @@
 //! ```
 
 use futures::future::BoxFuture;
-use rwc_protocol::Error;
+use rwc_protocol::{Address, ConnectOptions, Error};
 
 use crate::registry::RegistryClient;
 
@@ -105,9 +105,10 @@ impl Discovery for Dns {
     }
 }
 
-/// `HOST:PORT` → every address it resolves to; `unix:/path` and `ssh://…` as they are.
+/// `HOST:PORT` → every address it resolves to; other forms (`unix:/path`, `ssh://…`,
+/// `tls://HOST:PORT`, whose certificate names the host, not an address) as they are.
 async fn lookup(name: &str) -> Result<Vec<String>, Error> {
-    if name.starts_with("unix:") || crate::ssh::is_ssh(name) {
+    if crate::ssh::is_ssh(name) || !matches!(name.parse::<Address>()?, Address::Tcp(_)) {
         return Ok(vec![name.to_owned()]);
     }
     let found = tokio::net::lookup_host(name).await.map_err(|e| {
@@ -124,23 +125,42 @@ async fn lookup(name: &str) -> Result<Vec<String>, Error> {
 pub struct RegistryDiscovery {
     registry: String,
     tag: Option<String>,
+    options: ConnectOptions,
 }
 
 impl RegistryDiscovery {
-    /// The nodes the registry at `registry` (`HOST:PORT`) lists under `tag` (every node
-    /// if `None`).
+    /// The nodes the registry at `registry` (`HOST:PORT`, `tls://HOST:PORT`) lists under
+    /// `tag` (every node if `None`).
     pub fn new(registry: impl Into<String>, tag: Option<&str>) -> Self {
         RegistryDiscovery {
             registry: registry.into(),
             tag: tag.map(str::to_owned),
+            options: ConnectOptions::default(),
         }
+    }
+
+    /// Reaches the registry with `options` (its TLS settings, a lookup token). The nodes
+    /// it lists are connected to with the pool's own options, not these.
+    pub fn with_options(mut self, options: ConnectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The registry's address.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The tag looked up, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
     }
 }
 
 impl Discovery for RegistryDiscovery {
     fn resolve(&self) -> BoxFuture<'_, Result<Vec<NodeAddr>, Error>> {
         Box::pin(async move {
-            let registry = RegistryClient::connect(&self.registry).await?;
+            let registry = RegistryClient::connect_with(&self.registry, &self.options).await?;
             let entries = match &self.tag {
                 Some(tag) => registry.lookup(tag).await,
                 None => registry.list().await,

@@ -4,8 +4,11 @@
 //! them with limits and capabilities, call their exports with typed values, and stream
 //! guest output while they run. Split work across many nodes with a [`Pool`].
 //!
-//! - [`Client`]: one node, over TCP ([`Client::connect`]), a Unix socket, or the pipes of
-//!   a child process ([`Client::connect_stdio`]), or over SSH (`ssh://HOST`, [`ssh`]).
+//! - [`Client`]: one node, over TCP ([`Client::connect`]), TLS, a Unix socket, the pipes
+//!   of a child process ([`Client::connect_stdio`]), or SSH (`ssh://[USER@]HOST[:PORT]`,
+//!   [`ssh`]). [`ConnectOptions`] (TLS settings, token, ssh options) say how to connect;
+//!   [`Address`] lists the address forms (`HOST:PORT`, `unix:/path`, `tls://HOST:PORT`,
+//!   `tls+unix:/path`); `ssh://` is [`ssh::SshAddress`].
 //! - [`Module`] and [`Instance`]: what the node holds for you; an instance's exports are
 //!   called by name with typed arguments.
 //! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
@@ -52,6 +55,7 @@ pub use pool::{
 pub use rwc_api::module::ExportDescription;
 pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};
 pub use rwc_protocol::{
-    Error, ErrorKind, NetRef, PendingCall, Service, Value, callable, from_value, to_value,
+    Address, ConnectOptions, Error, ErrorKind, NetRef, PendingCall, Service, TlsClientConfig,
+    Token, Value, callable, from_value, to_value,
 };
 pub use rwc_registry as registry;

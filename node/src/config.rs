@@ -7,6 +7,7 @@ pub use rwc_api::Limits;
 use serde::Deserialize;
 
 use crate::capabilities::{CommandConfig, DirConfig};
+pub use crate::principal::PrincipalConfig;
 use crate::sandbox::SandboxConfig;
 
 /// Everything a node can be told. Missing keys take the defaults shown by
@@ -29,6 +30,21 @@ pub struct NodeConfig {
     pub commands: Vec<CommandConfig>,
     /// Limits.
     pub limits: Limits,
+    /// TLS certificate chain (PEM) to serve with, with `tls_key`: the node then speaks
+    /// only TLS (`tls://HOST:PORT` on the client side).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM): every client must present a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve on a non-loopback address without TLS and principals anyway (with a warning).
+    pub insecure: bool,
+    /// Who may connect, each with its own grants and limits. None: one anonymous
+    /// principal with the root operations and `grants`, on loopback and Unix addresses
+    /// only.
+    pub principals: Vec<PrincipalConfig>,
+    /// The mount points `sys.disk(path)` may report on; any other path is `denied`.
+    pub disk_mounts: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -41,6 +57,12 @@ impl Default for NodeConfig {
             dirs: Vec::new(),
             commands: Vec::new(),
             limits: Limits::default(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            insecure: false,
+            principals: Vec::new(),
+            disk_mounts: vec!["/".into()],
         }
     }
 }
@@ -84,5 +106,38 @@ mod tests {
         assert_eq!(c.limits.memory_bytes, 256 << 20);
         let err = toml::from_str::<NodeConfig>("[limits]\ncall_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("call_timeout"), "{err}");
+    }
+
+    #[test]
+    fn principals_read_as_the_docs_write_them() {
+        let c: NodeConfig = toml::from_str(
+            r#"
+tls_cert = "node.pem"
+tls_key = "node.key"
+disk_mounts = ["/", "/data"]
+
+[[principals]]
+name = "ops"
+token_sha256 = "1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0"
+grants = ["upload", "instantiate", "run", "info", "sys", "log"]
+[principals.limits]
+memory_bytes = 67108864
+max_instances = 8
+
+[[principals]]
+name = "ci"
+client_cert = "CN=ci"
+grants = ["run"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.principals.len(), 2);
+        assert_eq!(c.principals[0].name, "ops");
+        assert_eq!(c.principals[0].limits.max_instances, Some(8));
+        assert_eq!(c.principals[1].client_cert.as_deref(), Some("CN=ci"));
+        assert_eq!(c.disk_mounts, ["/", "/data"]);
+        let err = toml::from_str::<NodeConfig>("[[principals]]\nname = \"a\"\ntoken = \"x\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("token"), "{err}");
     }
 }

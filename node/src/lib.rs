@@ -8,7 +8,9 @@
 //! - [`instance`]: a live instance as a netref, and the actor that runs its calls.
 //! - `abi`: the node's side of the guest ABI (`docs/abi.md`); [`capabilities`]: the host
 //!   objects (`sys`, `log`) a guest can be handed.
-//! - [`server`] listens (TCP, Unix socket, stdio) and shuts down gracefully.
+//! - [`principal`]: who may connect (tokens, client certificates), with what grants and
+//!   limits; a node without principals serves only loopback and Unix-socket clients.
+//! - [`server`] listens (TCP, Unix socket, stdio; plain or TLS) and shuts down gracefully.
 //! - `rwc-node --register` keeps the node listed in a registry ([`rwc_registry`]), so
 //!   clients find it by tag.
 
@@ -19,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod instance;
 mod node;
+pub mod principal;
 pub mod sandbox;
 pub mod server;
 pub mod service;

@@ -1,24 +1,29 @@
 //! `rwc-node`: makes this machine a place to run uploaded Wasm.
 
-use std::io::Write;
+mod gen_cert;
+
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
-use rwc_protocol::signal;
+use rwc_protocol::{ConnectOptions, TlsClientConfig, Token, signal};
 use rwc_registry::Registration;
 use tracing_subscriber::EnvFilter;
 
 /// Run uploaded WebAssembly in a sandbox, for rwc clients.
 ///
 /// Every flag has a key of the same name in the TOML config file (limits under `[limits]`);
-/// flags win over the file.
+/// flags win over the file. Who may connect, and with what grants, is the file's
+/// `[[principals]]`; without any, the node serves only loopback and unix: addresses.
 #[derive(Debug, Parser)]
-#[command(name = "rwc-node", version)]
+#[command(name = "rwc-node", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Tool>,
     /// Address to listen on: HOST:PORT (port 0 picks a free one) or unix:/path.
     #[arg(long)]
     listen: Option<String>,
@@ -72,6 +77,37 @@ struct Args {
     /// third of it.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     register_ttl_secs: u64,
+    /// File whose first line is the token the registry accepts registrations with (see
+    /// `rwc registry --register-token-file`).
+    #[arg(long, value_name = "FILE", requires = "register")]
+    register_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for a `tls://` registry (default: the system's).
+    #[arg(long, value_name = "FILE", requires = "register")]
+    register_tls_ca: Option<PathBuf>,
+    /// TLS certificate chain (PEM) to serve with: the node then speaks only TLS, and
+    /// clients connect to tls://HOST:PORT.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM): every client must present a certificate it signed.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve a non-loopback address even without TLS and principals (logs a warning).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// Tools beside serving.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// Write a CA, a node certificate it signed and client certificates: a working TLS
+    /// setup in one command (an existing CA in DIR is reused).
+    GenCert(gen_cert::GenCert),
+    /// Read a token on stdin and print the config line that lets it in:
+    /// `token_sha256 = "…"` (for a `[[principals]]` entry).
+    HashToken,
 }
 
 /// Large messages (a 64 MiB buffer) churn fresh pages under the system allocator; mimalloc
@@ -81,6 +117,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = &args.command {
+        let done = match tool {
+            Tool::GenCert(g) => g.run(),
+            Tool::HashToken => hash_token(),
+        };
+        return match done {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rwc-node: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -107,12 +159,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let registry = args.register.clone().map(|registry| Registering {
-        registry,
-        tags: args.tags.clone(),
-        advertise: args.advertise.clone(),
-        ttl: Duration::from_secs(args.register_ttl_secs),
-    });
+    let registry = match registering(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rwc-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match runtime.block_on(run(config, args.stdio, registry)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -158,6 +211,14 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
     if let Some(v) = args.max_concurrent_calls {
         l.max_concurrent_calls = v;
     }
+    if args.tls_cert.is_some() {
+        c.tls_cert.clone_from(&args.tls_cert);
+        c.tls_key.clone_from(&args.tls_key);
+    }
+    if args.tls_client_ca.is_some() {
+        c.tls_client_ca.clone_from(&args.tls_client_ca);
+    }
+    c.insecure |= args.insecure;
     Ok(c)
 }
 
@@ -167,6 +228,46 @@ struct Registering {
     tags: Vec<String>,
     advertise: Option<String>,
     ttl: Duration,
+    options: ConnectOptions,
+}
+
+fn registering(args: &Args) -> Result<Option<Registering>, String> {
+    let Some(registry) = args.register.clone() else {
+        return Ok(None);
+    };
+    let mut options = ConnectOptions::new();
+    if let Some(file) = &args.register_token_file {
+        options.token = Some(Token::from_file(file).map_err(|e| e.message().to_owned())?);
+    }
+    if let Some(ca) = &args.register_tls_ca {
+        let tls =
+            TlsClientConfig::from_pem_files(Some(ca), None).map_err(|e| e.message().to_owned())?;
+        options.tls = Some(tls);
+    }
+    Ok(Some(Registering {
+        registry,
+        tags: args.tags.clone(),
+        advertise: args.advertise.clone(),
+        ttl: Duration::from_secs(args.register_ttl_secs),
+        options,
+    }))
+}
+
+/// `rwc-node hash-token`: the token on stdin → the line for the config file.
+fn hash_token() -> Result<String, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("type the token, then Enter:");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_line(&mut text)
+        .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+    let token = Token::new(text.lines().next().unwrap_or("")).map_err(|_| {
+        "no token on stdin: pipe one in, e.g. `rwc-node hash-token < ops.token`".to_owned()
+    })?;
+    Ok(format!("token_sha256 = \"{}\"\n", token.digest()))
 }
 
 async fn run(
@@ -201,6 +302,7 @@ async fn run(
             advertise,
             tags: r.tags,
             ttl: r.ttl,
+            options: r.options,
         }
     });
     let refresher = registration.clone().map(|r| tokio::spawn(r.run()));

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rwc_api::NodeInfo;
-use rwc_protocol::{Error, NetRef};
+use rwc_protocol::{Error, NetRef, TlsServerConfig};
 use tokio::sync::Semaphore;
 
 use crate::capabilities::Host;
 use crate::config::NodeConfig;
 use crate::error::to_error;
+use crate::principal::{Principal, Principals};
 use crate::sandbox::{Sandbox, SandboxStats};
 
 /// A node: the sandbox, its configuration and counters. Cheap to clone; every connection's
@@ -32,17 +33,29 @@ pub(crate) struct NodeInner {
     pub(crate) calls_refused: AtomicU64,
     pub(crate) uploads: AtomicU64,
     pub(crate) connections: AtomicU64,
+    pub(crate) principals: Arc<Principals>,
+    pub(crate) tls: Option<TlsServerConfig>,
 }
 
 /// wasmtime's version, read from the lock file by the build script.
 const WASMTIME_VERSION: &str = env!("RWC_WASMTIME_VERSION");
 
 impl Node {
-    /// Creates a node: its engine, caches and epoch ticker.
+    /// Creates a node: its principals, TLS settings (read from the files the config
+    /// names), directories and commands, engine, caches and epoch ticker.
     ///
     /// A bad `[[dirs]]` or `[[commands]]` entry is a `bad argument` error naming it.
     pub fn new(config: NodeConfig) -> Result<Node, Error> {
         let host = Host::new(&config).map_err(Error::bad_argument)?;
+        let tls = tls_config(&config)?;
+        let principals = Principals::new(
+            &config.principals,
+            &config.grants,
+            &config.limits,
+            tls.as_ref()
+                .is_some_and(TlsServerConfig::requires_client_cert),
+        )
+        .map_err(|e| Error::failed(format!("bad [[principals]]: {e}")))?;
         let sandbox = Sandbox::with_host_functions(config.sandbox_config(), crate::abi::define)
             .map_err(to_error)?;
         Ok(Node {
@@ -57,15 +70,32 @@ impl Node {
                 calls_refused: AtomicU64::new(0),
                 uploads: AtomicU64::new(0),
                 connections: AtomicU64::new(0),
+                principals: Arc::new(principals),
+                tls,
             }),
         })
     }
 
-    /// A fresh root service for one connection; instances it creates are freed when the
-    /// connection closes.
-    pub fn root(&self, principal: Option<String>) -> NetRef {
+    /// A fresh root service for one connection of the principal named `principal`
+    /// (`None`: the anonymous principal of a node without `[[principals]]`); instances it
+    /// creates are freed when the connection closes. A name the node does not know gets a
+    /// root that refuses everything.
+    pub fn root(&self, principal: Option<&str>) -> NetRef {
         self.inner.connections.fetch_add(1, Ordering::Relaxed);
-        NetRef::new(crate::service::RootService::new(self.clone(), principal))
+        match self.inner.principals.get(principal) {
+            Some(p) => NetRef::new(crate::service::RootService::new(self.clone(), p.clone())),
+            None => NetRef::new(crate::service::RootService::refusing(principal)),
+        }
+    }
+
+    /// The node's principals: the authenticator its listener runs.
+    pub fn principals(&self) -> &Arc<Principals> {
+        &self.inner.principals
+    }
+
+    /// The TLS settings the node serves with, if its config names a certificate.
+    pub fn tls(&self) -> Option<&TlsServerConfig> {
+        self.inner.tls.as_ref()
     }
 
     /// The node's configuration.
@@ -78,7 +108,15 @@ impl Node {
         self.inner.sandbox.stats()
     }
 
-    /// What `info()` answers.
+    /// What `info()` answers `caller`: the node's info, and the caller's principal.
+    pub fn info_for(&self, caller: &Principal) -> NodeInfo {
+        NodeInfo {
+            principal: Some(caller.info()),
+            ..self.info()
+        }
+    }
+
+    /// The node's version, counters and limits (without a caller's principal).
     pub fn info(&self) -> NodeInfo {
         let s = self.stats();
         let counter = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -97,7 +135,29 @@ impl Node {
             connections: counter(&self.inner.connections),
             grants: self.inner.config.grants.clone(),
             limits: self.inner.config.limits.clone(),
+            principal: None,
         }
+    }
+}
+
+/// The TLS settings `config` names: `tls_cert` and `tls_key` together, and `tls_client_ca`
+/// only with them.
+fn tls_config(config: &NodeConfig) -> Result<Option<TlsServerConfig>, Error> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let ca = config.tls_client_ca.as_deref();
+            TlsServerConfig::from_pem_files(cert, key, ca).map(Some)
+        }
+        (None, None) if config.tls_client_ca.is_some() => Err(Error::failed(
+            "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked in a TLS handshake",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::failed(
+            "--tls-cert needs --tls-key (the certificate's private key)",
+        )),
+        (None, Some(_)) => Err(Error::failed(
+            "--tls-key needs --tls-cert (the certificate it goes with)",
+        )),
     }
 }
 

@@ -1,12 +1,16 @@
 //! Serving connections: TCP (with `TCP_NODELAY`), Unix sockets, or one connection over
-//! stdio; graceful shutdown.
+//! stdio, plain or TLS; graceful shutdown.
+//!
+//! Every connection is authenticated by the node's [principals](crate::principal). A node
+//! refuses to serve a non-loopback address unless it has TLS and at least one principal
+//! (or `--insecure`): without both, anyone who can reach it could run code on it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rwc_protocol::listener::Listener;
-use rwc_protocol::transport::accept_stdio;
-use rwc_protocol::{ConnectionConfig, Error};
+use rwc_protocol::{Authenticator, Connection, ConnectionConfig, Error, PeerInfo};
 
 use crate::Node;
 
@@ -18,9 +22,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr`: `HOST:PORT` (port 0 picks a free one) or `unix:/path/to/socket`.
+    /// Binds `addr`: `HOST:PORT` (port 0 picks a free one) or `unix:/path/to/socket`,
+    /// serving TLS if the node's config names a certificate.
+    ///
+    /// Refuses a non-loopback address unless the node has TLS and at least one principal,
+    /// naming what is missing; with the config's `insecure` it binds anyway and logs a
+    /// warning.
     pub async fn bind(node: Node, addr: &str) -> Result<Server, Error> {
-        let listener = Listener::bind(addr).await?;
+        let mut listener = Listener::bind(addr).await?;
+        check_exposure(&node, &listener)?;
+        if let Some(tls) = node.tls() {
+            listener = listener.with_tls(tls.clone());
+        }
         Ok(Server { node, listener })
     }
 
@@ -34,9 +47,10 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let node = &self.node;
         let config = connection_config(node);
+        let serving = node.clone();
         let mut connections = self
             .listener
-            .serve(shutdown, config, || node.root(None))
+            .serve(shutdown, config, move |principal| serving.root(principal))
             .await;
         tracing::info!("shutting down: no new connections");
         drain(node).await;
@@ -46,20 +60,56 @@ impl Server {
 
 fn connection_config(node: &Node) -> ConnectionConfig {
     let limits = &node.config().limits;
+    let authenticator: Arc<dyn Authenticator> = node.principals().clone();
     ConnectionConfig {
         agent: format!("rwc-node {}", env!("CARGO_PKG_VERSION")),
+        authenticator: Some(authenticator),
         max_queued_bytes: usize::try_from(limits.max_queued_bytes).unwrap_or(usize::MAX),
         stall_timeout: Duration::from_millis(limits.stall_timeout_ms),
         ..ConnectionConfig::default()
     }
 }
 
-/// Serves one connection over stdin/stdout (`rwc-node --stdio`), until it closes.
+/// Serves one connection over stdin/stdout (`rwc-node --stdio`), until it closes. Its
+/// peer is authenticated like any other (a node with principals wants a token); TLS is
+/// not spoken over stdio, whose other end (`ssh`, inetd) secures the channel.
 pub async fn serve_stdio(node: Node) -> Result<(), Error> {
-    let conn = accept_stdio(node.root(None), connection_config(&node)).await?;
+    let config = connection_config(&node);
+    let peer = PeerInfo::at("stdio");
+    let (r, w) = (tokio::io::stdin(), tokio::io::stdout());
+    let conn = Connection::accept_peer(r, w, peer, config, |p| node.root(p)).await?;
     let reason = conn.closed().await;
     tracing::debug!(%reason, "stdio connection closed");
     Ok(())
+}
+
+/// Refuses to serve beyond loopback without TLS and a principal, unless the config says
+/// `insecure`.
+fn check_exposure(node: &Node, listener: &Listener) -> Result<(), Error> {
+    let config = node.config();
+    let (bound, loopback) = (listener.address(), listener.is_loopback());
+    let mut missing = Vec::new();
+    if node.tls().is_none() {
+        missing.push("TLS (--tls-cert and --tls-key)");
+    }
+    if node.principals().is_anonymous() {
+        missing.push("a principal ([[principals]] in the --config file)");
+    }
+    if loopback || missing.is_empty() {
+        return Ok(());
+    }
+    let missing = missing.join(" and ");
+    if config.insecure {
+        tracing::warn!(
+            address = bound,
+            "serving {bound} without {missing} (--insecure): anyone who can reach it can run code on this machine"
+        );
+        return Ok(());
+    }
+    Err(Error::failed(format!(
+        "refusing to serve {bound}, which is not a loopback address, without {missing}: anyone who can reach it could run code on this machine. \
+         Add what is missing (see `rwc-node gen-cert` and `rwc-node hash-token`), listen on 127.0.0.1 or a unix: socket, or pass --insecure to start anyway"
+    )))
 }
 
 /// Waits until no guest call is running, or the grace period passes.

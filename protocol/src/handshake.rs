@@ -16,6 +16,7 @@ use crate::codec;
 use crate::connection::ConnectionLimits;
 use crate::error::{Error, ErrorKind};
 use crate::frame;
+use crate::tls::{self, TlsIdentity};
 use crate::value::DecodeLimits;
 
 /// The first bytes of every rwc connection, in each direction.
@@ -23,6 +24,17 @@ pub const MAGIC: [u8; 8] = *b"\x89RWC\r\n\x1a\n";
 
 /// Largest handshake frame accepted.
 const MAX_HELLO: usize = 64 * 1024;
+
+/// The first byte of a TLS handshake record (a client's first message).
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a plain node says when a TLS client connects (its log, and the client's error if
+/// it reads it).
+const TLS_CLIENT: &str = "the peer started a TLS handshake, but this node serves plain rwc: \
+     connect without tls://, or give the node --tls-cert and --tls-key";
+
+/// What a plain client sees from a TLS node (rewritten with the node's address).
+const TLS_SERVER: &str = "this node speaks TLS: use a tls:// address";
 
 /// What each side says about itself when the connection opens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,27 +54,65 @@ pub struct Hello {
     pub agent: String,
 }
 
-/// Decides whether a connecting peer may use this side.
-pub trait Authenticator: Send + Sync + 'static {
-    /// Checks the peer's credentials; returns the principal's name, or a `denied` error
-    /// that is sent to the peer.
-    fn authenticate(&self, credentials: Option<&[u8]>) -> Result<String, Error>;
+/// What the accepting side knows of a connecting peer when it authenticates it: where it
+/// connected from and, over TLS, the names in the client certificate it presented.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's address (`127.0.0.1:53012`, `unix:/run/rwc.sock`), where the transport
+    /// has one.
+    pub address: Option<String>,
+    /// The verified names of the peer's client certificate, if it presented one over TLS.
+    pub tls: Option<TlsIdentity>,
 }
 
-impl fmt::Debug for dyn Authenticator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Authenticator")
+impl PeerInfo {
+    /// A peer at `address`, without a client certificate.
+    pub fn at(address: impl Into<String>) -> PeerInfo {
+        PeerInfo {
+            address: Some(address.into()),
+            tls: None,
+        }
     }
 }
 
+impl fmt::Display for PeerInfo {
+    /// The address, or `an unknown peer`; for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.address.as_deref().unwrap_or("an unknown peer"))
+    }
+}
+
+/// Decides whether a connecting peer may use this side.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Checks the peer: the `credentials` it presented in the handshake (a token, `None`
+    /// when it sent none) and what the transport tells of it (address, TLS client
+    /// certificate). Returns the principal's name, or a `denied` error that is sent to the
+    /// peer, which then gets no object at all. An implementation logs what it refuses
+    /// (with the peer's address, never the credentials).
+    fn authenticate(&self, peer: &PeerInfo, credentials: Option<&[u8]>) -> Result<String, Error>;
+}
+
 /// The connecting side of the handshake. Returns the acceptor's `Hello`.
-pub(crate) async fn connect<R, W>(r: &mut R, w: &mut W, hello: &Hello) -> Result<Hello, Error>
+/// `peer` names the node for messages (`127.0.0.1:18870`), where the transport knows it.
+pub(crate) async fn connect<R, W>(
+    r: &mut R,
+    w: &mut W,
+    hello: &Hello,
+    peer: Option<&str>,
+) -> Result<Hello, Error>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     write_hello(w, &Ok::<_, Error>(hello.clone())).await?;
-    let theirs = read_hello(r).await?;
+    let theirs = read_hello(r).await.map_err(|e| {
+        if e.kind() == ErrorKind::Protocol && e.message() == TLS_SERVER {
+            let to = peer.map_or_else(|| "a tls:// address".to_owned(), |p| format!("tls://{p}"));
+            Error::protocol(format!("this node speaks TLS: use {to}"))
+        } else {
+            e
+        }
+    })?;
     check_hello(&theirs)?;
     Ok(theirs)
 }
@@ -73,14 +123,27 @@ pub(crate) async fn accept<R, W>(
     w: &mut W,
     hello: &Hello,
     auth: Option<&dyn Authenticator>,
+    peer: &PeerInfo,
 ) -> Result<(Hello, Option<String>), Error>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let theirs = read_hello(r).await?;
+    let theirs = match read_hello(r).await {
+        Ok(theirs) => theirs,
+        Err(e) => {
+            if e.kind() == ErrorKind::Protocol && e.message() == TLS_CLIENT {
+                // A TLS client: answer with the magic, which its TLS stack reads as a
+                // record no TLS server sends, and so can tell it reached a plain node.
+                let _ = write_hello(w, &Err::<Hello, _>(e.clone())).await;
+            }
+            return Err(e);
+        }
+    };
     let verdict = check_hello(&theirs).and_then(|()| match auth {
-        Some(auth) => auth.authenticate(theirs.credentials.as_deref()).map(Some),
+        Some(auth) => auth
+            .authenticate(peer, theirs.credentials.as_deref())
+            .map(Some),
         None => Ok(None),
     });
     match verdict {
@@ -139,6 +202,14 @@ async fn read_magic<R: AsyncRead + Unpin>(r: &mut R) -> Result<(), Error> {
             ));
         }
         if got[n..n + k] != MAGIC[n..n + k] {
+            if tls::is_tls_record(&got[..n + k]) {
+                // A handshake record from a client, an alert from a server.
+                return Err(Error::protocol(if got[0] == HANDSHAKE_RECORD {
+                    TLS_CLIENT
+                } else {
+                    TLS_SERVER
+                }));
+            }
             return Err(Error::protocol(format!(
                 "peer is not speaking rwc: expected the rwc magic bytes, got {:?}",
                 String::from_utf8_lossy(&got[..n + k])
@@ -149,6 +220,9 @@ async fn read_magic<R: AsyncRead + Unpin>(r: &mut R) -> Result<(), Error> {
     Ok(())
 }
 
+/// An I/O error during the handshake. Over TLS it may be the node refusing this client's
+/// certificate, which TLS 1.3 tells only after the client's side of the TLS handshake.
 fn io_err(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Disconnected, format!("handshake failed: {e}"))
+    tls::after_handshake(&e)
+        .unwrap_or_else(|| Error::new(ErrorKind::Disconnected, format!("handshake failed: {e}")))
 }

@@ -31,6 +31,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "io")]
+pub mod address;
 pub mod codec;
 pub mod error;
 pub mod message;
@@ -51,21 +53,31 @@ pub mod object;
 #[cfg(feature = "io")]
 pub mod signal;
 #[cfg(feature = "io")]
+pub mod tls;
+#[cfg(feature = "io")]
+pub mod token;
+#[cfg(feature = "io")]
 pub mod transport;
 
 pub use error::{Error, ErrorKind, Result};
 pub use value::{DecodeLimits, Ref, Value, WireRef, from_value, to_value};
 
 #[cfg(feature = "io")]
+pub use address::{Address, ConnectOptions};
+#[cfg(feature = "io")]
 pub use connection::{
     CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats, PendingCall,
 };
 #[cfg(feature = "io")]
-pub use handshake::{Authenticator, Hello, MAGIC};
+pub use handshake::{Authenticator, Hello, MAGIC, PeerInfo};
 #[cfg(feature = "io")]
 pub use netref::{METHODS_METHOD, NetRef};
 #[cfg(feature = "io")]
 pub use object::{CallContext, Dispatch, MethodInfo, Object, Service, callable};
+#[cfg(feature = "io")]
+pub use tls::{CertName, TlsClientConfig, TlsIdentity, TlsServerConfig};
+#[cfg(feature = "io")]
+pub use token::{Token, TokenDigest};
 
 /// Protocol version spoken by this build; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -1,18 +1,22 @@
-//! Listening for connections: one TCP or Unix socket, and the accept loop every rwc server
-//! (a node, a registry) runs on it: each connection is served its own root object until
-//! it closes.
+//! Listening for connections: one TCP or Unix socket, plain or TLS, and the accept loop
+//! every rwc server (a node, a registry) runs on it: each connection is served its own
+//! root object, made for the principal it authenticated as, until it closes.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
-use crate::connection::ConnectionConfig;
+use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, ErrorKind};
+use crate::handshake::PeerInfo;
 use crate::netref::NetRef;
-use crate::transport::{accept_tcp, accept_unix};
+use crate::tls::{self, TlsServerConfig};
+use crate::transport::nodelay;
 
 /// A bound socket: `HOST:PORT` (TCP) or `unix:/path`. A Unix socket's file is removed when
 /// the listener drops.
@@ -20,6 +24,7 @@ use crate::transport::{accept_tcp, accept_unix};
 pub struct Listener {
     socket: Socket,
     address: String,
+    tls: Option<TlsServerConfig>,
 }
 
 #[derive(Debug)]
@@ -31,9 +36,12 @@ enum Socket {
 /// An accepted stream, not yet a connection.
 #[derive(Debug)]
 enum Accepted {
-    Tcp(TcpStream),
+    Tcp(TcpStream, SocketAddr),
     Unix(UnixStream),
 }
+
+/// Makes the root object of a connection for the principal it authenticated as.
+type RootFor = Arc<dyn Fn(Option<&str>) -> NetRef + Send + Sync>;
 
 impl Listener {
     /// Binds `addr`: `HOST:PORT` (port 0 picks a free one) or `unix:/path/to/socket` (a
@@ -61,7 +69,34 @@ impl Listener {
                 (Socket::Tcp(l), address)
             }
         };
-        Ok(Listener { socket, address })
+        Ok(Listener {
+            socket,
+            address,
+            tls: None,
+        })
+    }
+
+    /// Serves TLS with `tls` on this socket: every connection opens with a TLS handshake
+    /// (which must finish, with the rwc handshake, within the connection config's
+    /// `handshake_timeout`).
+    pub fn with_tls(mut self, tls: TlsServerConfig) -> Listener {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether only this machine can connect: a Unix socket, or TCP on a loopback address
+    /// (`127.0.0.1`, `::1`; not `0.0.0.0`). A server beyond loopback should speak TLS and
+    /// authenticate its peers.
+    pub fn is_loopback(&self) -> bool {
+        match &self.socket {
+            Socket::Unix(..) => true,
+            Socket::Tcp(l) => l.local_addr().is_ok_and(|a| a.ip().is_loopback()),
+        }
+    }
+
+    /// The TLS settings this listener serves with, if it serves TLS.
+    pub fn tls(&self) -> Option<&TlsServerConfig> {
+        self.tls.as_ref()
     }
 
     /// The address actually bound (`127.0.0.1:41234`, `unix:/tmp/rwc.sock`).
@@ -69,10 +104,12 @@ impl Listener {
         &self.address
     }
 
-    /// Accepts connections until `shutdown` completes. Each one gets a fresh `root()`
-    /// and runs as its own task until it closes; returns the tasks still running then, for
-    /// the caller to wait for or abort. A failed accept (out of file descriptors, say) is
-    /// logged and retried shortly.
+    /// Accepts connections until `shutdown` completes. Each one runs as its own task until
+    /// it closes, served a fresh root made by `root` for the principal the connection's
+    /// [`Authenticator`](crate::Authenticator) named (`None` without one); returns the
+    /// tasks still running then, for the caller to wait for or abort. A failed accept (out
+    /// of file descriptors, say) is logged and retried shortly; a failed or refused
+    /// handshake is logged with the peer's address.
     ///
     /// # Cancel safety
     /// Dropping the future stops accepting and aborts the connections' tasks.
@@ -80,8 +117,9 @@ impl Listener {
         &self,
         shutdown: impl Future<Output = ()>,
         config: ConnectionConfig,
-        root: impl Fn() -> NetRef,
+        root: impl Fn(Option<&str>) -> NetRef + Send + Sync + 'static,
     ) -> JoinSet<()> {
+        let root: RootFor = Arc::new(root);
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -89,7 +127,9 @@ impl Listener {
                 () = &mut shutdown => break,
                 accepted = self.accept() => match accepted {
                     Ok(stream) => {
-                        connections.spawn(serve_one(stream, root(), config.clone()));
+                        let (address, tls) = (self.peer_address(&stream), self.tls.clone());
+                        let serving = serve_one(stream, address, tls, root.clone(), config.clone());
+                        connections.spawn(serving);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -104,8 +144,17 @@ impl Listener {
 
     async fn accept(&self) -> std::io::Result<Accepted> {
         match &self.socket {
-            Socket::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+            Socket::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
             Socket::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+
+    /// Who connected, for the authenticator and the logs: a TCP peer's address; for a Unix
+    /// socket (whose clients have no address), the socket's.
+    fn peer_address(&self, stream: &Accepted) -> String {
+        match stream {
+            Accepted::Tcp(_, addr) => addr.to_string(),
+            Accepted::Unix(_) => self.address.clone(),
         }
     }
 }
@@ -118,19 +167,50 @@ impl Drop for Listener {
     }
 }
 
-/// Runs the handshake on `stream`, then serves `root` to the peer until the connection
-/// closes.
-async fn serve_one(stream: Accepted, root: NetRef, config: ConnectionConfig) {
-    let conn = match stream {
-        Accepted::Tcp(s) => accept_tcp(s, root, config).await,
-        Accepted::Unix(s) => accept_unix(s, root, config).await,
+/// Runs the handshakes on `stream` (TLS, if `tls`, then rwc), then serves the root made
+/// for its principal until the connection closes.
+async fn serve_one(
+    stream: Accepted,
+    address: String,
+    tls: Option<TlsServerConfig>,
+    root: RootFor,
+    config: ConnectionConfig,
+) {
+    let make_root = |principal: Option<&str>| root(principal);
+    let conn = match (stream, &tls) {
+        (Accepted::Tcp(s, _), None) => match nodelay(&s) {
+            Ok(()) => {
+                let (r, w) = s.into_split();
+                let peer = PeerInfo::at(address.clone());
+                Connection::accept_peer(r, w, peer, config, make_root).await
+            }
+            Err(e) => Err(e),
+        },
+        (Accepted::Unix(s), None) => {
+            let (r, w) = s.into_split();
+            let peer = PeerInfo::at(address.clone());
+            Connection::accept_peer(r, w, peer, config, make_root).await
+        }
+        (Accepted::Tcp(s, _), Some(tls)) => match nodelay(&s) {
+            Ok(()) => tls::accept(s, tls, Some(address.clone()), config, make_root).await,
+            Err(e) => Err(e),
+        },
+        (Accepted::Unix(s), Some(tls)) => {
+            tls::accept(s, tls, Some(address.clone()), config, make_root).await
+        }
     };
     match conn {
         Ok(conn) => {
-            tracing::debug!(connection = conn.id(), peer = %conn.peer().agent, "peer connected");
+            tracing::debug!(
+                connection = conn.id(),
+                peer = %address,
+                agent = %conn.peer().agent,
+                principal = conn.principal().unwrap_or("-"),
+                "peer connected"
+            );
             let reason = conn.closed().await;
             tracing::debug!(connection = conn.id(), %reason, "peer gone");
         }
-        Err(e) => tracing::info!(error = %e, "handshake failed"),
+        Err(e) => tracing::info!(peer = %address, error = %e, "handshake failed"),
     }
 }

@@ -44,19 +44,23 @@ async fn tcp(
     config: ConnectionConfig,
     connecting: bool,
 ) -> Result<Connection, Error> {
-    // Calls are small writes that must never wait for Nagle's algorithm.
-    stream.set_nodelay(true).map_err(|e| {
-        Error::new(
-            ErrorKind::Disconnected,
-            format!("cannot set TCP_NODELAY: {e}"),
-        )
-    })?;
+    nodelay(&stream)?;
     let (r, w) = stream.into_split();
     if connecting {
         Connection::connect_split(r, w, root, config).await
     } else {
         Connection::accept_split(r, w, root, config).await
     }
+}
+
+/// Sets `TCP_NODELAY`: calls are small writes that must never wait for Nagle's algorithm.
+pub(crate) fn nodelay(stream: &TcpStream) -> Result<(), Error> {
+    stream.set_nodelay(true).map_err(|e| {
+        Error::new(
+            ErrorKind::Disconnected,
+            format!("cannot set TCP_NODELAY: {e}"),
+        )
+    })
 }
 
 /// Connects over a Unix socket.

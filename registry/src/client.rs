@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use rwc_api::Request;
 use rwc_api::registry::{List, Lookup, Register, RegistryEntry, Unregister};
-use rwc_protocol::transport::connect_tcp;
-use rwc_protocol::{CallOptions, Connection, Error, Service};
+use rwc_protocol::{Address, CallOptions, ConnectOptions, Connection, Error, Service};
 
 /// A connection to a registry.
 #[derive(Debug)]
@@ -14,23 +13,38 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// Connects to the registry at `addr` (`HOST:PORT`).
+    /// Connects to the registry at `addr` (`HOST:PORT`, `tls://HOST:PORT`, `unix:/path`),
+    /// with no token.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect(addr: &str) -> Result<RegistryClient, Error> {
-        let conn = connect_tcp(
-            addr,
-            Service::new("rwc-registry-client").into_object(),
-            crate::config("rwc-registry-client"),
-        )
-        .await
-        .map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("cannot reach the registry at {addr}: {}", e.message()),
+        RegistryClient::connect_with(addr, &ConnectOptions::default()).await
+    }
+
+    /// Connects to the registry at `addr` with `options`: the TLS settings for a `tls://`
+    /// registry, and the token it wants (to register, or to list if listing is closed).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the attempt.
+    pub async fn connect_with(
+        addr: &str,
+        options: &ConnectOptions,
+    ) -> Result<RegistryClient, Error> {
+        let address: Address = addr.parse()?;
+        let conn = address
+            .connect(
+                options,
+                Service::new("rwc-registry-client").into_object(),
+                crate::config("rwc-registry-client"),
             )
-        })?;
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("cannot reach the registry at {addr}: {}", e.message()),
+                )
+            })?;
         Ok(RegistryClient { conn })
     }
 

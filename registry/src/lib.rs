@@ -9,6 +9,10 @@
 //! - `unregister(addr)`: remove it at once (a node that shuts down cleanly does);
 //! - `list()`: every live entry; `lookup(tag)`: the live entries with that tag.
 //!
+//! A registry on loopback is open to every local process. Beyond loopback it takes
+//! registrations only from connections presenting a registration token ([`Access`]), and
+//! can serve TLS and close listing to all but lookup tokens ([`Security`]).
+//!
 //! Both halves live here, side by side: [`Registry`] is the table and the object a
 //! connection to the registry sees, [`RegistryServer`] serves it (`rwc registry --listen
 //! ADDR`); [`RegistryClient`] speaks to one, and [`Registration`] keeps a node listed.
@@ -30,15 +34,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 mod client;
 mod registration;
 mod server;
 mod table;
 
+pub use access::{Access, Role};
 pub use client::RegistryClient;
 pub use registration::Registration;
 pub use rwc_api::registry::{MAX_ENTRIES, MAX_TTL_SECS, RegistryEntry};
-pub use server::RegistryServer;
+pub use server::{RegistryServer, Security};
 pub use table::Registry;
 
 fn config(agent: &str) -> rwc_protocol::ConnectionConfig {

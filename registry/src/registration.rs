@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use rwc_protocol::Error;
+use rwc_protocol::{ConnectOptions, Error};
 
 use crate::RegistryClient;
 
 /// Where and how a node registers.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// The registry's address, `HOST:PORT`.
+    /// The registry's address, `HOST:PORT` or `tls://HOST:PORT`.
     pub registry: String,
     /// The address clients should use to reach this node.
     pub advertise: String,
@@ -20,6 +20,8 @@ pub struct Registration {
     pub tags: Vec<String>,
     /// How long the entry lives without a refresh; the node refreshes every third of it.
     pub ttl: Duration,
+    /// How to reach the registry: TLS settings and the registration token.
+    pub options: ConnectOptions,
 }
 
 impl Registration {
@@ -64,7 +66,7 @@ impl Registration {
     /// # Cancel safety
     /// Dropping the future abandons the request; the entry then expires after its TTL.
     pub async fn unregister(&self) -> Result<(), Error> {
-        let client = RegistryClient::connect(&self.registry).await?;
+        let client = RegistryClient::connect_with(&self.registry, &self.options).await?;
         client.unregister(&self.advertise).await?;
         client.close();
         Ok(())
@@ -73,7 +75,7 @@ impl Registration {
     async fn refresh(&self, client: &mut Option<RegistryClient>) -> Result<(), Error> {
         let c = match client.take() {
             Some(c) if !c.is_closed() => c,
-            _ => RegistryClient::connect(&self.registry).await?,
+            _ => RegistryClient::connect_with(&self.registry, &self.options).await?,
         };
         let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
         c.register(&self.advertise, &tags, self.ttl).await?;

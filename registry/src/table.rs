@@ -9,6 +9,8 @@ use rwc_api::registry::{self, List, Lookup, MAX_ENTRIES, Register, RegistryEntry
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, NetRef, Value, to_value};
 
+use crate::access::Role;
+
 /// The registry's table of nodes, shared by every connection to it. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
@@ -75,9 +77,17 @@ impl Registry {
         self.matching(|e| e.tags.iter().any(|t| t == tag))
     }
 
-    /// The object a client's connection sees as the registry's root.
+    /// The object a client's connection sees as the registry's root, with every right.
     pub fn service(&self) -> NetRef {
-        NetRef::new(self.clone())
+        self.service_as(Role::Register)
+    }
+
+    /// The root a connection in `role` sees: one that may only list refuses to register.
+    pub fn service_as(&self, role: Role) -> NetRef {
+        NetRef::new(RegistryService {
+            registry: self.clone(),
+            role,
+        })
     }
 
     fn matching(&self, keep: impl Fn(&Entry) -> bool) -> Vec<RegistryEntry> {
@@ -102,20 +112,53 @@ impl Registry {
     }
 }
 
-impl Dispatch for Registry {
+/// The registry as one connection sees it: what its role lets it do.
+#[derive(Debug)]
+struct RegistryService {
+    registry: Registry,
+    role: Role,
+}
+
+impl RegistryService {
+    /// Refuses (and logs) a change to the table from a connection that may only list.
+    fn may_change(&self, what: &str, addr: &str) -> Result<(), Error> {
+        if self.role == Role::Register {
+            return Ok(());
+        }
+        tracing::warn!(
+            addr,
+            "refused {what} of {addr}: the connection presented no registration token"
+        );
+        Err(Error::new(
+            ErrorKind::Denied,
+            format!(
+                "{what} refused: this registry takes registrations only with a registration token \
+                 (rwc-node --register-token-file FILE)"
+            ),
+        ))
+    }
+}
+
+impl Dispatch for RegistryService {
     const TYPE_NAME: &'static str = "registry";
     const METHODS: MethodTable = MethodTable(registry::METHODS);
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         let args = call.args;
+        let registry = &self.registry;
         match call.method {
             Register::METHOD => {
                 let r = Register::from_args(args)?;
-                to_value(&self.register(&r.addr, r.tags, r.ttl_secs)?)
+                self.may_change("registration", &r.addr)?;
+                to_value(&registry.register(&r.addr, r.tags, r.ttl_secs)?)
             }
-            Unregister::METHOD => to_value(&self.unregister(&Unregister::from_args(args)?.addr)),
-            List::METHOD => to_value(&self.list()),
-            Lookup::METHOD => to_value(&self.lookup(&Lookup::from_args(args)?.tag)),
+            Unregister::METHOD => {
+                let addr = Unregister::from_args(args)?.addr;
+                self.may_change("unregistration", &addr)?;
+                to_value(&registry.unregister(&addr))
+            }
+            List::METHOD => to_value(&registry.list()),
+            Lookup::METHOD => to_value(&registry.lookup(&Lookup::from_args(args)?.tag)),
             other => Err(Self::unknown(other)),
         }
     }

@@ -148,7 +148,7 @@ fn only_granted_commands_run() {
     let none = node_granting(r#"["sys"]"#);
     let (code, _, err) = exec(&none, &["echo", "word=hi"]);
     assert_eq!(code, 5, "{err}");
-    assert!(err.contains("`exec` is not granted"), "{err}");
+    assert!(err.contains("lacks the grant `exec`"), "{err}");
 }
 
 #[test]
@@ -236,4 +236,113 @@ async fn clients_list_and_guests_run_what_they_are_granted() {
     let err = bare.call::<Json>("check", ()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
     client.close();
+}
+
+/// Two principals on one node: `ops` holds the command `echo` and the read-write `fs:conf`,
+/// `dev` only the root operations. Neither reaches what the other was granted, and the
+/// audit trail names who did what.
+#[test]
+fn a_principal_reaches_only_its_own_grants_and_is_named_in_the_audit() {
+    use rwc_protocol::token::Token;
+    let dir = Scratch::new();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("app.toml"), "port = 80\n").unwrap();
+    let digest = |t: &str| Token::new(t).unwrap().digest().to_string();
+    let config = dir.file(
+        "node.toml",
+        format!(
+            "{COMMANDS}\n[[dirs]]\nname = \"conf\"\npath = \"{conf}\"\nguest_path = \"/conf\"\n\
+             read_only = false\n\
+             [[principals]]\nname = \"ops\"\ntoken_sha256 = \"{ops}\"\n\
+             grants = [\"upload\", \"instantiate\", \"run\", \"info\", \"exec:echo\", \"fs:conf\"]\n\
+             [[principals]]\nname = \"dev\"\ntoken_sha256 = \"{dev}\"\n\
+             grants = [\"upload\", \"instantiate\", \"run\", \"info\"]\n",
+            conf = conf.display(),
+            ops = digest("ops-secret-token"),
+            dev = digest("dev-secret-token"),
+        ),
+    );
+    let log = dir.path().join("node.log");
+    let node = spawn_node_logging(&["--config", &config], &log);
+    let ops = dir.file("ops.token", "ops-secret-token\n");
+    let dev = dir.file("dev.token", "dev-secret-token\n");
+    let as_ = |token: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--node", &node.addr, "--token-file", token]);
+        rwc(&all, "")
+    };
+
+    let (code, out, err) = as_(&ops, &["exec", "echo", "word=hi"]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let (code, _, err) = as_(&ops, &["exec", "df", "path=/"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("command `df` is not allowed"), "{err}");
+    let (code, _, err) = as_(&dev, &["exec", "echo", "word=hi"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("principal `dev` lacks the grant `exec"),
+        "{err}"
+    );
+    let line = log_line(
+        &log,
+        &[
+            "rwc::audit",
+            "principal=\"ops\"",
+            "command=\"echo\"",
+            "exit status 0",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(!line.contains("secret"), "no token in the log: {line}");
+
+    // The directory: ops writes through it, dev cannot reach it.
+    let edit = |token: &str| {
+        as_(
+            token,
+            &[
+                "call",
+                guests::CONFIG_EDIT,
+                "set",
+                "app.toml",
+                "port",
+                "8080",
+                "--capability",
+                "fs:conf",
+            ],
+        )
+    };
+    let (code, _, err) = edit(&dev);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("principal `dev` lacks the grant `fs:conf`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf.join("app.toml")).unwrap(),
+        "port = 80\n"
+    );
+    let (code, _, err) = edit(&ops);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("app.toml")).unwrap(),
+        "port = 8080\n"
+    );
+    log_line(
+        &log,
+        &[
+            "rwc::audit",
+            "principal=\"ops\"",
+            "op=\"rename\"",
+            "to=\"/conf/app.toml\"",
+        ],
+        Duration::from_secs(10),
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.lines().any(|l| l.contains("rwc::audit")
+            && l.contains("principal=\"dev\"")
+            && l.contains("outcome=\"ok\"")),
+        "dev changed nothing:\n{text}"
+    );
 }

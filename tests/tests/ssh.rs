@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use rwc_client::ssh::{SshAddress, VERSION};
-use rwc_client::{Client, InstanceOptions, Value};
+use rwc_client::{Client, ConnectOptions, InstanceOptions, Pool, Value};
 use support::{Scratch, bin_dir, node_bin, rwc, wat};
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -149,7 +149,8 @@ impl Drop for Sshd {
 }
 
 async fn square_over(addr: &SshAddress, options: &[String]) -> Result<Value, rwc_client::Error> {
-    let client = Client::connect_ssh(addr, options).await?;
+    let options = ConnectOptions::new().with_ssh_options(options.to_vec());
+    let client = Client::connect_ssh(addr, &options).await?;
     let module = client.upload(wat::MATH.as_bytes()).await?;
     let result = client
         .run(
@@ -174,6 +175,30 @@ async fn a_call_over_ssh_uses_the_rwc_node_on_the_host_path() {
         Value::I64(49)
     );
     assert!(!sshd.deployed().exists(), "nothing was deployed");
+
+    // The command line and a pool take the address and the options the same way.
+    let dir2 = Scratch::new();
+    let module = dir2.file("math.wat", wat::MATH);
+    let mut args = vec!["call".to_owned(), "--node".to_owned(), sshd.addr(), module];
+    args.extend(["sq".to_owned(), "9".to_owned()]);
+    args.extend(sshd.cli_options());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = rwc(&args, "");
+    assert_eq!((code, out.trim()), (0, "81"), "{err}");
+
+    let options = ConnectOptions::new().with_ssh_options(sshd.options());
+    let mut pool = Pool::connect_with([sshd.addr(), sshd.addr()], &options)
+        .await
+        .unwrap();
+    assert_eq!(pool.len(), 1, "one address is one node");
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let rows = pool
+        .each("sq", vec![Value::I64(4)], &InstanceOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].result.as_ref().unwrap(), &Value::I64(16));
+    pool.close();
 }
 
 #[tokio::test]
@@ -186,6 +211,15 @@ async fn deploy_makes_a_host_without_rwc_node_a_node_and_copies_only_once() {
     // Before: the host has no rwc-node; the error says what to do.
     let e = square_over(&addr, &options).await.unwrap_err();
     assert_eq!(e.kind(), rwc_client::ErrorKind::Disconnected, "{e}");
+    let mut info = vec!["info".to_owned(), "--node".to_owned(), sshd.addr()];
+    info.extend(sshd.cli_options());
+    let info: Vec<&str> = info.iter().map(String::as_str).collect();
+    let (code, _, err) = rwc(&info, "");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("was not deployed: run rwc deploy {}", sshd.addr())),
+        "{err}"
+    );
 
     let mut args = vec!["deploy".to_owned(), sshd.addr()];
     args.extend(sshd.cli_options());
@@ -202,6 +236,9 @@ async fn deploy_makes_a_host_without_rwc_node_a_node_and_copies_only_once() {
     let copied_at = std::fs::metadata(&deployed).unwrap().modified().unwrap();
 
     assert_eq!(square_over(&addr, &options).await.unwrap(), Value::I64(49));
+    let (code, out, err) = rwc(&info, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"version\""), "{out}");
 
     // Again: the checksum matches, nothing is copied.
     let (code, out, err) = rwc(&args, "");

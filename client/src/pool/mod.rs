@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use rwc_protocol::{Error, ErrorKind, NetRef, Value};
+use rwc_protocol::{ConnectOptions, Error, ErrorKind, NetRef, Value};
 
 pub use self::each::EachResult;
 pub use self::report::{
@@ -138,6 +138,18 @@ impl Pool {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        Pool::connect_with(addrs, &ConnectOptions::default()).await
+    }
+
+    /// [`connect`](Pool::connect) with `options` (TLS settings, token) for every node.
+    ///
+    /// # Cancel safety
+    /// Dropping the future closes the connections made so far.
+    pub async fn connect_with<I, S>(addrs: I, options: &ConnectOptions) -> Result<Pool, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let mut unreachable = Vec::new();
         let mut found = Vec::new();
         for name in Dns::new(addrs).0 {
@@ -146,7 +158,7 @@ impl Pool {
                 Err(e) => unreachable.push((name, e)),
             }
         }
-        Pool::from_nodes(found, unreachable).await
+        Pool::from_nodes(found, unreachable, options).await
     }
 
     /// Connects to every node `source` lists ([`Discovery`]: a static list, DNS, a
@@ -156,7 +168,19 @@ impl Pool {
     /// # Cancel safety
     /// Dropping the future abandons the lookup and closes the connections made so far.
     pub async fn discover(source: &dyn Discovery) -> Result<Pool, Error> {
-        Pool::from_nodes(source.resolve().await?, Vec::new()).await
+        Pool::discover_with(source, &ConnectOptions::default()).await
+    }
+
+    /// [`discover`](Pool::discover), connecting to the nodes with `options` (TLS settings,
+    /// token).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn discover_with(
+        source: &dyn Discovery,
+        options: &ConnectOptions,
+    ) -> Result<Pool, Error> {
+        Pool::from_nodes(source.resolve().await?, Vec::new(), options).await
     }
 
     /// A pool of the nodes a registry lists under `tag` (every node it lists if `None`);
@@ -165,7 +189,22 @@ impl Pool {
     /// # Cancel safety
     /// Dropping the future abandons the lookup and closes the connections made so far.
     pub async fn from_registry(registry: &str, tag: Option<&str>) -> Result<Pool, Error> {
-        let nodes = RegistryDiscovery::new(registry, tag).resolve().await?;
+        let source = RegistryDiscovery::new(registry, tag);
+        Pool::from_registry_with(&source, &ConnectOptions::default()).await
+    }
+
+    /// A pool of the nodes `source` finds in its registry (reached with the source's own
+    /// options), connected to with `options`: the pool's TLS settings and token, not the
+    /// registry's.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn from_registry_with(
+        source: &RegistryDiscovery,
+        options: &ConnectOptions,
+    ) -> Result<Pool, Error> {
+        let (registry, tag) = (source.registry(), source.tag());
+        let nodes = source.resolve().await?;
         if nodes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Failed,
@@ -181,13 +220,15 @@ impl Pool {
                 },
             ));
         }
-        Pool::connect(nodes.iter().map(|n| n.addr.as_str())).await
+        Pool::connect_with(nodes.iter().map(|n| n.addr.as_str()), options).await
     }
 
-    /// Connects to `nodes` (each address once); `unreachable` are those already left out.
+    /// Connects to `nodes` (each address once) with `options`; `unreachable` are those
+    /// already left out.
     async fn from_nodes(
         nodes: Vec<NodeAddr>,
         mut unreachable: Vec<(String, Error)>,
+        options: &ConnectOptions,
     ) -> Result<Pool, Error> {
         let mut seen = HashSet::new();
         let targets: Vec<String> = nodes
@@ -195,7 +236,7 @@ impl Pool {
             .map(|n| n.addr)
             .filter(|a| seen.insert(a.clone()))
             .collect();
-        let connected = join_all(targets.iter().map(|t| Client::connect(t))).await;
+        let connected = join_all(targets.iter().map(|t| Client::connect_with(t, options))).await;
         let mut nodes = Vec::new();
         for (addr, c) in targets.into_iter().zip(connected) {
             match c {

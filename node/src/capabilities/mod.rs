@@ -1,5 +1,5 @@
-//! Host capabilities: what a node hands out under names, granted to clients by the node's
-//! config and handed to guests at instantiation.
+//! Host capabilities: what a node hands out under names, granted to principals by the
+//! node's config and handed to guests at instantiation.
 //!
 //! - objects: `sys`, `log`, and `exec` (the allow-listed commands of `[[commands]]`,
 //!   granted all at once as `exec` or one by one as `exec:NAME`);
@@ -7,7 +7,8 @@
 //!   preopens rather than as an object.
 //!
 //! A guest reaches only what it was handed; a client can hand over only what it was
-//! granted (or objects it holds itself). Every check asks one question, [`Grants::holds`].
+//! granted (or objects it holds itself). Every check asks the principal
+//! ([`Principal::check`]); `exec` covers every `exec:NAME`.
 
 mod exec;
 mod fs;
@@ -18,36 +19,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX, LOG, SYS};
-use rwc_protocol::{Error, ErrorKind, NetRef};
+use rwc_protocol::{Error, NetRef};
 
 use self::exec::Allowed;
 pub use self::exec::{CommandConfig, Commands, ExecCapability, ParamRule};
 pub use self::fs::{DirConfig, Dirs};
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
+use crate::Node;
 use crate::config::NodeConfig;
 use crate::instance::output::OutputForwarder;
+use crate::principal::Principal;
 use crate::sandbox::Preopen;
 
 /// Capabilities this node has as objects.
 pub use rwc_api::capability::ALL;
-
-/// The grants a connection holds: the node config's `grants`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Grants<'a>(&'a [String]);
-
-impl<'a> Grants<'a> {
-    pub(crate) fn new(list: &'a [String]) -> Self {
-        Grants(list)
-    }
-
-    /// Whether the connection holds `grant`. `exec` covers every `exec:NAME`.
-    pub(crate) fn holds(&self, grant: &str) -> bool {
-        self.0
-            .iter()
-            .any(|g| g == grant || (g == EXEC && grant.starts_with(EXEC_PREFIX)))
-    }
-}
 
 /// What a node can hand out besides `sys` and `log`: its directories and commands,
 /// checked when it starts.
@@ -74,40 +60,39 @@ pub(crate) struct Resolved {
     pub(crate) preopens: Vec<Preopen>,
 }
 
-/// Resolves the capability names a client asked for, checking its grants. `label` is who
-/// the objects act for (in the node's log and audit trail); `output` is where the `log`
-/// capability writes besides the node's log.
+/// Resolves the capability names a client asked for, checking its principal's grants. The
+/// objects act for the principal (in the node's log and audit trail); `output` is where
+/// the `log` capability writes besides the node's log.
 pub(crate) fn resolve(
-    host: &Host,
+    node: &Node,
     names: &[String],
-    grants: Grants<'_>,
-    label: &str,
+    principal: &Principal,
     output: Option<&OutputForwarder>,
 ) -> Result<Resolved, Error> {
+    let host = &node.inner.host;
+    let label = principal.name();
     let mut out = Resolved::default();
     let mut exec_all = false;
     let mut exec_some = BTreeSet::new();
     for name in names {
         if let Some(dir) = name.strip_prefix(FS_PREFIX) {
             let preopen = host.dirs.preopen(dir).ok_or_else(|| unknown(host, name))?;
-            if !grants.holds(name) {
-                return Err(denied(name));
-            }
+            principal.check(name)?;
             if !out.preopens.iter().any(|p| p.guest == preopen.guest) {
                 out.preopens.push(preopen);
             }
         } else if name == EXEC {
-            if grants.holds(EXEC) {
+            if principal.holds(EXEC) {
                 exec_all = true;
             } else {
                 let held: Vec<String> = host
                     .commands
                     .names()
-                    .filter(|c| grants.holds(&format!("{EXEC_PREFIX}{c}")))
+                    .filter(|c| principal.holds(&format!("{EXEC_PREFIX}{c}")))
                     .map(str::to_owned)
                     .collect();
                 if held.is_empty() {
-                    return Err(denied(name));
+                    principal.check(EXEC)?;
                 }
                 exec_some.extend(held);
             }
@@ -115,19 +100,15 @@ pub(crate) fn resolve(
             if !host.commands.contains(command) {
                 return Err(unknown(host, name));
             }
-            if !grants.holds(name) {
-                return Err(denied(name));
-            }
+            principal.check(name)?;
             exec_some.insert(command.to_owned());
         } else {
             let object = match name.as_str() {
-                SYS => NetRef::new(SysCapability),
+                SYS => NetRef::new(SysCapability::new(node.config().disk_mounts.clone())),
                 LOG => NetRef::new(LogCapability::new(label.to_owned(), output.cloned())),
                 _ => return Err(unknown(host, name)),
             };
-            if !grants.holds(name) {
-                return Err(denied(name));
-            }
+            principal.check(name)?;
             out.objects.insert(name.clone(), object);
         }
     }
@@ -154,68 +135,60 @@ fn unknown(host: &Host, name: &str) -> Error {
     ))
 }
 
-pub(crate) fn denied(name: &str) -> Error {
-    Error::new(
-        ErrorKind::Denied,
-        format!(
-            "capability `{name}` is not granted to this client by the node's config (`grants`)"
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn host(commands: &str) -> Host {
-        #[derive(serde::Deserialize)]
-        struct File {
-            #[serde(default)]
-            commands: Vec<CommandConfig>,
-            #[serde(default)]
-            dirs: Vec<DirConfig>,
-        }
-        let f: File = toml::from_str(commands).unwrap();
-        Host {
-            dirs: Dirs::new(&f.dirs).unwrap(),
-            commands: Arc::new(Commands::new(&f.commands).unwrap()),
-        }
-    }
+    use rwc_protocol::ErrorKind;
+
+    use super::*;
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    #[test]
-    fn grants_decide_what_resolves() {
-        let tmp = std::env::temp_dir();
-        let h = host(&format!(
-            "[[commands]]\nname='a'\nprogram='/bin/true'\n\
+    /// A node with commands `a` and `b` and the directory `logs`, whose anonymous
+    /// principal holds `grants`.
+    fn node(grants: &[&str]) -> Node {
+        let config: NodeConfig = toml::from_str(&format!(
+            "grants = {grants:?}\n\
+             [[commands]]\nname='a'\nprogram='/bin/true'\n\
              [[commands]]\nname='b'\nprogram='/bin/true'\n\
              [[dirs]]\nname='logs'\npath='{}'\nguest_path='/logs'\n",
-            tmp.display()
-        ));
-        let some = names(&["exec:a", "fs:logs"]);
-        let g = Grants::new(&some);
-        assert!(g.holds("exec:a") && !g.holds("exec:b") && !g.holds("exec"));
+            std::env::temp_dir().display()
+        ))
+        .unwrap();
+        Node::new(config).unwrap()
+    }
+
+    fn anonymous(node: &Node) -> Arc<Principal> {
+        node.inner.principals.get(None).unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn grants_decide_what_resolves() {
+        let n = node(&["exec:a", "fs:logs"]);
+        let p = anonymous(&n);
+        assert!(p.holds("exec:a") && !p.holds("exec:b") && !p.holds("exec"));
         // `exec` asked with only `exec:a` held: an object for `a` alone.
-        let r = resolve(&h, &names(&["exec", "fs:logs"]), g, "p", None).unwrap();
+        let r = resolve(&n, &names(&["exec", "fs:logs"]), &p, None).unwrap();
         assert!(r.objects.contains_key("exec"));
         assert_eq!(r.preopens.len(), 1);
         assert_eq!(r.preopens[0].guest, "/logs");
-        let denied = resolve(&h, &names(&["exec:b"]), g, "p", None).unwrap_err();
+        let denied = resolve(&n, &names(&["exec:b"]), &p, None).unwrap_err();
         assert_eq!(denied.kind(), ErrorKind::Denied);
         assert!(denied.message().contains("exec:b"), "{denied}");
-        let none = names(&[]);
-        let err = resolve(&h, &names(&["fs:logs"]), Grants::new(&none), "p", None).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Denied);
-        let err = resolve(&h, &names(&["fs:etc"]), g, "p", None).unwrap_err();
+        let err = resolve(&n, &names(&["fs:etc"]), &p, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadArgument);
         assert!(
             err.message().contains("fs:logs"),
             "lists what exists: {err}"
         );
-        let all = names(&["exec"]);
-        assert!(Grants::new(&all).holds("exec:b"));
+
+        let none = node(&[]);
+        let err = resolve(&none, &names(&["fs:logs"]), &anonymous(&none), None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied);
+        let all = node(&["exec"]);
+        assert!(anonymous(&all).holds("exec:b"));
     }
 }

@@ -5,12 +5,50 @@ use std::path::Path;
 
 use rwc_api::capability::{self, sys};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
-use rwc_protocol::{Error, Value, to_value};
+use rwc_protocol::{Error, ErrorKind, Value, to_value};
 use serde::Serialize;
 
 /// Hostname, OS, architecture, CPU count, uptime, load average, memory and disk totals.
+/// `disk(path)` reports only on the mount points the node's config lists
+/// (`disk_mounts`); any other path is `denied`, so a guest cannot probe the file system.
 #[derive(Debug)]
-pub struct SysCapability;
+pub struct SysCapability {
+    disk_mounts: Vec<String>,
+}
+
+impl SysCapability {
+    /// The capability, reporting on the file systems mounted at `disk_mounts`.
+    pub fn new(disk_mounts: Vec<String>) -> Self {
+        SysCapability { disk_mounts }
+    }
+
+    /// Statistics of the file system mounted at `path`, if the config lists it.
+    fn disk(&self, path: &str) -> Result<Disk, Error> {
+        let listed = |m: &String| normalized(m) == normalized(path);
+        if !self.disk_mounts.iter().any(listed) {
+            return Err(Error::new(
+                ErrorKind::Denied,
+                format!(
+                    "sys.disk: `{path}` is not a mount point this node reports on (its config's `disk_mounts` lists: {})",
+                    if self.disk_mounts.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.disk_mounts.join(", ")
+                    }
+                ),
+            ));
+        }
+        disk(path)
+    }
+}
+
+/// `/data/` and `/data` are the same mount point.
+fn normalized(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    }
+}
 
 const METHODS: MethodTable = MethodTable(sys::METHODS);
 
@@ -45,7 +83,7 @@ impl Dispatch for SysCapability {
                     Some(Value::String(p)) => p.clone(),
                     _ => "/".to_owned(),
                 };
-                to_value(&disk(&path)?)
+                to_value(&self.disk(&path)?)
             }
             sys::REPORT => {
                 let mut m = BTreeMap::new();
@@ -56,7 +94,10 @@ impl Dispatch for SysCapability {
                 m.insert("uptime_secs", to_value(&uptime_secs()?)?);
                 m.insert("load_average", to_value(&load_average()?)?);
                 m.insert("memory", to_value(&memory()?)?);
-                m.insert("disk", to_value(&disk("/")?)?);
+                // The report includes the root file system if the node reports on it.
+                if let Ok(d) = self.disk("/") {
+                    m.insert("disk", to_value(&d)?);
+                }
                 to_value(&m)
             }
             other => Err(Self::unknown(other)),
@@ -135,7 +176,8 @@ mod tests {
 
     #[tokio::test]
     async fn report_has_every_field() {
-        let r = SysCapability
+        let sys = SysCapability::new(vec!["/".to_owned()]);
+        let r = sys
             .call(CallContext::local(), "report", vec![])
             .await
             .unwrap();
@@ -149,10 +191,34 @@ mod tests {
                 .unwrap()
                 > 0
         );
-        let err = SysCapability
+        let err = sys
             .call(CallContext::local(), "reboot", vec![])
             .await
             .unwrap_err();
         assert_eq!(err.kind(), rwc_protocol::ErrorKind::Unimplemented);
+    }
+
+    #[tokio::test]
+    async fn disk_reports_only_on_listed_mount_points() {
+        let sys = SysCapability::new(vec!["/".to_owned()]);
+        let root = sys
+            .call(CallContext::local(), "disk", vec![Value::from("/")])
+            .await
+            .unwrap();
+        assert!(root.get("total").and_then(Value::as_u64).unwrap() > 0);
+        for path in ["/etc", "/proc/self", "/root/.ssh", "relative"] {
+            let err = sys
+                .call(CallContext::local(), "disk", vec![Value::from(path)])
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), rwc_protocol::ErrorKind::Denied, "{path}: {err}");
+            assert!(err.message().contains("disk_mounts"), "{err}");
+        }
+        let none = SysCapability::new(Vec::new());
+        let r = none
+            .call(CallContext::local(), "report", vec![])
+            .await
+            .unwrap();
+        assert!(r.get("disk").is_none(), "{r:?}");
     }
 }

@@ -10,4 +10,4 @@ pub(crate) mod output;
 pub(crate) use self::actor::{AbiState, JobQueue, run_nested};
 pub(crate) use self::guest_proxy::GuestProxy;
 pub use self::object::InstanceObject;
-pub(crate) use self::object::instantiate;
+pub(crate) use self::object::{Slot, instantiate};

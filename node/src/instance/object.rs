@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rwc_api::instance::{self, InstanceInfo, ReadMemory, WriteMemory};
-use rwc_api::{InstanceOptions, Request};
+use rwc_api::{EffectiveLimits, InstanceOptions, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, ErrorKind, MethodInfo, Value, to_value};
 use tokio::sync::mpsc;
@@ -16,7 +16,7 @@ use super::actor::{self, Exit, Job, JobKind};
 use super::output::OutputForwarder;
 use crate::Node;
 use crate::capabilities;
-use crate::config::Limits;
+use crate::principal::Principal;
 use crate::sandbox::InstanceOptions as SandboxOptions;
 use crate::sandbox::LoadedModule;
 use crate::service::describe_exports;
@@ -28,7 +28,10 @@ pub struct InstanceObject {
     jobs: mpsc::UnboundedSender<Job>,
     exit: Exit,
     id: u64,
+    /// Its principal: whose concurrent calls its calls count against.
+    principal: Arc<Principal>,
     _slot: Slot,
+    _principal_slot: Slot,
 }
 
 impl std::fmt::Debug for InstanceObject {
@@ -40,8 +43,19 @@ impl std::fmt::Debug for InstanceObject {
     }
 }
 
-/// Counts the instance against its connection's cap while it lives.
-struct Slot(Arc<AtomicUsize>);
+/// Counts an instance against a cap (its connection's, its principal's) while it lives.
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// One of `max` slots of `count`, or `None` if all are taken.
+    pub(crate) fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if count.fetch_add(1, Ordering::SeqCst) >= max {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(count.clone()))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -51,45 +65,43 @@ impl Drop for Slot {
 
 const META: MethodTable = MethodTable(instance::METHODS);
 
-/// Creates an instance for a client whose live instances `count` tracks.
+/// Creates an instance for a connection of `principal` whose live instances `count`
+/// tracks, within the principal's grants and limits.
 pub(crate) async fn instantiate(
     node: &Node,
     module: &Arc<LoadedModule>,
     mut options: InstanceOptions,
     count: &Arc<AtomicUsize>,
-    label: &str,
+    principal: &Arc<Principal>,
 ) -> Result<InstanceObject, Error> {
     let cap = node.inner.config.limits.max_instances_per_connection;
-    if count.fetch_add(1, Ordering::SeqCst) >= cap {
-        count.fetch_sub(1, Ordering::SeqCst);
-        return Err(Error::new(
+    let slot = Slot::take(count, cap).ok_or_else(|| {
+        Error::new(
             ErrorKind::Overloaded,
             format!(
                 "this connection holds {cap} live instances, its limit; drop or close some first"
             ),
-        ));
-    }
-    let slot = Slot(count.clone());
+        )
+    })?;
+    let principal_slot = principal.take_instance()?;
     let output = match options.output.take() {
         Some(sink) => Some(OutputForwarder::start(sink.into_netref("the output sink")?)),
         None => None,
     };
-    let resolved = capabilities::resolve(
-        &node.inner.host,
-        &options.capabilities,
-        capabilities::Grants::new(&node.inner.config.grants),
-        label,
-        output.as_ref(),
-    )?;
+    let resolved = capabilities::resolve(node, &options.capabilities, principal, output.as_ref())?;
     let mut caps = resolved.objects;
     for (name, object) in std::mem::take(&mut options.objects) {
         let netref = object.into_netref(&format!("the object `{name}` handed to the guest"))?;
         caps.insert(name, netref);
     }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let mut sandbox_options = capped(&options, &node.inner.config.limits);
+    let mut sandbox_options = capped(
+        &options,
+        node.config().limits.max_output_bytes,
+        principal.limits(),
+    );
     sandbox_options.preopens = resolved.preopens;
-    sandbox_options.audit_as = Some(label.to_owned());
+    sandbox_options.audit_as = Some(principal.name().to_owned());
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -105,24 +117,32 @@ pub(crate) async fn instantiate(
         jobs: started.jobs,
         exit: started.exit,
         id,
+        principal: principal.clone(),
         _slot: slot,
+        _principal_slot: principal_slot,
     })
 }
 
-/// The sandbox options for what a client asked, capped by the node's limits.
-fn capped(options: &InstanceOptions, limits: &Limits) -> SandboxOptions {
+/// The sandbox options for what a client asked, capped by its principal's limits (each
+/// within the node's) and the node's `max_output` (output per call).
+fn capped(options: &InstanceOptions, max_output: u64, limits: &EffectiveLimits) -> SandboxOptions {
     let cap = |asked: Option<u64>, limit: u64| Some(asked.unwrap_or(limit).min(limit));
     let timeout_limit = Duration::from_millis(limits.call_timeout_ms);
+    // A principal with a fuel limit gets metered instances, never more than its budget.
+    let fuel = match limits.fuel {
+        Some(limit) => cap(options.fuel, limit),
+        None => options.fuel,
+    };
     SandboxOptions {
         memory_limit: cap(options.memory, limits.memory_bytes),
-        fuel: options.fuel,
+        fuel,
         call_timeout: Some(
             options
                 .call_timeout
                 .unwrap_or(timeout_limit)
                 .min(timeout_limit),
         ),
-        max_output: cap(options.max_output, limits.max_output_bytes),
+        max_output: cap(options.max_output, max_output),
         env: options
             .env
             .iter()
@@ -159,8 +179,17 @@ impl InstanceObject {
         self.job(JobKind::Program, deadline).await
     }
 
-    /// A slot among the node's concurrent guest calls, counted, or `overloaded`.
-    fn call_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    /// A slot among the node's concurrent guest calls and one among its principal's,
+    /// counted, or `overloaded`; both are held until the result is dropped.
+    fn call_permit(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        Error,
+    > {
         let permit = self
             .node
             .inner
@@ -180,8 +209,9 @@ impl InstanceObject {
                     ),
                 )
             })?;
+        let principal_permit = self.principal.take_call()?;
         self.node.inner.calls_total.fetch_add(1, Ordering::Relaxed);
-        Ok(permit)
+        Ok((permit, principal_permit))
     }
 
     /// Frees the instance now (later calls fail).
@@ -244,14 +274,15 @@ mod tests {
 
     #[test]
     fn client_requests_are_capped_by_the_node_limits() {
-        let limits = Limits::default();
+        let node = rwc_api::Limits::default();
+        let limits = crate::principal::effective(&rwc_api::PrincipalLimits::default(), &node);
         let asked = InstanceOptions {
             memory: Some(1 << 40),
             call_timeout: Some(Duration::from_millis(500)),
             max_output: Some(1),
             ..InstanceOptions::default()
         };
-        let s = capped(&asked, &limits);
+        let s = capped(&asked, node.max_output_bytes, &limits);
         assert_eq!(s.memory_limit, Some(256 << 20), "capped at memory_bytes");
         assert_eq!(s.call_timeout, Some(Duration::from_millis(500)));
         assert_eq!(s.max_output, Some(1));
@@ -260,10 +291,11 @@ mod tests {
                 call_timeout: Some(Duration::from_secs(3600)),
                 ..InstanceOptions::default()
             },
+            node.max_output_bytes,
             &limits,
         );
         assert_eq!(s.call_timeout, Some(Duration::from_secs(30)), "capped");
-        let s = capped(&InstanceOptions::default(), &limits);
+        let s = capped(&InstanceOptions::default(), node.max_output_bytes, &limits);
         assert_eq!(s.memory_limit, Some(256 << 20), "the node's default");
         assert_eq!(s.max_output, Some(16 << 20));
     }

@@ -12,6 +12,7 @@ use rwc_protocol::{Error, NetRef, Value, to_value};
 use crate::Node;
 use crate::abi;
 use crate::error::to_error;
+use crate::principal::Principal;
 use crate::sandbox::{ExportInfo, LoadedModule};
 
 /// A module the node has compiled.
@@ -41,15 +42,23 @@ impl ModuleObject {
     }
 }
 
-/// Compiles an upload (off the threads that serve connections) and hands out the module:
-/// what `upload` and an uploader's `finish` both end with.
-pub(crate) async fn compile(node: &Node, bytes: Vec<u8>) -> Result<Value, Error> {
+/// Compiles an upload of `principal` (off the threads that serve connections) and hands
+/// out the module, which the principal may then find by hash: what `upload` and an
+/// uploader's `finish` both end with. The compiled-code cache is the node's, so a module
+/// another principal uploaded already compiles nothing.
+pub(crate) async fn compile(
+    node: &Node,
+    principal: &Principal,
+    bytes: Vec<u8>,
+) -> Result<Value, Error> {
+    super::upload::check_size(principal, u64::try_from(bytes.len()).unwrap_or(u64::MAX))?;
     node.inner.uploads.fetch_add(1, Ordering::Relaxed);
     let sandbox = node.inner.sandbox.clone();
     let module = tokio::task::spawn_blocking(move || sandbox.load(&bytes))
         .await
         .map_err(|e| Error::failed(format!("compile task failed: {e}")))?
         .map_err(to_error)?;
+    principal.uploaded(module.hash());
     Ok(NetRef::new(ModuleObject::new(module)).into())
 }
 

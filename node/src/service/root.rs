@@ -4,32 +4,41 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX};
+use rwc_api::principal::grant;
 use rwc_api::root::{
     self, Capability, Instantiate, ModuleByHash, Run, RunProgram, Upload, UploadStream,
 };
 use rwc_api::{InstanceOptions, ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
-use rwc_protocol::{Error, NetRef, Value, to_value};
+use rwc_protocol::{Error, ErrorKind, NetRef, Value, to_value};
 
 use super::module::{ModuleObject, compile};
 use crate::Node;
 use crate::capabilities;
 use crate::instance::{InstanceObject, instantiate};
+use crate::principal::Principal;
 use crate::sandbox::LoadedModule;
 
-/// One connection's view of the node.
+/// One connection's view of the node: what its principal may do and see.
 #[derive(Debug)]
 pub struct RootService {
     node: Node,
-    principal: Option<String>,
+    principal: Arc<Principal>,
     /// Live instances created through this connection (capped per connection).
     instances: Arc<AtomicUsize>,
+}
+
+/// The root of a connection whose principal the node does not know: it refuses every
+/// call (a node with `[[principals]]` served without its authenticator).
+#[derive(Debug)]
+pub struct RefusingRoot {
+    principal: Option<String>,
 }
 
 const METHODS: MethodTable = MethodTable(root::METHODS);
 
 impl RootService {
-    pub(crate) fn new(node: Node, principal: Option<String>) -> Self {
+    pub(crate) fn new(node: Node, principal: Arc<Principal>) -> Self {
         RootService {
             node,
             principal,
@@ -37,19 +46,19 @@ impl RootService {
         }
     }
 
-    fn label(&self) -> String {
-        self.principal
-            .clone()
-            .unwrap_or_else(|| "anonymous".to_owned())
+    pub(crate) fn refusing(principal: Option<&str>) -> RefusingRoot {
+        RefusingRoot {
+            principal: principal.map(str::to_owned),
+        }
     }
 
+    /// The module `hash`, if this principal may see it (one it uploaded).
     fn module(&self, req: ModuleByHash) -> Value {
-        match self
-            .node
-            .inner
-            .sandbox
-            .module(&req.hash.to_ascii_lowercase())
-        {
+        let hash = req.hash.to_ascii_lowercase();
+        if !self.principal.sees_module(&hash) {
+            return Value::Unit;
+        }
+        match self.node.inner.sandbox.module(&hash) {
             Some(m) => NetRef::new(ModuleObject::new(m)).into(),
             None => Value::Unit,
         }
@@ -66,7 +75,14 @@ impl RootService {
         options: InstanceOptions,
     ) -> Result<InstanceObject, Error> {
         let module = module_arg(module)?;
-        instantiate(&self.node, &module, options, &self.instances, &self.label()).await
+        instantiate(
+            &self.node,
+            &module,
+            options,
+            &self.instances,
+            &self.principal,
+        )
+        .await
     }
 
     async fn run(&self, req: Run) -> Result<Value, Error> {
@@ -92,10 +108,9 @@ impl RootService {
             )));
         }
         let mut resolved = capabilities::resolve(
-            &self.node.inner.host,
+            &self.node,
             std::slice::from_ref(&name),
-            capabilities::Grants::new(&self.node.inner.config.grants),
-            &self.label(),
+            &self.principal,
             None,
         )?;
         // `exec:NAME` is an `exec` object that runs that one command.
@@ -131,21 +146,53 @@ impl Dispatch for RootService {
 
     async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
         let args = call.args;
+        let p = &self.principal;
         match call.method {
-            Upload::METHOD => compile(&self.node, Upload::from_args(args)?.bytes.into_vec()).await,
+            Upload::METHOD => {
+                p.check(grant::UPLOAD)?;
+                let bytes = Upload::from_args(args)?.bytes.into_vec();
+                compile(&self.node, p, bytes).await
+            }
             UploadStream::METHOD => {
-                super::upload::upload_stream(&self.node, UploadStream::from_args(args)?)
+                p.check(grant::UPLOAD)?;
+                super::upload::upload_stream(&self.node, p, UploadStream::from_args(args)?)
             }
             ModuleByHash::METHOD => Ok(self.module(ModuleByHash::from_args(args)?)),
             Instantiate::METHOD => {
+                p.check(grant::INSTANTIATE)?;
                 let instance = self.instantiate(Instantiate::from_args(args)?).await?;
                 Ok(NetRef::new(instance).into())
             }
-            Run::METHOD => self.run(Run::from_args(args)?).await,
-            RunProgram::METHOD => self.run_program(RunProgram::from_args(args)?).await,
-            root::Info::METHOD => to_value(&self.node.info()),
+            Run::METHOD => {
+                p.check(grant::RUN)?;
+                self.run(Run::from_args(args)?).await
+            }
+            RunProgram::METHOD => {
+                p.check(grant::RUN)?;
+                self.run_program(RunProgram::from_args(args)?).await
+            }
+            root::Info::METHOD => {
+                p.check(grant::INFO)?;
+                to_value(&self.node.info_for(p))
+            }
             Capability::METHOD => self.capability(Capability::from_args(args)?),
             other => Err(Self::unknown(other)),
         }
+    }
+}
+
+impl Dispatch for RefusingRoot {
+    const TYPE_NAME: &'static str = "node";
+    const METHODS: MethodTable = METHODS;
+
+    async fn dispatch<'a>(&'a self, call: Call<'a>) -> Result<Value, Error> {
+        Err(Error::new(
+            ErrorKind::Denied,
+            format!(
+                "`{}` refused: this connection has no principal the node knows ({})",
+                call.method,
+                self.principal.as_deref().unwrap_or("none")
+            ),
+        ))
     }
 }

@@ -5,7 +5,7 @@
 //! The node never holds more than the announced length, and the announced length is never
 //! more than its `max_module_bytes`: a chunk that would go past it is refused.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rwc_api::Request;
 use rwc_api::root::UploadStream;
@@ -15,10 +15,12 @@ use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 
 use super::module::compile;
 use crate::Node;
+use crate::principal::Principal;
 
 /// A module being uploaded in chunks. Dropping the last netref to it frees what it holds.
 pub struct Uploader {
     node: Node,
+    principal: Arc<Principal>,
     total: u64,
     state: Mutex<State>,
 }
@@ -39,13 +41,14 @@ impl std::fmt::Debug for Uploader {
 }
 
 /// `upload_stream(total_len)`: an uploader for a module of `total_len` bytes, refused at
-/// once (`denied`) if that is over the node's limit.
-pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Error> {
+/// once (`denied`) if that is over the principal's limit (itself within the node's).
+pub(crate) fn upload_stream(
+    node: &Node,
+    principal: &Arc<Principal>,
+    req: UploadStream,
+) -> Result<Value, Error> {
     let total = req.total_len;
-    let limit = node.inner.config.limits.max_module_bytes;
-    if total > limit {
-        return Err(too_large(total, limit));
-    }
+    check_size(principal, total)?;
     if total == 0 {
         return Err(Error::bad_argument(
             "a module cannot be empty: upload_stream needs its length in bytes",
@@ -53,20 +56,28 @@ pub(crate) fn upload_stream(node: &Node, req: UploadStream) -> Result<Value, Err
     }
     Ok(NetRef::new(Uploader {
         node: node.clone(),
+        principal: principal.clone(),
         total,
         state: Mutex::new(State::Receiving(Vec::new())),
     })
     .into())
 }
 
-fn too_large(size: u64, limit: u64) -> Error {
-    Error::new(
+/// Refuses (`denied`) a module of `size` bytes over the principal's `max_module_bytes`.
+pub(crate) fn check_size(principal: &Principal, size: u64) -> Result<(), Error> {
+    let limit = principal.limits().max_module_bytes;
+    if size <= limit {
+        return Ok(());
+    }
+    Err(Error::new(
         ErrorKind::Denied,
         format!(
-            "module is {size} bytes, over this node's limit of {limit} bytes; \
-             shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes"
+            "module is {size} bytes, over the limit of {limit} bytes for principal `{}`; \
+             shrink it (strip debug info, run wasm-opt) or raise the node's --max-module-bytes \
+             (or the principal's max_module_bytes)",
+            principal.name()
         ),
-    )
+    ))
 }
 
 impl Uploader {
@@ -120,7 +131,7 @@ impl Uploader {
                 State::Finished => return Err(finished()),
             }
         };
-        compile(&self.node, bytes).await
+        compile(&self.node, &self.principal, bytes).await
     }
 }
 

@@ -41,7 +41,7 @@ use crate::PROTOCOL_VERSION;
 use crate::codec;
 use crate::error::{Error, ErrorKind};
 use crate::frame;
-use crate::handshake::{self, Hello};
+use crate::handshake::{self, Hello, PeerInfo};
 use crate::message::{Call, Message, ROOT_EXPORT, Return, Target};
 use crate::netref::{Handle, NetRef, Proxy};
 use crate::value::Value;
@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     /// The limits both sides agreed on: what this side sends and accepts.
     limits: ConnectionLimits,
     peer: Hello,
+    /// What the transport told of the peer (accepting side).
+    peer_info: PeerInfo,
     principal: Option<String>,
     link: OnceLock<Weak<Link>>,
     exports: Mutex<Exports>,
@@ -114,11 +116,15 @@ pub(crate) struct Shared {
     closed_tx: watch::Sender<bool>,
 }
 
-/// Which end of the handshake this side is.
-#[derive(Clone, Copy)]
+/// Which end of the handshake this side is, and what the transport knows of the peer.
 enum Side {
-    Connecting,
-    Accepting,
+    /// `peer` names the node in messages (`127.0.0.1:18870`), where the transport knows it.
+    Connecting {
+        peer: Option<String>,
+    },
+    Accepting {
+        peer: PeerInfo,
+    },
 }
 
 impl Connection {
@@ -135,7 +141,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::establish(r, w, root, config, Side::Connecting).await
+        Self::establish(r, w, |_| root, config, Side::Connecting { peer: None }).await
     }
 
     /// Opens a connection as the accepting side, serving `root` to the peer.
@@ -151,7 +157,16 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::establish(r, w, root, config, Side::Accepting).await
+        Self::establish(
+            r,
+            w,
+            |_| root,
+            config,
+            Side::Accepting {
+                peer: PeerInfo::default(),
+            },
+        )
+        .await
     }
 
     /// [`connect`](Connection::connect) over separate read and write halves (a child
@@ -169,7 +184,7 @@ impl Connection {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        Self::establish(r, w, root, config, Side::Connecting).await
+        Self::establish(r, w, |_| root, config, Side::Connecting { peer: None }).await
     }
 
     /// [`accept`](Connection::accept) over separate read and write halves.
@@ -186,13 +201,64 @@ impl Connection {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        Self::establish(r, w, root, config, Side::Accepting).await
+        Self::establish(
+            r,
+            w,
+            |_| root,
+            config,
+            Side::Accepting {
+                peer: PeerInfo::default(),
+            },
+        )
+        .await
+    }
+
+    /// Opens a connection as the accepting side over a transport that knows the `peer`
+    /// (its address, its TLS client certificate), for the authenticator to see. The root
+    /// served is made once the peer is authenticated: `root` gets the principal's name
+    /// (`None` without an [`Authenticator`](crate::Authenticator)), so each principal can
+    /// be served its own.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the transport.
+    pub async fn accept_peer<R, W>(
+        r: R,
+        w: W,
+        peer: PeerInfo,
+        config: ConnectionConfig,
+        root: impl FnOnce(Option<&str>) -> NetRef,
+    ) -> Result<Connection, Error>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        Self::establish(r, w, root, config, Side::Accepting { peer }).await
+    }
+
+    /// [`connect_split`](Connection::connect_split) to a node the transport can name
+    /// (`127.0.0.1:18870`), so that errors say which node and what address to use.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the handshake and the transport.
+    pub(crate) async fn connect_named<R, W>(
+        r: R,
+        w: W,
+        peer: String,
+        root: NetRef,
+        config: ConnectionConfig,
+    ) -> Result<Connection, Error>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let side = Side::Connecting { peer: Some(peer) };
+        Self::establish(r, w, |_| root, config, side).await
     }
 
     async fn establish<R, W>(
         r: R,
         mut w: W,
-        root: NetRef,
+        root: impl FnOnce(Option<&str>) -> NetRef,
         config: ConnectionConfig,
         side: Side,
     ) -> Result<Connection, Error>
@@ -206,18 +272,21 @@ impl Connection {
             version: PROTOCOL_VERSION,
             features: mine.announce(&config.features),
             credentials: match side {
-                Side::Connecting => config.credentials.clone(),
-                Side::Accepting => None,
+                Side::Connecting { .. } => config.credentials.clone(),
+                Side::Accepting { .. } => None,
             },
             agent: config.agent.clone(),
         };
         let handshake = async {
-            match side {
-                Side::Connecting => handshake::connect(&mut r, &mut w, &hello)
-                    .await
-                    .map(|peer| (peer, None)),
-                Side::Accepting => {
-                    handshake::accept(&mut r, &mut w, &hello, config.authenticator.as_deref()).await
+            match &side {
+                Side::Connecting { peer } => {
+                    handshake::connect(&mut r, &mut w, &hello, peer.as_deref())
+                        .await
+                        .map(|theirs| (theirs, None))
+                }
+                Side::Accepting { peer } => {
+                    let auth = config.authenticator.as_deref();
+                    handshake::accept(&mut r, &mut w, &hello, auth, peer).await
                 }
             }
         };
@@ -234,6 +303,11 @@ impl Connection {
             })??;
         // The handshake has checked that the peer's limits parse.
         let limits = mine.min(ConnectionLimits::from_features(&peer.features)?);
+        let root = root(principal.as_deref());
+        let peer_info = match side {
+            Side::Accepting { peer } => peer,
+            Side::Connecting { .. } => PeerInfo::default(),
+        };
 
         let (out, out_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(false);
@@ -255,6 +329,7 @@ impl Connection {
             link: OnceLock::new(),
             config,
             peer,
+            peer_info,
             principal,
         });
         let link = Arc::new(Link {
@@ -351,6 +426,12 @@ impl Connection {
     /// The principal the peer authenticated as (accepting side with an authenticator).
     pub fn principal(&self) -> Option<&str> {
         self.link.shared.principal.as_deref()
+    }
+
+    /// What the transport told of the peer: its address and TLS client certificate
+    /// (accepting side, through [`accept_peer`](Connection::accept_peer); empty otherwise).
+    pub fn peer_info(&self) -> &PeerInfo {
+        &self.link.shared.peer_info
     }
 
     /// A number that identifies the connection in logs.
