@@ -42,6 +42,17 @@ requests! {
     }
     "(module, export, args, options?) instantiate, call, drop: one request"
 
+    /// Runs a WASI command program (its `_start`) in a fresh instance, freed afterwards,
+    /// the way `wasmtime run` does: the guest's stdout and stderr go to the output sink
+    /// of `options` as written, and its exit status is the reply (0 when `_start`
+    /// returns, N when it calls `proc_exit(N)`). A trap is an error, as for `run`.
+    RunProgram = "run_program" -> ProgramExit {
+        module: ObjectRef,
+        #[serde(default, deserialize_with = "unit_or_default")]
+        options: InstanceOptions,
+    }
+    "(module, options?) run a WASI command program's _start; its exit status"
+
     /// The node's version, counters and limits.
     Info = "info" -> NodeInfo {}
         "() version, limits, caches, live instances, uptime"
@@ -50,6 +61,13 @@ requests! {
     /// not grant it.
     Capability = "capability" -> Option<ObjectRef> { name: String }
         "(name) a host capability granted to this client"
+}
+
+/// How a WASI command program ended ([`RunProgram`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgramExit {
+    /// Its exit status: 0 when `_start` returned, N when it called `proc_exit(N)`.
+    pub status: i32,
 }
 
 /// `run`'s arguments: a list, unit for none, or a single value.

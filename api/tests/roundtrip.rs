@@ -451,6 +451,7 @@ fn method_tables_name_every_request() {
             "module",
             "instantiate",
             "run",
+            "run_program",
             "info",
             "capability"
         ]
@@ -483,4 +484,41 @@ fn method_tables_name_every_request() {
             "disk"
         ]
     );
+}
+
+#[test]
+fn exec_and_program_messages_round_trip() {
+    use rwc_api::capability::exec::{self, CommandInfo, ExecOutput, ParamInfo};
+    request(&exec::Run {
+        name: "df".to_owned(),
+        params: BTreeMap::from([("path".to_owned(), "/".to_owned())]),
+    });
+    request(&exec::List {});
+    // A guest may leave the placeholders out (unit) when a command has none.
+    let bare: exec::Run = from_value(Value::Map(vec![
+        (Value::from("name"), Value::from("uptime")),
+        (Value::from("params"), Value::Unit),
+    ]))
+    .unwrap();
+    assert!(bare.params.is_empty());
+    round_trip(&ExecOutput {
+        status: None,
+        signal: Some(9),
+        stdout: ByteBuf::from(vec![0xff, 0]),
+        stderr: ByteBuf::from(b"err".to_vec()),
+        timed_out: true,
+        truncated: false,
+    });
+    round_trip(&CommandInfo {
+        name: "df".to_owned(),
+        program: "/bin/df".to_owned(),
+        args: vec!["-P".to_owned(), "{path}".to_owned()],
+        params: BTreeMap::from([
+            ("path".to_owned(), ParamInfo::OneOf(vec!["/".to_owned()])),
+            ("unit".to_owned(), ParamInfo::Pattern("^[a-z]+$".to_owned())),
+        ]),
+        timeout_ms: 5000,
+        max_output_bytes: 1 << 20,
+    });
+    round_trip(&root::ProgramExit { status: 33 });
 }

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::json::{from_json, parse_arg, to_json};
-use rwc_client::{ConnectOptions, Error, InstanceOptions, TlsClientConfig, Token, Value};
+use rwc_client::discovery::RegistryDiscovery;
+use rwc_client::{ConnectOptions, Error, InstanceOptions, Pool, TlsClientConfig, Token, Value};
 
-/// How a command connects to nodes: TLS settings for `tls://` addresses, and a token.
+/// How a command connects to nodes: TLS settings for `tls://` addresses, a token, and
+/// options for `ssh` for `ssh://` addresses.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectArgs {
     /// CA certificate (PEM) to trust for tls:// nodes (default: the system's trust store).
@@ -23,6 +25,10 @@ pub struct ConnectArgs {
     /// RWC_TOKEN instead (never on the command line, where `ps` shows it).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// An option for ssh when a node is ssh://[USER@]HOST[:PORT], e.g.
+    /// `--ssh-option "-i ~/.ssh/ops"` (split at spaces; repeat for more).
+    #[arg(long = "ssh-option", value_name = "OPTION", allow_hyphen_values = true)]
+    pub ssh_options: Vec<String>,
 }
 
 /// The variable holding a token, for commands given no --token-file.
@@ -31,7 +37,7 @@ pub const TOKEN_VAR: &str = "RWC_TOKEN";
 impl ConnectArgs {
     /// The options these flags (and RWC_TOKEN) ask for.
     pub fn options(&self) -> Result<ConnectOptions, Error> {
-        let mut options = ConnectOptions::new();
+        let mut options = ConnectOptions::new().with_ssh_options(self.ssh_options.clone());
         options.token = token(self.token_file.as_deref(), TOKEN_VAR)?;
         if self.tls_ca.is_some() || self.tls_cert.is_some() {
             let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
@@ -52,6 +58,48 @@ pub fn token(file: Option<&Path>, var: &str) -> Result<Option<Token>, Error> {
     match std::env::var(var) {
         Ok(text) if !text.trim().is_empty() => Token::new(&text).map(Some),
         _ => Ok(None),
+    }
+}
+
+/// Which nodes a fleet command (`rwc map`, `rwc each`) runs on, and how it connects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
+    /// addresses gives several nodes).
+    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
+    pub nodes: Vec<String>,
+    /// Take the nodes from this registry instead (see `rwc registry`).
+    #[arg(long, conflicts_with = "nodes")]
+    pub registry: Option<String>,
+    /// With --registry: only nodes with this tag.
+    #[arg(long, requires = "registry")]
+    pub tag: Option<String>,
+    /// With --registry: file whose first line is the registry's lookup token (or the
+    /// token in RWC_REGISTRY_TOKEN), if its listing is closed. The nodes get --token-file.
+    #[arg(long, value_name = "FILE", requires = "registry")]
+    pub registry_token_file: Option<PathBuf>,
+    /// TLS settings and token for the nodes (the TLS settings serve the registry too).
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl FleetArgs {
+    /// Connects to the nodes named, or to those of the registry (with the tag).
+    pub async fn connect(&self) -> Result<Pool, Error> {
+        let options = self.connect.options()?;
+        match &self.registry {
+            Some(r) => {
+                let registry_options = ConnectOptions {
+                    tls: options.tls.clone(),
+                    token: token(self.registry_token_file.as_deref(), "RWC_REGISTRY_TOKEN")?,
+                    ..ConnectOptions::default()
+                };
+                let source =
+                    RegistryDiscovery::new(r, self.tag.as_deref()).with_options(registry_options);
+                Pool::from_registry_with(&source, &options).await
+            }
+            None => Pool::connect_with(&self.nodes, &options).await,
+        }
     }
 }
 
@@ -78,7 +126,8 @@ pub struct LimitArgs {
         allow_hyphen_values = true
     )]
     pub guest_args: Vec<String>,
-    /// Node capability to give the guest (`sys`, `log`; repeat for several).
+    /// Node capability to give the guest: `sys`, `log`, `exec` (or one command, `exec:NAME`),
+    /// a directory `fs:NAME` (repeat for several).
     #[arg(long = "capability", value_name = "NAME")]
     pub capabilities: Vec<String>,
 }

@@ -44,7 +44,7 @@ async fn prepare(a: &CallArgs) -> Result<(Client, Module, Vec<Value>, InstanceOp
 }
 
 /// Connects to the node a command names, with its TLS settings and token.
-async fn connect(node: &NodeArg) -> Result<Client, Error> {
+pub(crate) async fn connect(node: &NodeArg) -> Result<Client, Error> {
     Client::connect_with(&node.node, &node.connect.options()?).await
 }
 

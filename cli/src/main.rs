@@ -7,8 +7,12 @@
 
 mod args;
 mod commands;
+mod deploy;
+mod each;
+mod exec;
 mod json;
 mod map;
+mod program;
 mod progress;
 mod shell;
 
@@ -39,7 +43,8 @@ struct Cli {
 /// Where a command finds its node, and how it connects.
 #[derive(Debug, clap::Args)]
 struct NodeArg {
-    /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT or tls+unix:/path.
+    /// Node address: HOST:PORT, unix:/path, tls://HOST:PORT, tls+unix:/path or
+    /// ssh://[USER@]HOST[:PORT].
     #[arg(long, default_value = "127.0.0.1:18870", env = "RWC_NODE")]
     node: String,
     #[command(flatten)]
@@ -72,6 +77,34 @@ struct CallArgs {
     limits: LimitArgs,
 }
 
+/// What `run` takes: `call`'s arguments with the export optional (without it, MODULE is
+/// run as a WASI command program).
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    node: NodeArg,
+    /// The module file (.wasm or .wat).
+    module: PathBuf,
+    /// The export to call. Without one, MODULE runs as a WASI command program (its
+    /// `_start`), as `wasmtime run` runs it.
+    func: Option<String>,
+    /// Arguments of the export, in the forms of `rwc call --help` (JSON, a bare word,
+    /// @PATH, @-, @text:PATH, {"$bytes": "<base64>"}, @@rest).
+    #[arg(allow_negative_numbers = true)]
+    args: Vec<String>,
+    /// After `--`: the WASI program's arguments (argv[1]…), or, with an export, more JSON
+    /// arguments for it (those starting with `-`).
+    #[arg(last = true, value_name = "PROGRAM_ARGS")]
+    program_args: Vec<String>,
+    /// The WASI program's argv[0] (default: the module's file name).
+    #[arg(long, value_name = "NAME", conflicts_with = "func")]
+    argv0: Option<String>,
+    #[command(flatten)]
+    io: args::CallIo,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Upload MODULE (.wasm or .wat) if the node lacks it, instantiate it, call FUNC with
@@ -80,7 +113,46 @@ enum Command {
     Call(CallArgs),
     /// Upload MODULE if needed and run FUNC once in a fresh instance (one request; the
     /// instance is freed at once). Prints the result as JSON; guest output goes to stderr.
-    Run(CallArgs),
+    ///
+    /// Without FUNC, MODULE is a WASI command program run as `wasmtime run` runs it:
+    /// `rwc run prog.wasm -- ARGS…` calls its `_start` with argv[0] the module's file name
+    /// (or --argv0), the guest's stdout on stdout and stderr on stderr byte for byte, and
+    /// exits with the program's exit code (`proc_exit(N)` gives N; a trap is still 6).
+    /// Nothing else is printed.
+    Run(RunArgs),
+    /// Run an allow-listed command of the node (`[[commands]]` in its config) as this
+    /// client: `rwc exec --node HOST:PORT df path=/`. Prints the command's stdout and
+    /// stderr and exits with its status. The sandboxed answer to `ssh host df -P /`: only
+    /// the commands and values the node's config allows run (others are `denied`, exit
+    /// code 5), without a shell.
+    Exec {
+        #[command(flatten)]
+        node: NodeArg,
+        /// The command's name in the node's config.
+        name: String,
+        /// A value for each of its placeholders.
+        #[arg(value_name = "KEY=VALUE", value_parser = crate::args::parse_key_value)]
+        params: Vec<(String, String)>,
+    },
+    /// Call EXPORT once on every node, all at once, and print one row per node: its
+    /// address, the time the call took and the result (or the error). With --json, one
+    /// JSON array of rows instead. The exit code is non-zero if any node failed, and
+    /// stderr names them.
+    Each(each::EachArgs),
+    /// Copy this machine's `rwc-node` to `~/.cache/rwc/rwc-node-VERSION` on HOST over SSH,
+    /// unless the copy there has the same SHA-256. `ssh://` addresses use that copy when
+    /// `rwc-node` is not on the host's PATH, so a box with only sshd becomes a node (which
+    /// lives as long as each connection).
+    Deploy {
+        /// The host: ssh://[USER@]HOST[:PORT].
+        addr: String,
+        /// Options for ssh, e.g. `--ssh-option "-i ~/.ssh/ops"`; each is split at spaces.
+        #[arg(long = "ssh-option", value_name = "OPTION", allow_hyphen_values = true)]
+        ssh_options: Vec<String>,
+        /// The rwc-node binary to copy (default: the one beside rwc, else on the PATH).
+        #[arg(long, value_name = "FILE")]
+        node_binary: Option<PathBuf>,
+    },
     /// List what a client can call in MODULE (.wasm or .wat), one export a line with its
     /// signature and the first line of its doc:
     /// `grep_lines(pattern: String, text: String) -> Vec<(u32, String)>: Lines that match.`
@@ -239,7 +311,42 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
     let done = |r: Result<(), Error>| r.map(|()| ExitCode::SUCCESS);
     match command {
         Command::Call(a) => done(commands::call(&a).await),
-        Command::Run(a) => done(commands::run(&a).await),
+        Command::Run(a) => match a.func {
+            None if a.io.json_args.is_some() || a.io.out.is_some() => Err(Error::bad_argument(
+                "--json-args and --out are for an export's call: a WASI program (no FUNC) reads \
+                 its arguments after `--` and writes its own stdout",
+            )),
+            None => {
+                program::run(
+                    &a.node,
+                    &a.module,
+                    a.argv0.as_deref(),
+                    &a.program_args,
+                    &a.limits,
+                )
+                .await
+            }
+            Some(func) => {
+                let mut args = a.args;
+                args.extend(a.program_args);
+                let call = CallArgs {
+                    node: a.node,
+                    module: a.module,
+                    func,
+                    args,
+                    io: a.io,
+                    limits: a.limits,
+                };
+                done(commands::run(&call).await)
+            }
+        },
+        Command::Exec { node, name, params } => exec::exec(&node, &name, &params).await,
+        Command::Each(a) => each::each(a).await,
+        Command::Deploy {
+            addr,
+            ssh_options,
+            node_binary,
+        } => done(deploy::deploy(&addr, &ssh_options, node_binary.as_deref()).await),
         Command::Exports { module, json } => done(commands::exports(&module, json)),
         Command::Info { node } => done(commands::info(&node).await),
         Command::Ping {

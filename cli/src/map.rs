@@ -7,33 +7,17 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::json::{from_json, to_json};
-use rwc_client::discovery::RegistryDiscovery;
-use rwc_client::{ConnectOptions, Error, MapOptions, MapReport, Pool, Value};
+use rwc_client::{Error, MapOptions, MapReport, Value};
 use serde_json::{Value as Json, json};
 
-use crate::args::{ConnectArgs, LimitArgs, read_module, token};
+use crate::args::{FleetArgs, LimitArgs, read_module};
 use crate::progress::{map_bar, node_counts};
 
 /// What `rwc map` takes.
 #[derive(Debug, clap::Args)]
 pub struct MapArgs {
-    /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
-    /// addresses gives several nodes).
-    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
-    pub nodes: Vec<String>,
-    /// Take the nodes from this registry instead (see `rwc registry`).
-    #[arg(long, conflicts_with = "nodes")]
-    pub registry: Option<String>,
-    /// With --registry: only nodes with this tag.
-    #[arg(long, requires = "registry")]
-    pub tag: Option<String>,
-    /// With --registry: file whose first line is the registry's lookup token (or the
-    /// token in RWC_REGISTRY_TOKEN), if its listing is closed. The nodes get --token-file.
-    #[arg(long, value_name = "FILE", requires = "registry")]
-    pub registry_token_file: Option<PathBuf>,
-    /// TLS settings and token for the nodes (the TLS settings serve the registry too).
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub fleet: FleetArgs,
     /// The module file (.wasm or .wat).
     pub module: PathBuf,
     /// The export to call.
@@ -55,18 +39,7 @@ pub struct MapArgs {
 pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
     let bytes = read_module(&a.module)?;
     let inputs = read_inputs(&a.input)?;
-    let options = a.connect.options()?;
-    let mut pool = match &a.registry {
-        Some(r) => {
-            let registry_options = ConnectOptions {
-                tls: options.tls.clone(),
-                token: token(a.registry_token_file.as_deref(), "RWC_REGISTRY_TOKEN")?,
-            };
-            let source = RegistryDiscovery::new(r, a.tag.as_deref()).with_options(registry_options);
-            Pool::from_registry_with(&source, &options).await?
-        }
-        None => Pool::connect_with(&a.nodes, &options).await?,
-    };
+    let mut pool = a.fleet.connect().await?;
     for (addr, e) in pool.unreachable() {
         eprintln!("rwc: left out {addr}: {}", crate::one_line(e));
     }

@@ -1,8 +1,10 @@
 //! A connection to one node, with typed helpers.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use rwc_api::capability::{self, exec::ExecOutput};
 use rwc_api::module::ExportDescription;
 use rwc_api::{InstanceOptions, NodeInfo, Request, instance, root, upload};
 use rwc_protocol::transport::{connect_child, connect_unix};
@@ -82,7 +84,7 @@ impl Client {
     }
 
     /// Connects to `addr` with `options`: the TLS settings for a `tls://` node (CA, client
-    /// certificate) and the token to present.
+    /// certificate), the token to present and the options of `ssh` for an `ssh://` node.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), rwc_client::Error> {
@@ -99,6 +101,9 @@ impl Client {
     /// # Cancel safety
     /// Dropping the future abandons the attempt.
     pub async fn connect_with(addr: &str, options: &ConnectOptions) -> Result<Client, Error> {
+        if crate::ssh::is_ssh(addr) {
+            return Client::connect_ssh(&addr.parse()?, options).await;
+        }
         let address: Address = addr.parse()?;
         let conn = address
             .connect(options, client_root(), config())
@@ -119,6 +124,36 @@ impl Client {
     pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Client, Error> {
         let conn = connect_unix(path, client_root(), config()).await?;
         Ok(Client::from_connection(conn, None))
+    }
+
+    /// Connects to a node over SSH: runs `ssh … HOST rwc-node --stdio` (or the copy
+    /// [`ssh::deploy`](crate::ssh::deploy) put there) with `options.ssh` (`"-i KEY"`,
+    /// `"-o UserKnownHostsFile=FILE"`) and talks over its pipes, presenting
+    /// `options.token`. The remote node lives as long as the connection.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills `ssh`, which ends the remote node.
+    pub async fn connect_ssh(
+        addr: &crate::ssh::SshAddress,
+        options: &ConnectOptions,
+    ) -> Result<Client, Error> {
+        let mut config = config();
+        if let Some(token) = &options.token {
+            config.credentials = Some(token.as_bytes().to_vec());
+        }
+        let command = addr.node_command(&options.ssh);
+        let (conn, child) = connect_child(command, client_root(), config)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot reach node at {addr}: {} (ssh's own message is above)",
+                        e.message()
+                    ),
+                )
+            })?;
+        Ok(Client::from_connection(conn, Some(child)))
     }
 
     /// Starts `command` (e.g. `rwc-node --stdio`, or `ssh host rwc-node --stdio`) and talks
@@ -294,6 +329,51 @@ impl Client {
             options,
         };
         request(&self.root, &req).await
+    }
+
+    /// Runs `module` as a WASI command program (its `_start`) in a fresh instance, as
+    /// `wasmtime run` does, and returns its exit status: 0 if `_start` returned, N if it
+    /// called `proc_exit(N)`. Its stdout and stderr go to `options.output` as written; a
+    /// trap is an error.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the run; the node stops the guest at its next yield
+    /// point and frees the instance.
+    pub async fn run_program(
+        &self,
+        module: &Module,
+        options: InstanceOptions,
+    ) -> Result<i32, Error> {
+        let req = root::RunProgram {
+            module: module.netref.clone().into(),
+            options,
+        };
+        Ok(request(&self.root, &req).await?.status)
+    }
+
+    /// Runs the allow-listed command `name` of the node's config with these placeholder
+    /// values (`exec.run`), as this client's principal: its exit status, output and
+    /// whether it timed out. A command or value the node's allow-list does not grant is a
+    /// `denied` error saying what was refused.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call; the node kills the command's process group.
+    pub async fn exec(
+        &self,
+        name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<ExecOutput, Error> {
+        let exec = self.capability(capability::EXEC).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Denied,
+                "the node grants this client no `exec` capability",
+            )
+        })?;
+        let req = capability::exec::Run {
+            name: name.to_owned(),
+            params,
+        };
+        request(&exec, &req).await
     }
 
     /// Closes the connection; the node frees this client's instances.

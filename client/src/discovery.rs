@@ -72,7 +72,7 @@ impl Discovery for StaticList {
 }
 
 /// `HOST:PORT` names, each resolved to every address it has: a name with several A/AAAA
-/// records is several nodes. `unix:/path` addresses are taken as they are; an address found
+/// records is several nodes. `unix:/path` and `ssh://` addresses are taken as they are; an address found
 /// twice is listed once.
 #[derive(Debug, Clone, Default)]
 pub struct Dns(pub Vec<String>);
@@ -105,10 +105,10 @@ impl Discovery for Dns {
     }
 }
 
-/// `HOST:PORT` → every address it resolves to; other forms (`unix:/path`,
+/// `HOST:PORT` → every address it resolves to; other forms (`unix:/path`, `ssh://…`,
 /// `tls://HOST:PORT`, whose certificate names the host, not an address) as they are.
 async fn lookup(name: &str) -> Result<Vec<String>, Error> {
-    if !matches!(name.parse::<Address>()?, Address::Tcp(_)) {
+    if crate::ssh::is_ssh(name) || !matches!(name.parse::<Address>()?, Address::Tcp(_)) {
         return Ok(vec![name.to_owned()]);
     }
     let found = tokio::net::lookup_host(name).await.map_err(|e| {

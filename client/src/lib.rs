@@ -4,10 +4,11 @@
 //! them with limits and capabilities, call their exports with typed values, and stream
 //! guest output while they run. Split work across many nodes with a [`Pool`].
 //!
-//! - [`Client`]: one node, over TCP ([`Client::connect`]), TLS, a Unix socket, or the
-//!   pipes of a child process ([`Client::connect_stdio`], e.g. `ssh host rwc-node --stdio`).
-//!   [`ConnectOptions`] (TLS settings, token) say how to connect; [`Address`] lists the
-//!   address forms (`HOST:PORT`, `unix:/path`, `tls://HOST:PORT`, `tls+unix:/path`).
+//! - [`Client`]: one node, over TCP ([`Client::connect`]), TLS, a Unix socket, the pipes
+//!   of a child process ([`Client::connect_stdio`]), or SSH (`ssh://[USER@]HOST[:PORT]`,
+//!   [`ssh`]). [`ConnectOptions`] (TLS settings, token, ssh options) say how to connect;
+//!   [`Address`] lists the address forms (`HOST:PORT`, `unix:/path`, `tls://HOST:PORT`,
+//!   `tls+unix:/path`); `ssh://` is [`ssh::SshAddress`].
 //! - [`Module`] and [`Instance`]: what the node holds for you; an instance's exports are
 //!   called by name with typed arguments.
 //! - [`Pool`]: many nodes; [`Pool::map`] runs an export over many inputs with results in
@@ -43,11 +44,13 @@ mod client;
 pub mod discovery;
 mod output;
 pub mod pool;
+pub mod ssh;
 
 pub use client::{Client, Instance, Module, UPLOAD_CHUNK, module_hash, request};
 pub use output::OutputHandler;
 pub use pool::{
-    MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn, ResultFn,
+    EachResult, MapOptions, MapProgress, MapReport, NodeProgress, NodeReport, Pool, ProgressFn,
+    ResultFn,
 };
 pub use rwc_api::module::ExportDescription;
 pub use rwc_api::{self as api, InstanceOptions, NodeInfo, ObjectRef};

@@ -6,6 +6,7 @@ use std::time::Duration;
 pub use rwc_api::Limits;
 use serde::Deserialize;
 
+use crate::capabilities::{CommandConfig, DirConfig};
 pub use crate::principal::PrincipalConfig;
 use crate::sandbox::SandboxConfig;
 
@@ -24,8 +25,13 @@ pub struct NodeConfig {
     pub no_cache: bool,
     /// How long calls in flight may take to finish after SIGINT/SIGTERM, in seconds.
     pub grace_period_secs: u64,
-    /// Capabilities granted to clients (and so to the guests they start).
+    /// Capabilities granted to clients (and so to the guests they start): `sys`, `log`,
+    /// `exec` (every command) or `exec:NAME`, `fs:NAME` (a directory).
     pub grants: Vec<String>,
+    /// Directories a guest can be given (`[[dirs]]`, granted as `fs:NAME`).
+    pub dirs: Vec<DirConfig>,
+    /// Allow-listed commands (`[[commands]]`, granted as `exec:NAME` or all as `exec`).
+    pub commands: Vec<CommandConfig>,
     /// Limits.
     pub limits: Limits,
     /// TLS certificate chain (PEM) to serve with, with `tls_key`: the node then speaks
@@ -53,6 +59,8 @@ impl Default for NodeConfig {
             no_cache: false,
             grace_period_secs: 10,
             grants: vec!["sys".into(), "log".into()],
+            dirs: Vec::new(),
+            commands: Vec::new(),
             limits: Limits::default(),
             tls_cert: None,
             tls_key: None,

@@ -15,6 +15,7 @@
 //!   clients find it by tag.
 
 mod abi;
+pub mod audit;
 pub mod blocking;
 pub mod capabilities;
 pub mod config;

@@ -9,6 +9,7 @@ use rwc_protocol::admission::Admission;
 use rwc_protocol::{Error, NetRef, PrincipalBudget, TlsServerConfig};
 use tokio::sync::Semaphore;
 
+use crate::capabilities::Host;
 use crate::config::NodeConfig;
 use crate::error::to_error;
 use crate::principal::{Principal, Principals};
@@ -24,6 +25,8 @@ pub struct Node {
 pub(crate) struct NodeInner {
     pub(crate) sandbox: Sandbox,
     pub(crate) config: NodeConfig,
+    /// The directories and commands of the config, checked.
+    pub(crate) host: Host,
     pub(crate) started: Instant,
     pub(crate) calls: Arc<Semaphore>,
     pub(crate) next_instance: AtomicU64,
@@ -50,9 +53,12 @@ const WASMTIME_VERSION: &str = env!("RWC_WASMTIME_VERSION");
 
 impl Node {
     /// Creates a node: its principals, TLS settings (read from the files the config
-    /// names), engine, caches and epoch ticker.
+    /// names), directories and commands, engine, caches and epoch ticker.
+    ///
+    /// A bad `[[dirs]]` or `[[commands]]` entry is a `bad argument` error naming it.
     pub fn new(mut config: NodeConfig) -> Result<Node, Error> {
         config.resolve();
+        let host = Host::new(&config).map_err(Error::bad_argument)?;
         let tls = tls_config(&config)?;
         let principals = Principals::new(
             &config.principals,
@@ -81,6 +87,7 @@ impl Node {
                 next_client: AtomicU64::new(1),
                 calls: Arc::new(Semaphore::new(config.limits.max_concurrent_calls)),
                 config,
+                host,
                 started: Instant::now(),
                 next_instance: AtomicU64::new(1),
                 calls_total: AtomicU64::new(0),

@@ -70,7 +70,12 @@ pub struct Principal {
 /// Whether `name` is something a principal can be granted. One place decides, so new
 /// kinds of grant are added here.
 pub fn is_known_grant(name: &str) -> bool {
-    grant::ROOT_OPERATIONS.contains(&name) || rwc_api::capability::ALL.contains(&name)
+    use rwc_api::capability::{EXEC_PREFIX, FS_PREFIX};
+    let named = |prefix: &str| name.strip_prefix(prefix).is_some_and(|n| !n.is_empty());
+    grant::ROOT_OPERATIONS.contains(&name)
+        || rwc_api::capability::ALL.contains(&name)
+        || named(FS_PREFIX)
+        || named(EXEC_PREFIX)
 }
 
 impl Principals {
@@ -300,7 +305,7 @@ impl Principal {
         for g in &entry.grants {
             if !is_known_grant(g) {
                 return Err(context(format!(
-                    "unknown grant `{g}` (grants are {} and the capabilities {})",
+                    "unknown grant `{g}` (grants are {}, the capabilities {}, fs:DIR and exec:COMMAND)",
                     grant::ROOT_OPERATIONS.join(", "),
                     rwc_api::capability::ALL.join(", ")
                 )));
@@ -322,10 +327,17 @@ impl Principal {
         &self.name
     }
 
+    /// Whether the principal holds `grant`. `exec` covers every `exec:NAME`.
+    pub fn holds(&self, grant: &str) -> bool {
+        use rwc_api::capability::{EXEC, EXEC_PREFIX};
+        self.grants.contains(grant)
+            || (grant.starts_with(EXEC_PREFIX) && self.grants.contains(EXEC))
+    }
+
     /// The grant check: `Ok` if the principal holds `grant` (a root operation or a
     /// capability), else a `denied` error naming it.
     pub fn check(&self, grant: &str) -> Result<(), Error> {
-        if self.grants.contains(grant) {
+        if self.holds(grant) {
             return Ok(());
         }
         let how = if self.anonymous {

@@ -55,8 +55,8 @@ pub enum Address {
     TlsUnix(PathBuf),
 }
 
-/// How to connect: the TLS settings used for `tls://` addresses and the token presented
-/// in the handshake. One value serves every connection of a client or a pool (and, for a
+/// How to connect: the TLS settings used for `tls://` addresses, the token presented
+/// in the handshake and the options of `ssh` for `ssh://` addresses. One value serves every connection of a client or a pool (and, for a
 /// `tls://` node, lets reconnections resume their TLS session).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -65,6 +65,9 @@ pub struct ConnectOptions {
     pub tls: Option<TlsClientConfig>,
     /// The token to present; `None`: none.
     pub token: Option<Token>,
+    /// Options for `ssh` when dialing an `ssh://` address (`rwc_client::ssh`), each split
+    /// at whitespace into words: `"-i /path/key"`, `"-o UserKnownHostsFile=FILE"`.
+    pub ssh: Vec<String>,
 }
 
 impl ConnectOptions {
@@ -76,6 +79,12 @@ impl ConnectOptions {
     /// These options with `tls` for `tls://` addresses.
     pub fn with_tls(mut self, tls: TlsClientConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// These options passing `options` to `ssh` for `ssh://` addresses.
+    pub fn with_ssh_options(mut self, options: Vec<String>) -> Self {
+        self.ssh = options;
         self
     }
 

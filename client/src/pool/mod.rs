@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod each;
 mod liveness;
 mod map;
 mod report;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use rwc_protocol::{ConnectOptions, Error, ErrorKind, NetRef, Value};
 
+pub use self::each::EachResult;
 pub use self::liveness::DEFAULT_LIVENESS_TIMEOUT;
 pub use self::report::{
     Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,

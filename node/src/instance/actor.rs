@@ -91,6 +91,8 @@ pub(crate) enum JobKind {
         offset: u64,
         bytes: Vec<u8>,
     },
+    /// Run the module as a WASI command program (`_start`); answers its exit status.
+    Program,
     Fuel,
     Close,
 }
@@ -305,6 +307,7 @@ async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Res
                 .map(|()| Value::Unit)
                 .map_err(to_error);
         }
+        JobKind::Program => return run_program(instance).await,
         JobKind::Fuel => return Ok(instance.fuel_remaining().map_or(Value::Unit, Value::U64)),
         JobKind::Close => return Ok(Value::Unit),
     };
@@ -330,6 +333,33 @@ fn take_panic(instance: &mut Instance) -> Option<String> {
         .ok()
         .and_then(|s| s.panic.take())
 }
+
+/// Runs a WASI command's `_start`, as `wasmtime run` does: returning is exit status 0,
+/// `proc_exit(N)` is N, a trap is an error.
+async fn run_program(instance: &mut Instance) -> Result<Value, Error> {
+    if instance.module().export(START).is_none() {
+        return Err(Error::new(
+            ErrorKind::Unimplemented,
+            format!(
+                "the module exports no `{START}`: it is not a WASI command program; name one of                  its exports to call ({})",
+                describe_exports(instance.module())
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let status = match instance.call(START, &[]).await {
+        Ok(_) => 0,
+        Err(SandboxError::Exit(status)) => status,
+        Err(e) => return Err(to_error_with_panic(e, take_panic(instance))),
+    };
+    rwc_protocol::to_value(&rwc_api::root::ProgramExit { status })
+}
+
+/// The entry point of a WASI command program.
+const START: &str = "_start";
 
 /// Calls a numeric export with numbers.
 async fn call_numeric(instance: &mut Instance, name: &str, args: &[Value]) -> Result<Value, Error> {
@@ -401,6 +431,7 @@ pub(crate) async fn run_nested(caller: &mut Caller<'_, StoreState>, job: Job) {
         )),
         JobKind::Object(call) => Ok(call),
         JobKind::Close
+        | JobKind::Program
         | JobKind::ReadMemory { .. }
         | JobKind::WriteMemory { .. }
         | JobKind::Fuel => Err(Error::new(

@@ -90,16 +90,19 @@ pub(crate) async fn instantiate(
         Some(sink) => Some(OutputForwarder::start(sink.into_netref("the output sink")?)),
         None => None,
     };
-    let mut caps = capabilities::resolve(node, &options.capabilities, principal, output.as_ref())?;
+    let resolved = capabilities::resolve(node, &options.capabilities, principal, output.as_ref())?;
+    let mut caps = resolved.objects;
     for (name, object) in std::mem::take(&mut options.objects) {
         let netref = object.into_netref(&format!("the object `{name}` handed to the guest"))?;
         caps.insert(name, netref);
     }
     let id = node.inner.next_instance.fetch_add(1, Ordering::Relaxed);
-    let sandbox_options = SandboxOptions {
+    let mut sandbox_options = SandboxOptions {
         client,
         ..within_limits(&options, &node.inner.config.limits, principal)?
     };
+    sandbox_options.preopens = resolved.preopens;
+    sandbox_options.audit_as = Some(principal.name().to_owned());
     let started = actor::start(
         &node.inner.sandbox,
         module,
@@ -192,8 +195,7 @@ fn within_limits(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         args: options.args.clone(),
-        output: None,
-        client: 0,
+        ..SandboxOptions::default()
     })
 }
 
@@ -243,7 +245,36 @@ impl InstanceObject {
         args: Vec<Value>,
         deadline: Option<Instant>,
     ) -> Result<Value, Error> {
-        let _permit = self
+        let _permit = self.call_permit()?;
+        self.job(
+            JobKind::Export {
+                name: export.to_owned(),
+                args,
+            },
+            deadline,
+        )
+        .await
+    }
+
+    /// Runs the module as a WASI command program: its `_start`, whose exit status is the
+    /// answer ([`rwc_api::root::ProgramExit`]).
+    pub(crate) async fn run_program(&self, deadline: Option<Instant>) -> Result<Value, Error> {
+        let _permit = self.call_permit()?;
+        self.job(JobKind::Program, deadline).await
+    }
+
+    /// A slot among the node's concurrent guest calls and one among its principal's,
+    /// counted, or `overloaded`; both are held until the result is dropped.
+    fn call_permit(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        Error,
+    > {
+        let permit = self
             .node
             .inner
             .calls
@@ -262,16 +293,9 @@ impl InstanceObject {
                     ),
                 )
             })?;
-        let _principal_permit = self.principal.take_call()?;
+        let principal_permit = self.principal.take_call()?;
         self.node.inner.calls_total.fetch_add(1, Ordering::Relaxed);
-        self.job(
-            JobKind::Export {
-                name: export.to_owned(),
-                args,
-            },
-            deadline,
-        )
-        .await
+        Ok((permit, principal_permit))
     }
 
     /// Frees the instance now (later calls fail), once the jobs queued before this one

@@ -5,18 +5,20 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, Store, StoreLimitsBuilder};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::engine::{EpochTicker, Metering};
 use super::store::{Guarded, StoreState, on_epoch, run_guarded};
 use super::{
-    ExportInfo, ExternKind, LoadedModule, OutputCapture, OutputSink, Sandbox, SandboxError, Stream,
+    ExportInfo, ExternKind, GuestWasi, LoadedModule, OutputCapture, OutputSink, Sandbox,
+    SandboxError, Stream,
 };
 
 /// Per-instance settings; `None` fields take the sandbox's defaults.
@@ -46,6 +48,23 @@ pub struct InstanceOptions {
     /// Whose compile turn a compilation for fuel metering takes (the compile queue is
     /// fair across clients; see [`Sandbox::load_queued`]).
     pub client: u64,
+    /// Host directories the guest sees, each at its guest path.
+    pub preopens: Vec<Preopen>,
+    /// Who the guest acts for: with preopens, its file changes go to the audit log
+    /// ([`crate::audit`]) under this name; `None` logs nothing.
+    pub audit_as: Option<String>,
+}
+
+/// A host directory a guest sees as a WASI preopen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it (`/logs`).
+    pub guest: String,
+    /// Whether every change is refused (`EPERM`), as wasmtime-wasi's read-only
+    /// permissions refuse them.
+    pub read_only: bool,
 }
 
 /// A live guest instance: its store, limits and output capture.
@@ -112,12 +131,35 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        for p in &opts.preopens {
+            let perms = if p.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&p.host, &p.guest, perms).map_err(|e| {
+                // The host path is the operator's business: the error names the guest's.
+                tracing::warn!(host = %p.host.display(), guest = %p.guest, error = %e, "cannot open a granted directory");
+                SandboxError::Other(format!(
+                    "the node cannot open the directory it grants at {}: {e}",
+                    p.guest
+                ))
+            })?;
+        }
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(memory_limit).unwrap_or(usize::MAX))
             .table_elements(config.max_table_elements)
             .build();
+        let wasi = match &opts.audit_as {
+            Some(who) if !opts.preopens.is_empty() => {
+                let guest_paths: Vec<String> =
+                    opts.preopens.iter().map(|p| p.guest.clone()).collect();
+                GuestWasi::audited(wasi.build_p1(), who, &guest_paths)
+            }
+            _ => GuestWasi::new(wasi.build_p1()),
+        };
         let state = StoreState::new(
-            wasi.build_p1(),
+            wasi,
             limits,
             output,
             memory_limit,

@@ -40,6 +40,7 @@ mod output;
 mod store;
 #[cfg(test)]
 mod test_support;
+mod wasi;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -56,12 +57,13 @@ use self::engine::{EpochTicker, Metering};
 
 pub use self::description::{ExportInfo, ExternKind, ImportInfo};
 pub use self::error::SandboxError;
-pub use self::instance::{Instance, InstanceOptions};
+pub use self::instance::{Instance, InstanceOptions, Preopen};
 pub use self::memory::{OutOfBounds, memory_range};
 pub use self::module::LoadedModule;
 pub use self::numeric::{Number, WasmArg};
 pub use self::output::{OutputCapture, OutputSink, Stream};
 pub use self::store::StoreState;
+pub use self::wasi::GuestWasi;
 
 /// Limits and knobs of a [`Sandbox`]. `Default` gives the node's defaults.
 #[derive(Debug, Clone)]
@@ -193,9 +195,12 @@ impl EngineSide {
     ) -> Result<Self, SandboxError> {
         let engine = engine::new_engine(config, metering)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut StoreState| {
-            &mut state.wasi
-        })
+        // wasmtime-wasi's preview 1, served through `GuestWasi` (which audits file changes);
+        // the same functions `wasmtime_wasi::p1::add_to_linker_async` adds.
+        wasmtime_wasi::p1::wasi_snapshot_preview1::add_to_linker(
+            &mut linker,
+            |state: &mut StoreState| &mut state.wasi,
+        )
         .and_then(|()| define(&mut linker))
         .map_err(|err| {
             SandboxError::Other(format!(

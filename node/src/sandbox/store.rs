@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 use wasmtime::{
     PoolConcurrencyLimitError, ResourceLimiter, Store, StoreContextMut, StoreLimits, UpdateDeadline,
 };
-use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::error::{MemoryLimitExceeded, TableLimitExceeded};
-use super::{OutputCapture, SandboxError};
+use super::{GuestWasi, OutputCapture, SandboxError};
 
 /// How long past its deadline a call may stay stuck in a host function (where epoch
 /// checks cannot stop it) before it is cancelled from the outside.
@@ -31,9 +30,9 @@ const HOST_CALL_GRACE: Duration = Duration::from_secs(1);
 /// Host functions added with [`Sandbox::with_host_functions`](super::Sandbox::with_host_functions) see this; `ext` is where
 /// they keep their own per-instance state.
 pub struct StoreState {
-    /// The guest's WASI preview 1 context (no preopens, no network, only the given env
-    /// and args).
-    pub wasi: WasiP1Ctx,
+    /// The guest's WASI preview 1 context: no network, only the given env, args and
+    /// preopened directories.
+    pub wasi: GuestWasi,
     /// Table and instance caps. Memory growth is checked against the instance's memory
     /// limit before these are consulted.
     pub limits: StoreLimits,
@@ -52,7 +51,7 @@ impl StoreState {
     /// The state of a new store whose memory may grow to `memory_limit` bytes and whose
     /// tables to `table_limit` elements.
     pub(super) fn new(
-        wasi: WasiP1Ctx,
+        wasi: GuestWasi,
         limits: StoreLimits,
         output: OutputCapture,
         memory_limit: u64,

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX};
 use rwc_api::principal::grant;
-use rwc_api::root::{self, Capability, Instantiate, ModuleByHash, Run, Upload, UploadStream};
-use rwc_api::{ObjectRef, Request};
+use rwc_api::root::{
+    self, Capability, Instantiate, ModuleByHash, Run, RunProgram, Upload, UploadStream,
+};
+use rwc_api::{InstanceOptions, ObjectRef, Request};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Connection, Error, ErrorKind, NetRef, Value, to_value};
 
@@ -113,11 +116,20 @@ impl RootService {
     }
 
     async fn instantiate(&self, req: Instantiate) -> Result<InstanceObject, Error> {
-        let module = module_arg(req.module)?;
+        self.instance_of(req.module, req.options).await
+    }
+
+    /// An instance of the module netref `module`, for this connection's principal.
+    async fn instance_of(
+        &self,
+        module: ObjectRef,
+        options: InstanceOptions,
+    ) -> Result<InstanceObject, Error> {
+        let module = module_arg(module)?;
         instantiate(
             &self.node,
             &module,
-            req.options,
+            options,
             &self.instances,
             &self.principal,
             self.client,
@@ -126,16 +138,7 @@ impl RootService {
     }
 
     async fn run(&self, req: Run) -> Result<Value, Error> {
-        let module = module_arg(req.module)?;
-        let instance = instantiate(
-            &self.node,
-            &module,
-            req.options,
-            &self.instances,
-            &self.principal,
-            self.client,
-        )
-        .await?;
+        let instance = self.instance_of(req.module, req.options).await?;
         let result = instance.invoke(&req.export, req.args, None).await;
         // Nothing else can queue jobs for this instance: closing cannot be refused, and
         // dropping it frees it anyway.
@@ -143,16 +146,38 @@ impl RootService {
         result
     }
 
+    async fn run_program(&self, req: RunProgram) -> Result<Value, Error> {
+        let instance = self.instance_of(req.module, req.options).await?;
+        let result = instance.run_program(None).await;
+        // As in `run`: closing cannot be refused here, and dropping frees it anyway.
+        let _ = instance.close().await;
+        result
+    }
+
     fn capability(&self, req: Capability) -> Result<Value, Error> {
         let name = req.name;
-        Ok(capabilities::resolve(
+        if name.starts_with(FS_PREFIX) {
+            return Err(Error::bad_argument(format!(
+                "`{name}` is a directory: it reaches a guest as a WASI preopen; ask for it in \
+                 the instance options' capabilities (`--capability {name}`)"
+            )));
+        }
+        let mut resolved = capabilities::resolve(
             &self.node,
             std::slice::from_ref(&name),
             &self.principal,
             None,
-        )?
-        .remove(&name)
-        .map_or(Value::Unit, Value::from))
+        )?;
+        // `exec:NAME` is an `exec` object that runs that one command.
+        let key = if name.starts_with(EXEC_PREFIX) {
+            EXEC
+        } else {
+            name.as_str()
+        };
+        Ok(resolved
+            .objects
+            .remove(key)
+            .map_or(Value::Unit, Value::from))
     }
 }
 
@@ -196,6 +221,10 @@ impl Dispatch for RootService {
             Run::METHOD => {
                 p.check(grant::RUN)?;
                 self.run(Run::from_args(args)?).await
+            }
+            RunProgram::METHOD => {
+                p.check(grant::RUN)?;
+                self.run_program(RunProgram::from_args(args)?).await
             }
             root::Info::METHOD => {
                 p.check(grant::INFO)?;

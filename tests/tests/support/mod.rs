@@ -95,6 +95,35 @@ pub fn node_command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Starts `rwc-node --listen 127.0.0.1:0 ARGS…` with its log (stderr, without colours)
+/// written to the file `log`, and waits for its address.
+pub fn spawn_node_logging(args: &[&str], log: &Path) -> Proc {
+    let mut cmd = node_command(args);
+    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    let file = std::fs::File::create(log).expect("create the node's log file");
+    let what = format!("{cmd:?}");
+    Proc::start_with_stderr(cmd, Stdio::from(file))
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+}
+
+/// Waits until the file `log` has a line holding every one of `needles`; returns it.
+/// Panics after `limit` with the log so far.
+pub fn log_line(log: &Path, needles: &[&str], limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needles:?} in {} within {limit:?}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Starts `n` nodes.
 pub fn spawn_nodes(n: usize) -> Vec<Proc> {
     (0..n).map(|_| spawn_node(&[])).collect()
