@@ -10,6 +10,8 @@
 //! - [`info`]: what `info()` answers, [`Limits`] included.
 //! - [`output`]: the sink a client hands over for guest output.
 //! - [`registry`]: the messages of the node registry.
+//! - [`nats`]: what nodes and clients exchange over NATS JetStream (discovery, durable
+//!   maps).
 //! - [`capability`]: the host capabilities' names and methods.
 //! - [`abi`]: the constants of the guest ABI (`docs/abi.md`) that the node and the guest
 //!   SDK both spell.
@@ -42,6 +44,7 @@ pub mod capability;
 pub mod info;
 pub mod instance;
 pub mod module;
+pub mod nats;
 mod object_ref;
 mod options;
 pub mod output;

@@ -7,6 +7,7 @@
 
 mod args;
 mod commands;
+mod jobs;
 mod json;
 mod map;
 mod progress;
@@ -102,17 +103,34 @@ enum Command {
     /// instead: {"summary": {…}}. The exit code is 0 if every input succeeded, else the
     /// code of the first failed input's error.
     Map(map::MapArgs),
-    /// List the nodes a registry knows.
+    /// List the nodes a registry knows, or those registered in NATS (--nats).
     Nodes {
         /// The registry's address, HOST:PORT.
-        #[arg(long, env = "RWC_REGISTRY")]
-        registry: String,
+        #[arg(long, env = "RWC_REGISTRY", required_unless_present = "nats")]
+        registry: Option<String>,
+        /// List the nodes registered in NATS instead (nats://HOST:PORT).
+        #[arg(long, env = "RWC_NATS", conflicts_with = "registry")]
+        nats: Option<String>,
         /// Only nodes with this tag.
         #[arg(long)]
         tag: Option<String>,
         /// Print JSON (one array) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List the durable maps (jobs) NATS holds, with their progress.
+    Jobs {
+        /// The NATS server(s), nats://HOST:PORT.
+        #[arg(long, env = "RWC_NATS")]
+        nats: String,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act on one durable map (job).
+    Job {
+        #[command(subcommand)]
+        action: jobs::JobAction,
     },
     /// Run a registry: nodes register with `rwc-node --register ADDR --tag T`, clients
     /// find them with `rwc nodes` or `rwc map --registry`. Prints `listening on ADDR`.
@@ -221,9 +239,16 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
         Command::Map(a) => map::map(a).await,
         Command::Nodes {
             registry,
+            nats,
             tag,
             json,
-        } => done(commands::nodes(&registry, tag.as_deref(), json).await),
+        } => done(match (nats, registry) {
+            (Some(url), _) => jobs::nodes(&url, tag.as_deref(), json).await,
+            (None, Some(registry)) => commands::nodes(&registry, tag.as_deref(), json).await,
+            (None, None) => Err(Error::bad_argument("give --registry ADDR or --nats URL")),
+        }),
+        Command::Jobs { nats, json } => done(jobs::list(&nats, json).await),
+        Command::Job { action } => done(jobs::act(action).await),
         Command::Registry { listen } => done(commands::registry(&listen).await),
         Command::Shell { node } => shell::run(&node, verbose).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),

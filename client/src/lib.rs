@@ -39,6 +39,7 @@
 
 mod client;
 pub mod discovery;
+pub mod nats;
 mod output;
 pub mod pool;
 

@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub grants: Vec<String>,
     /// Limits.
     pub limits: Limits,
+    /// Membership of a NATS JetStream fleet (`[nats]`, flags `--nats…`).
+    pub nats: crate::nats::NatsConfig,
 }
 
 impl Default for NodeConfig {
@@ -33,6 +35,7 @@ impl Default for NodeConfig {
             grace_period_secs: 10,
             grants: vec!["sys".into(), "log".into()],
             limits: Limits::default(),
+            nats: crate::nats::NatsConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod capabilities;
 pub mod config;
 pub mod error;
 pub mod instance;
+pub mod nats;
 mod node;
 pub mod sandbox;
 pub mod server;

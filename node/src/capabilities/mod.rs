@@ -5,7 +5,7 @@
 //! granted (or objects it holds itself).
 
 mod log;
-mod sys;
+pub(crate) mod sys;
 
 use std::collections::HashMap;
 
