@@ -15,7 +15,7 @@ use crate::map::{MapArgs, Printing};
 pub struct DurableArgs {
     /// Run a durable map through NATS JetStream (nats://HOST:PORT, comma-separated for a
     /// cluster): inputs go to a work-queue stream that the nodes serving --tag pull from.
-    #[arg(long, env = "RWC_NATS", conflicts_with_all = ["nodes", "registry"])]
+    #[arg(long, conflicts_with_all = ["nodes", "registry"])]
     pub nats: Option<String>,
     /// With --nats: the job's name; the same command with the same name resumes it
     /// (default: a fresh name, printed to stderr).

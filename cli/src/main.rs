@@ -109,7 +109,7 @@ enum Command {
         #[arg(long, env = "RWC_REGISTRY", required_unless_present = "nats")]
         registry: Option<String>,
         /// List the nodes registered in NATS instead (nats://HOST:PORT).
-        #[arg(long, env = "RWC_NATS", conflicts_with = "registry")]
+        #[arg(long, conflicts_with = "registry")]
         nats: Option<String>,
         /// Only nodes with this tag.
         #[arg(long)]

@@ -29,6 +29,20 @@ fn slow_inputs(n: i64, spins: i64) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// Runs a durable map of `work` over `inputs` in a task of its own.
+fn spawn_work(
+    fleet: &NatsFleet,
+    inputs: Vec<Vec<Value>>,
+    options: DurableMapOptions,
+) -> tokio::task::JoinHandle<Result<rwc_client::nats::DurableReport, rwc_client::Error>> {
+    let fleet = fleet.clone();
+    tokio::spawn(async move {
+        fleet
+            .map_durable(wat::MATH.as_bytes(), "work", inputs, options)
+            .await
+    })
+}
+
 /// Every result is `i * i`, in input order.
 fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
     for (i, r) in results.iter().enumerate() {
@@ -209,24 +223,14 @@ async fn a_nats_server_restart_mid_map_loses_no_input() {
         300,
         barrier.clone(),
     );
-    let map = tokio::spawn({
-        let fleet = fleet.clone();
-        async move {
-            fleet
-                .map_durable(
-                    wat::MATH.as_bytes(),
-                    "work",
-                    slow_inputs(1000, 100_000),
-                    options,
-                )
-                .await
-        }
-    });
+    let map = spawn_work(&fleet, slow_inputs(1000, 100_000), options);
     barrier.notified().await;
-    tokio::task::spawn_blocking(move || {
+    let _server = tokio::task::spawn_blocking(move || {
         server.restart();
         server
-    });
+    })
+    .await
+    .expect("the server restarts");
     let report = tokio::time::timeout(Duration::from_secs(90), map)
         .await
         .expect("the map finishes after the restart")
@@ -270,19 +274,7 @@ async fn a_cluster_survives_losing_the_stream_leader() {
         200,
         barrier.clone(),
     );
-    let map = tokio::spawn({
-        let fleet = fleet.clone();
-        async move {
-            fleet
-                .map_durable(
-                    wat::MATH.as_bytes(),
-                    "work",
-                    slow_inputs(800, 100_000),
-                    options,
-                )
-                .await
-        }
-    });
+    let map = spawn_work(&fleet, slow_inputs(800, 100_000), options);
     barrier.notified().await;
     let mut tasks = fleet.fleet().tasks().await.unwrap();
     let leader = tasks
@@ -324,19 +316,7 @@ async fn an_input_that_kills_its_node_every_time_stops_after_max_deliver() {
     // Input 7 runs for ever (well past the test): each node that starts it is killed.
     let mut inputs = slow_inputs(20, 0);
     inputs[7] = vec![Value::I64(7), Value::I64(i64::MAX)];
-    let map = tokio::spawn({
-        let fleet = fleet.clone();
-        async move {
-            fleet
-                .map_durable(
-                    wat::MATH.as_bytes(),
-                    "work",
-                    inputs,
-                    DurableMapOptions::default().job("poison"),
-                )
-                .await
-        }
-    });
+    let map = spawn_work(&fleet, inputs, DurableMapOptions::default().job("poison"));
     let marker = "first=7 ";
     let mut killed = Vec::new();
     for delivery in 1..=2 {

@@ -12,7 +12,7 @@ use rwc_api::nats::{
     self as names, DEFAULT_TAG, JobMeta, NodeEntry, Task, TaskResult, check_name, check_values,
 };
 use rwc_nats::async_nats::jetstream::consumer::DeliverPolicy;
-use rwc_nats::async_nats::jetstream::consumer::pull::OrderedConfig;
+use rwc_nats::async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
 use rwc_nats::async_nats::jetstream::kv;
 use rwc_nats::async_nats::jetstream::message::PublishMessage as Publish;
 use rwc_nats::async_nats::jetstream::object_store::InfoErrorKind;
@@ -27,6 +27,9 @@ use crate::pool::{
 
 /// Task publishes awaiting their acknowledgement at once.
 const PUBLISH_WINDOW: usize = 512;
+
+/// How long a map waits for the next result before it reads the results again.
+const RESULTS_STALL: Duration = Duration::from_secs(30);
 
 /// A NATS JetStream fleet seen from a client: its nodes, and durable maps run by them.
 ///
@@ -242,25 +245,7 @@ impl NatsFleet {
         // What NATS already has, queued tasks first: a task leaves the queue only after
         // its results are written, so nothing is missed between the two looks.
         let queued: HashSet<u64> = queued_tasks(&tasks, &tag, &job).await?;
-        let consumer = results
-            .create_consumer(OrderedConfig {
-                filter_subject: names::job_results(&job),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error("read the job's results", e))?;
-        let mut consumer = consumer;
-        let existing = consumer
-            .info()
-            .await
-            .map_err(|e| nats_error("read the job's results", e))?
-            .num_pending;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| nats_error("read the job's results", e))?;
-
+        let (mut messages, existing) = open_results(&results, &job).await?;
         let mut collected = Collected::new(total, started, &options);
         let mut seen = 0u64;
         while seen < existing {
@@ -295,20 +280,25 @@ impl NatsFleet {
 
         while collected.done < total {
             tokio::select! {
-                message = messages.next() => {
-                    let Some(message) = message else {
-                        return Err(Error::disconnected("NATS ended the job's results stream"));
-                    };
-                    match message {
-                        Ok(m) => collected.add(&job, &m.subject, &m.payload, true),
-                        // The ordered consumer makes itself again after a server restart
-                        // or a leader change; it says so here.
-                        Err(e) => tracing::debug!(error = %e, "results stream interrupted"),
+                message = tokio::time::timeout(RESULTS_STALL, messages.next()) => match message {
+                    Ok(Some(Ok(m))) => collected.add(&job, &m.subject, &m.payload, true),
+                    // The ordered consumer makes itself again after a leader change; it
+                    // says so here.
+                    Ok(Some(Err(e))) => tracing::debug!(error = %e, "results stream interrupted"),
+                    // Nothing for a while, or the stream ended (a server restart can lose
+                    // the consumer): read the job's results again from the start; those
+                    // already in are skipped.
+                    Err(_) | Ok(None) => match open_results(&results, &job).await {
+                        Ok((again, _)) => messages = again,
+                        Err(e) => tracing::debug!(error = %e, "cannot reopen the results yet"),
+                    },
+                },
+                done = async {
+                    match &mut publisher {
+                        Some(p) => p.await,
+                        None => std::future::pending().await,
                     }
-                }
-                done = async { publisher.as_mut().expect("polled only while set").await },
-                    if publisher.is_some() =>
-                {
+                } => {
                     publisher = None;
                     match done {
                         Ok(Ok(())) => {}
@@ -562,6 +552,31 @@ async fn claim_job(jobs: &kv::Store, meta: &JobMeta) -> Result<(), Error> {
             meta.name
         ),
     ))
+}
+
+/// Reads `job`'s results from the first one: the messages, and how many there are now.
+async fn open_results(
+    results: &rwc_nats::async_nats::jetstream::stream::Stream,
+    job: &str,
+) -> Result<(Ordered, u64), Error> {
+    let mut consumer = results
+        .create_consumer(OrderedConfig {
+            filter_subject: names::job_results(job),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error("read the job's results", e))?;
+    let existing = consumer
+        .info()
+        .await
+        .map_err(|e| nats_error("read the job's results", e))?
+        .num_pending;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| nats_error("read the job's results", e))?;
+    Ok((messages, existing))
 }
 
 /// The first input of every task of `job` still in the stream (waiting or running).

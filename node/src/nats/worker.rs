@@ -193,8 +193,10 @@ impl Worker {
             };
             let mut first = Some(first);
             loop {
+                // A pull lost in a server restart is never answered: give up on it a
+                // little after it would have expired.
                 let next = tokio::select! {
-                    m = batch.next() => m,
+                    m = tokio::time::timeout(PULL_EXPIRES * 3, batch.next()) => m.ok().flatten(),
                     _ = stop.changed() => None,
                 };
                 let Some(message) = next else { break };

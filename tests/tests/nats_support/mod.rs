@@ -41,6 +41,7 @@ impl NatsNode {
             ])
             .args(args)
             .env("RUST_LOG", "info,rwc_node::nats=debug")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
