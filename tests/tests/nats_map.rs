@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nats_support::{NatsCluster, NatsNode, NatsServer, calls_served, fleet, numbers, spawn_map};
+use nats_support::{
+    ACK_WAIT_SECS, NatsCluster, NatsNode, NatsServer, calls_served, fleet, numbers, spawn_map,
+};
 use rwc_client::nats::{DurableMapOptions, FleetOptions, NatsFleet};
 use rwc_client::{ErrorKind, Value};
 use support::{Scratch, wat};
@@ -319,6 +321,7 @@ async fn an_input_that_kills_its_node_every_time_stops_after_max_deliver() {
     let map = spawn_work(&fleet, inputs, DurableMapOptions::default().job("poison"));
     let marker = "first=7 ";
     let mut killed = Vec::new();
+    let mut killed_at: Option<std::time::Instant> = None;
     for delivery in 1..=2 {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let victim = loop {
@@ -334,7 +337,16 @@ async fn an_input_that_kills_its_node_every_time_stops_after_max_deliver() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        if let Some(at) = killed_at {
+            // A figure for the report, not a check: AckWait is ACK_WAIT_SECS here.
+            eprintln!(
+                "input 7 started again on another node {:?} after its node was SIGKILLed \
+                 (AckWait {ACK_WAIT_SECS} s)",
+                at.elapsed()
+            );
+        }
         nodes[victim].kill();
+        killed_at = Some(std::time::Instant::now());
         killed.push(nodes[victim].addr.clone());
     }
     let report = tokio::time::timeout(Duration::from_secs(60), map)
