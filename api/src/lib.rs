@@ -11,6 +11,8 @@
 //! - [`principal`]: who a caller is on a node, its grants and limits ([`PrincipalInfo`]).
 //! - [`output`]: the sink a client hands over for guest output.
 //! - [`registry`]: the messages of the node registry.
+//! - [`nats`]: what nodes and clients exchange over NATS JetStream (discovery, durable
+//!   maps).
 //! - [`capability`]: the host capabilities' names and methods.
 //! - `describe` (feature `describe`): what a module file says about its exports, read
 //!   without a node.
@@ -47,6 +49,7 @@ pub mod describe;
 pub mod info;
 pub mod instance;
 pub mod module;
+pub mod nats;
 mod object_ref;
 mod options;
 pub mod output;

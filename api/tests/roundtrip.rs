@@ -522,3 +522,70 @@ fn exec_and_program_messages_round_trip() {
     });
     round_trip(&root::ProgramExit { status: 33 });
 }
+
+#[test]
+fn nats_messages() {
+    use rwc_api::nats::{self, JobMeta, NodeEntry, Task, TaskResult};
+    fn through<T: Serialize + DeserializeOwned + PartialEq + Debug>(msg: &T) {
+        round_trip(msg);
+        assert_eq!(
+            &nats::decode::<T>(&nats::encode(msg).unwrap()).unwrap(),
+            msg
+        );
+    }
+    through(&NodeEntry {
+        id: "n1".into(),
+        address: "127.0.0.1:18870".into(),
+        tags: vec!["cpu".into()],
+        capacity: 8,
+        load: 2,
+        version: "0.1.0".into(),
+    });
+    through(&JobMeta {
+        name: "squares".into(),
+        tag: "cpu".into(),
+        module: "ab".repeat(32),
+        export: "sq".into(),
+        total: 10,
+        batch: 4,
+        inputs_digest: "cd".repeat(32),
+        created_ms: 1_700_000_000_000,
+    });
+    through(&Task {
+        job: "squares".into(),
+        first: 4,
+        module: "ab".repeat(32),
+        export: "sq".into(),
+        inputs: vec![
+            vec![Value::Bytes(vec![0, 255])],
+            vec![
+                Value::F64(0.5),
+                Value::Map(vec![(Value::I64(1), Value::Unit)]),
+            ],
+        ],
+        options: InstanceOptions {
+            fuel: Some(1000),
+            call_timeout: Some(Duration::from_millis(1500)),
+            env: BTreeMap::from([("K".to_owned(), "v".to_owned())]),
+            ..InstanceOptions::default()
+        },
+    });
+    through(&TaskResult {
+        job: "squares".into(),
+        index: 7,
+        node: "127.0.0.1:1".into(),
+        delivery: 2,
+        outcome: Ok(Value::U64(49)),
+    });
+    through(&TaskResult {
+        job: "squares".into(),
+        index: 8,
+        node: String::new(),
+        delivery: 4,
+        outcome: Err(rwc_protocol::Error::new(
+            rwc_protocol::ErrorKind::Trapped,
+            "unreachable",
+        )),
+    });
+    assert!(nats::decode::<Task>(b"\xff\xff garbage").is_err());
+}

@@ -65,14 +65,17 @@ pub fn token(file: Option<&Path>, var: &str) -> Result<Option<Token>, Error> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct FleetArgs {
     /// Node addresses, comma-separated (HOST:PORT; a name resolving to several
-    /// addresses gives several nodes).
-    #[arg(long, value_delimiter = ',', required_unless_present = "registry")]
+    /// addresses gives several nodes). One of --nodes, --registry (or, for `rwc map`,
+    /// --nats) is needed.
+    #[arg(long, value_delimiter = ',')]
     pub nodes: Vec<String>,
     /// Take the nodes from this registry instead (see `rwc registry`).
     #[arg(long, conflicts_with = "nodes")]
     pub registry: Option<String>,
-    /// With --registry: only nodes with this tag.
-    #[arg(long, requires = "registry")]
+    /// With --registry: only nodes with this tag. With `rwc map --nats`: the tag of the
+    /// nodes that run the map (default: `default`, what nodes started without --tag
+    /// serve).
+    #[arg(long)]
     pub tag: Option<String>,
     /// With --registry: file whose first line is the registry's lookup token (or the
     /// token in RWC_REGISTRY_TOKEN), if its listing is closed. The nodes get --token-file.
@@ -86,6 +89,16 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// Connects to the nodes named, or to those of the registry (with the tag).
     pub async fn connect(&self) -> Result<Pool, Error> {
+        if self.nodes.is_empty() && self.registry.is_none() {
+            return Err(Error::bad_argument(
+                "which nodes? give --nodes HOST:PORT,… or --registry ADDR (or, for rwc map, --nats URL)",
+            ));
+        }
+        if self.tag.is_some() && self.registry.is_none() {
+            return Err(Error::bad_argument(
+                "--tag goes with --registry (or, for rwc map, --nats)",
+            ));
+        }
         let options = self.connect.options()?;
         match &self.registry {
             Some(r) => {

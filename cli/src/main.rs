@@ -10,6 +10,7 @@ mod commands;
 mod deploy;
 mod each;
 mod exec;
+mod jobs;
 mod json;
 mod map;
 mod program;
@@ -198,11 +199,14 @@ enum Command {
     /// instead: {"summary": {…}}. The exit code is 0 if every input succeeded, else the
     /// code of the first failed input's error.
     Map(map::MapArgs),
-    /// List the nodes a registry knows.
+    /// List the nodes a registry knows, or those registered in NATS (--nats).
     Nodes {
         /// The registry's address, HOST:PORT or tls://HOST:PORT.
-        #[arg(long, env = "RWC_REGISTRY")]
-        registry: String,
+        #[arg(long, env = "RWC_REGISTRY", required_unless_present = "nats")]
+        registry: Option<String>,
+        /// List the nodes registered in NATS instead (nats://HOST:PORT).
+        #[arg(long, conflicts_with = "registry")]
+        nats: Option<String>,
         /// TLS settings and token (a lookup token, if the registry's listing is closed).
         #[command(flatten)]
         connect: ConnectArgs,
@@ -212,6 +216,20 @@ enum Command {
         /// Print JSON (one array) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List the durable maps (jobs) NATS holds, with their progress.
+    Jobs {
+        /// The NATS server(s), nats://HOST:PORT.
+        #[arg(long, env = "RWC_NATS")]
+        nats: String,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act on one durable map (job).
+    Job {
+        #[command(subcommand)]
+        action: jobs::JobAction,
     },
     /// Run a registry: nodes register with `rwc-node --register ADDR --tag T`, clients
     /// find them with `rwc nodes` or `rwc map --registry`. Prints `listening on ADDR`.
@@ -358,10 +376,19 @@ async fn run(command: Command, verbose: bool) -> Result<ExitCode, Error> {
         Command::Map(a) => map::map(a).await,
         Command::Nodes {
             registry,
+            nats,
             connect,
             tag,
             json,
-        } => done(commands::nodes(&registry, &connect, tag.as_deref(), json).await),
+        } => done(match (nats, registry) {
+            (Some(url), _) => jobs::nodes(&url, tag.as_deref(), json).await,
+            (None, Some(registry)) => {
+                commands::nodes(&registry, &connect, tag.as_deref(), json).await
+            }
+            (None, None) => Err(Error::bad_argument("give --registry ADDR or --nats URL")),
+        }),
+        Command::Jobs { nats, json } => done(jobs::list(&nats, json).await),
+        Command::Job { action } => done(jobs::act(action).await),
         Command::Registry(a) => done(commands::registry(&a).await),
         Command::Shell { node, connect } => shell::run(&node, &connect.options()?, verbose).await,
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),

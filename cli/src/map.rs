@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::json::{from_json, to_json};
-use rwc_client::{Error, MapOptions, MapReport, Value};
+use rwc_client::{Error, MapOptions, MapProgress, MapReport, Value};
 use serde_json::{Value as Json, json};
 
 use crate::args::{FleetArgs, LimitArgs, read_module};
@@ -18,6 +18,8 @@ use crate::progress::{map_bar, node_counts};
 pub struct MapArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub durable: crate::jobs::DurableArgs,
     /// The module file (.wasm or .wat).
     pub module: PathBuf,
     /// The export to call.
@@ -39,39 +41,77 @@ pub struct MapArgs {
 pub async fn map(a: MapArgs) -> Result<ExitCode, Error> {
     let bytes = read_module(&a.module)?;
     let inputs = read_inputs(&a.input)?;
+    if a.durable.nats.is_some() {
+        return crate::jobs::map(&a, &bytes, inputs).await;
+    }
     let mut pool = a.fleet.connect().await?;
     for (addr, e) in pool.unreachable() {
         eprintln!("rwc: left out {addr}: {}", crate::one_line(e));
     }
     pool.load(&bytes).await?;
 
-    let bar = map_bar(u64::try_from(inputs.len()).unwrap_or(u64::MAX));
-    let progress_bar = bar.clone();
-    let printer = Arc::new(Mutex::new(InOrder::default()));
-    let p = printer.clone();
-    let result_bar = bar.clone();
+    let printing = Printing::new(inputs.len());
     let mut options = MapOptions::default()
-        .on_progress(move |p| {
-            progress_bar.set_position(u64::try_from(p.done).unwrap_or(u64::MAX));
-            progress_bar.set_message(node_counts(p));
-        })
-        .on_result(move |i, r| {
-            let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
-            result_bar.suspend(|| p.add(i, result_line(r)));
-        });
+        .on_progress(printing.on_progress())
+        .on_result(printing.on_result());
     options.per_node = a.per_node;
     options.instance = a.limits.options();
-    let report = pool.map(&a.export, inputs, options).await?;
-    bar.finish_and_clear();
+    let report = pool.map(&a.export, inputs, options).await;
     pool.close();
+    printing.finish(&report?, a.json)
+}
 
+/// The progress bar and the in-order printer of a map.
+pub(crate) struct Printing {
+    bar: indicatif::ProgressBar,
+    printer: Arc<Mutex<InOrder>>,
+}
+
+impl Printing {
+    pub(crate) fn new(total: usize) -> Self {
+        Printing {
+            bar: map_bar(u64::try_from(total).unwrap_or(u64::MAX)),
+            printer: Arc::new(Mutex::new(InOrder::default())),
+        }
+    }
+
+    /// Moves the bar and shows per-node counts.
+    pub(crate) fn on_progress(&self) -> impl Fn(&MapProgress) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |p| {
+            bar.set_position(u64::try_from(p.done).unwrap_or(u64::MAX));
+            bar.set_message(node_counts(p));
+        }
+    }
+
+    /// Prints each result once every earlier one is in.
+    pub(crate) fn on_result(
+        &self,
+    ) -> impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static {
+        let (bar, printer) = (self.bar.clone(), self.printer.clone());
+        move |i, r| {
+            let mut p = printer.lock().unwrap_or_else(PoisonError::into_inner);
+            bar.suspend(|| p.add(i, result_line(r)));
+        }
+    }
+
+    /// Clears the bar, checks that every result was printed and prints the summary.
+    pub(crate) fn finish(self, report: &MapReport, json: bool) -> Result<ExitCode, Error> {
+        self.bar.finish_and_clear();
+        finish(&self.printer, report, json)
+    }
+}
+
+/// Checks that every result was printed, prints the summary; the exit code is that of the
+/// first failed input, if any.
+fn finish(printer: &Mutex<InOrder>, report: &MapReport, json: bool) -> Result<ExitCode, Error> {
     let printed = std::mem::take(&mut *printer.lock().unwrap_or_else(PoisonError::into_inner));
     printed.finish(report.results.len())?;
     let mut out = std::io::stdout().lock();
-    if a.json {
-        writeln!(out, "{}", json!({ "summary": summary(&report) })).map_err(stdout_error)?;
+    if json {
+        writeln!(out, "{}", json!({ "summary": summary(report) })).map_err(stdout_error)?;
     } else {
-        eprintln!("{}", summary_line(&report));
+        eprintln!("{}", summary_line(report));
     }
     out.flush().map_err(stdout_error)?;
     Ok(match report.results.iter().find_map(|r| r.as_ref().err()) {
@@ -131,7 +171,7 @@ fn stdout_error(e: std::io::Error) -> Error {
 
 /// Inputs from a JSON lines file: an array is the argument list, anything else one
 /// argument. Blank lines are skipped.
-fn read_inputs(path: &PathBuf) -> Result<Vec<Vec<Value>>, Error> {
+pub(crate) fn read_inputs(path: &PathBuf) -> Result<Vec<Vec<Value>>, Error> {
     let read_err = |e: std::io::Error| {
         Error::bad_argument(format!("cannot read inputs from {}: {e}", path.display()))
     };

@@ -42,6 +42,7 @@
 
 mod client;
 pub mod discovery;
+pub mod nats;
 mod output;
 pub mod pool;
 pub mod ssh;

@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub principals: Vec<PrincipalConfig>,
     /// The mount points `sys.disk(path)` may report on; any other path is `denied`.
     pub disk_mounts: Vec<String>,
+    /// Membership of a NATS JetStream fleet (`[nats]`, flags `--nats…`).
+    pub nats: crate::nats::NatsConfig,
 }
 
 impl Default for NodeConfig {
@@ -68,6 +70,7 @@ impl Default for NodeConfig {
             insecure: false,
             principals: Vec::new(),
             disk_mounts: vec!["/".into()],
+            nats: crate::nats::NatsConfig::default(),
         }
     }
 }

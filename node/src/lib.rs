@@ -21,6 +21,7 @@ pub mod capabilities;
 pub mod config;
 pub mod error;
 pub mod instance;
+pub mod nats;
 mod node;
 pub mod principal;
 pub mod sandbox;

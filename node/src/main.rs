@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use rwc_node::nats::NatsMember;
 use rwc_node::server::{Server, serve_stdio};
 use rwc_node::{Node, NodeConfig};
 use rwc_protocol::{ConnectOptions, TlsClientConfig, Token, signal};
@@ -72,12 +73,13 @@ struct Args {
     /// fresh, so clients find this node with `rwc nodes` or `Pool::from_registry`.
     #[arg(long, value_name = "REGISTRY_ADDR")]
     register: Option<String>,
-    /// Tag to register under (repeat for several), e.g. `--tag gpu --tag eu`.
-    #[arg(long = "tag", value_name = "TAG", requires = "register")]
+    /// Tag to register under (repeat for several), e.g. `--tag gpu --tag eu`; with
+    /// --nats, also the tags whose durable maps the node runs.
+    #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
     /// Address clients should reach this node at (default: the address it listens on,
     /// as tls://HOST:PORT when it serves TLS).
-    #[arg(long, value_name = "ADDR", requires = "register")]
+    #[arg(long, value_name = "ADDR")]
     advertise: Option<String>,
     /// Seconds the registry keeps the entry without a refresh; the node refreshes every
     /// third of it.
@@ -105,6 +107,28 @@ struct Args {
     /// Serve a non-loopback address even without TLS and principals (logs a warning).
     #[arg(long)]
     insecure: bool,
+    /// Join the NATS JetStream fleet at this URL (nats://HOST:PORT, comma-separated for a
+    /// cluster): list the node in its KV bucket, answer the NATS service API, and run the
+    /// durable maps of the node's tags (`default` without --tag).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// Seconds the node's NATS entry lives without a refresh (the bucket's max_age, set
+    /// by whoever makes it first); it is refreshed every third of it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    nats_ttl_secs: Option<u64>,
+    /// Seconds a durable-map task may go without a sign of life before NATS gives it to
+    /// another node (the consumer's AckWait, set by whoever makes it first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    nats_ack_wait_secs: Option<u64>,
+    /// Times an input is run when its node dies each time; then it gets an error result.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    nats_max_deliver: Option<u32>,
+    /// Replicas of the NATS buckets and streams the node makes (3 on a 3-server cluster).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=5))]
+    nats_replicas: Option<u64>,
+    /// Durable-map tasks run at once (default: the CPU count).
+    #[arg(long)]
+    nats_slots: Option<usize>,
 }
 
 /// Tools beside serving.
@@ -161,10 +185,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.stdio && args.register.is_some() {
+    if args.stdio && (args.register.is_some() || config.nats.url.is_some()) {
         eprintln!(
-            "rwc-node: --register needs --listen: a --stdio node has no address to advertise"
+            "rwc-node: --register and --nats need --listen: a --stdio node has no address to advertise"
         );
+        return ExitCode::from(2);
+    }
+    if (!args.tags.is_empty() || args.advertise.is_some())
+        && args.register.is_none()
+        && config.nats.url.is_none()
+    {
+        eprintln!("rwc-node: --tag and --advertise go with --register or --nats");
         return ExitCode::from(2);
     }
     let registry = match registering(&args) {
@@ -174,7 +205,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(config, args.stdio, registry)) {
+    let joining = Joining {
+        tags: args.tags.clone(),
+        advertise: args.advertise.clone(),
+    };
+    match runtime.block_on(run(config, args.stdio, registry, joining)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rwc-node: {e}");
@@ -235,6 +270,21 @@ fn config(args: &Args) -> Result<NodeConfig, String> {
         c.tls_client_ca.clone_from(&args.tls_client_ca);
     }
     c.insecure |= args.insecure;
+    let n = &mut c.nats;
+    if args.nats.is_some() {
+        n.url.clone_from(&args.nats);
+    }
+    set(&mut n.ttl_secs, args.nats_ttl_secs);
+    set(&mut n.ack_wait_secs, args.nats_ack_wait_secs);
+    if let Some(v) = args.nats_max_deliver {
+        n.max_deliver = v;
+    }
+    if let Some(v) = args.nats_replicas {
+        n.replicas = usize::try_from(v).unwrap_or(1);
+    }
+    if args.nats_slots.is_some() {
+        n.slots = args.nats_slots;
+    }
     Ok(c)
 }
 
@@ -316,19 +366,28 @@ fn advertised(bound: &str, tls: bool) -> String {
     }
 }
 
+/// What `--nats` goes with: the tags the node serves, the address it lists.
+struct Joining {
+    tags: Vec<String>,
+    advertise: Option<String>,
+}
+
 async fn run(
     config: NodeConfig,
     stdio: bool,
     registering: Option<Registering>,
+    joining: Joining,
 ) -> Result<(), String> {
     let listen = config.listen.clone();
     let cache = config.sandbox_config().cache_dir;
+    let nats = config.nats.clone();
+    let grace = Duration::from_secs(config.grace_period_secs);
     let node = Node::new(config).map_err(|e| e.to_string())?;
     if stdio {
         return serve_stdio(node).await.map_err(|e| e.to_string());
     }
     let serves_tls = node.tls().is_some();
-    let server = Server::bind(node, &listen)
+    let server = Server::bind(node.clone(), &listen)
         .await
         .map_err(|e| e.to_string())?;
     {
@@ -361,7 +420,30 @@ async fn run(
         }
     });
     let refresher = registration.clone().map(|r| tokio::spawn(r.run()));
-    server.run(signal::shutdown()).await;
+    let member = match &nats.url {
+        Some(_) => {
+            let advertise = joining
+                .advertise
+                .unwrap_or_else(|| advertised(server.address(), serves_tls));
+            let member = NatsMember::join(node.clone(), &nats, advertise, joining.tags)
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(std::sync::Arc::new(member))
+        }
+        None => None,
+    };
+    let stopping = member.clone();
+    server
+        .run(async move {
+            signal::shutdown().await;
+            if let Some(m) = stopping {
+                m.stop_taking_work();
+            }
+        })
+        .await;
+    if let Some(m) = member {
+        m.leave(grace).await;
+    }
     if let (Some(task), Some(r)) = (refresher, registration) {
         task.abort();
         // Leave the registry at once rather than after the TTL; a registry that does not

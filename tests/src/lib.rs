@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+pub mod nats_server;
 pub mod process;
 pub mod wordcount;
 

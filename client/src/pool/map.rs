@@ -21,18 +21,30 @@
 //! error that says what happened to the nodes.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use rwc_api::InstanceOptions;
 use rwc_api::root::Instantiate;
 use rwc_protocol::{CallOptions, Error, ErrorKind, NetRef, Value};
 use tokio::sync::{Notify, watch};
 
 use super::liveness;
+use super::membership::Follower;
 use super::report::{MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn};
 use crate::client::request;
+use crate::nats::NodeEvent;
+
+/// The next node event of a map that follows its fleet; never, for one that does not.
+async fn next_event(follower: &mut Option<Follower>) -> NodeEvent {
+    match follower {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// How many times one input may be handed out before it fails with its last error.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -67,7 +79,11 @@ pub(crate) struct MapJob<'a> {
 }
 
 /// Runs the map to the end: every input gets exactly one result.
-pub(crate) async fn run(nodes: Vec<MapNode>, job: MapJob<'_>) -> MapReport {
+pub(crate) async fn run(
+    nodes: Vec<MapNode>,
+    job: MapJob<'_>,
+    follower: Option<Follower>,
+) -> MapReport {
     let total = job.inputs.len();
     let shared = Shared {
         state: Mutex::new(State {
@@ -93,60 +109,110 @@ pub(crate) async fn run(nodes: Vec<MapNode>, job: MapJob<'_>) -> MapReport {
         progress: job.progress.clone(),
         each_result: job.each_result.clone(),
     };
-    let holders: Vec<(usize, InstanceHolder)> = nodes
+    let holders: Vec<(usize, Arc<InstanceHolder>, NetRef)> = nodes
         .iter()
         .enumerate()
         .filter(|(_, n)| n.failed.is_none())
         .filter_map(|(i, n)| n.module.as_ref().map(|m| (i, n, m)))
         .flat_map(|(i, n, module)| {
-            (0..n.instances).map(move |_| (i, InstanceHolder::new(n.root.clone(), module.clone())))
+            (0..n.instances).map(move |_| {
+                let holder = InstanceHolder::new(n.root.clone(), module.clone());
+                (i, Arc::new(holder), n.root.clone())
+            })
         })
         .collect();
     {
         let mut state = shared.lock();
-        for (node, _) in &holders {
+        for (node, _, _) in &holders {
             state.nodes[*node].slots += job.depth;
         }
     }
-    // A node that stops answering pings is retired and its slots let go of their inputs.
-    let hung: Vec<watch::Sender<Option<Error>>> =
-        nodes.iter().map(|_| watch::channel(None).0).collect();
-    let (shared_ref, job_ref, nodes_ref) = (&shared, &job, &nodes);
-    let slots = holders.iter().flat_map(|(node, holder)| {
-        let hung = hung[*node].subscribe();
-        (0..job.depth).map(move |_| {
-            slot(
-                shared_ref,
-                job_ref,
-                *node,
-                holder,
-                &nodes_ref[*node].root,
-                hung.clone(),
-            )
-        })
-    });
-    let watchers = nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.failed.is_none())
-        .filter_map(|(i, n)| n.root.connection().map(|conn| (i, conn)))
-        .map(|(i, conn)| {
-            let shared = &shared;
-            let hung = &hung[i];
-            async move {
+    let shared = &shared;
+    let job = &job;
+    // A node that stops answering pings is retired and its slots let go of their inputs:
+    // one watcher per live node, nodes that join during the map included.
+    let start = |node: usize,
+                 holder: Arc<InstanceHolder>,
+                 root: NetRef,
+                 hung: watch::Receiver<Option<Error>>|
+     -> BoxFuture<'_, ()> {
+        Box::pin(async move { slot(shared, job, node, &holder, &root, hung).await })
+    };
+    let watch = |node: usize,
+                 root: &NetRef|
+     -> (watch::Receiver<Option<Error>>, Option<BoxFuture<'_, ()>>) {
+        let (tx, rx) = watch::channel(None);
+        let watcher = root.connection().map(|conn| -> BoxFuture<'_, ()> {
+            Box::pin(async move {
                 let error = liveness::until_hung(&conn, job.liveness_timeout).await;
-                shared.retire(i, error.clone());
-                hung.send_replace(Some(error));
-                std::future::pending::<()>().await;
-            }
+                shared.retire(node, error.clone());
+                tx.send_replace(Some(error));
+            })
         });
-    tokio::select! {
-        _ = join_all(slots) => {}
-        _ = join_all(watchers) => {}
+        (rx, watcher)
+    };
+    let mut slots: FuturesUnordered<BoxFuture<'_, ()>> = FuturesUnordered::new();
+    let mut watchers: FuturesUnordered<BoxFuture<'_, ()>> = FuturesUnordered::new();
+    let mut receivers: Vec<Option<watch::Receiver<Option<Error>>>> = vec![None; nodes.len()];
+    for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.failed.is_none()) {
+        let (rx, watcher) = watch(i, &n.root);
+        receivers[i] = Some(rx);
+        watchers.extend(watcher);
     }
+    for (node, holder, root) in &holders {
+        if let Some(hung) = &receivers[*node] {
+            for _ in 0..job.depth {
+                slots.push(start(*node, holder.clone(), root.clone(), hung.clone()));
+            }
+        }
+    }
+    let mut follower = follower;
+    let mut joining: FuturesUnordered<_> = follower
+        .as_ref()
+        .map(|f| f.rejoin().into_iter().collect())
+        .unwrap_or_default();
+    loop {
+        tokio::select! {
+            done = slots.next() => if done.is_none() { break },
+            Some(()) = watchers.next(), if !watchers.is_empty() => {}
+            // Nodes join and leave while the map runs.
+            event = next_event(&mut follower) => match event {
+                NodeEvent::Joined(entry) if !shared.has_live(&entry.address) => {
+                    if let Some(f) = &follower {
+                        joining.push(f.connect(entry.address));
+                    }
+                }
+                NodeEvent::Joined(_) => {}
+                NodeEvent::Left(addr) => shared.retire_addr(
+                    &addr,
+                    Error::disconnected("left the fleet: its NATS entry was deleted or expired"),
+                ),
+            },
+            Some(ready) = joining.next(), if !joining.is_empty() => match ready {
+                Ok(node) if !shared.has_live(&node.addr) => {
+                    let index = shared.add_node(&node, job.depth);
+                    let (hung, watcher) = watch(index, &node.root);
+                    watchers.extend(watcher);
+                    if let Some(module) = &node.module {
+                        for _ in 0..node.instances {
+                            let holder = Arc::new(InstanceHolder::new(node.root.clone(), module.clone()));
+                            for _ in 0..job.depth {
+                                slots.push(start(index, holder.clone(), node.root.clone(), hung.clone()));
+                            }
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err((addr, e)) => {
+                    tracing::warn!(node = %addr, error = %e, "node joined but cannot take part");
+                }
+            },
+        }
+    }
+    drop((slots, watchers));
 
     let elapsed = shared.started.elapsed();
-    let state = shared.into_state();
+    let state = std::mem::take(&mut *shared.lock());
     let no_node = no_node_left(&state.nodes);
     let results = state
         .results
@@ -187,6 +253,7 @@ struct Shared {
     each_result: Option<ResultFn>,
 }
 
+#[derive(Default)]
 struct State {
     queue: VecDeque<usize>,
     results: Vec<Option<Result<Value, Error>>>,
@@ -212,12 +279,6 @@ impl Shared {
         // The state is consistent at every point a panic could leave it (no user code runs
         // under the lock), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn into_state(self) -> State {
-        self.state
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The next input for a slot of `node`, waiting while others are in flight (one may
@@ -322,6 +383,39 @@ impl Shared {
             self.snapshot(&s)
         };
         self.report(&snapshot);
+    }
+
+    /// Whether a node at `addr` takes part and has not failed.
+    fn has_live(&self, addr: &str) -> bool {
+        self.lock()
+            .nodes
+            .iter()
+            .any(|n| n.addr == addr && n.failed.is_none())
+    }
+
+    /// Adds a node that joined mid-map, with `depth` slots per instance; its index.
+    fn add_node(&self, node: &MapNode, depth: usize) -> usize {
+        let mut s = self.lock();
+        s.nodes.push(NodeState {
+            addr: node.addr.clone(),
+            instances: node.instances,
+            done: 0,
+            failed: None,
+            slots: node.instances * depth,
+        });
+        s.nodes.len() - 1
+    }
+
+    /// Retires the live node at `addr`, if there is one.
+    fn retire_addr(&self, addr: &str, error: Error) {
+        let index = self
+            .lock()
+            .nodes
+            .iter()
+            .position(|n| n.addr == addr && n.failed.is_none());
+        if let Some(i) = index {
+            self.retire(i, error);
+        }
     }
 
     /// Takes `node` out of the map: its slots stop at their next input.

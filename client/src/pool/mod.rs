@@ -21,6 +21,7 @@
 mod each;
 mod liveness;
 mod map;
+mod membership;
 mod report;
 
 use std::collections::HashSet;
@@ -55,6 +56,10 @@ pub struct Pool {
     nodes: Vec<PoolNode>,
     unreachable: Vec<(String, Error)>,
     hash: Option<String>,
+    /// Where nodes that join later come from (a pool made by `from_nats`).
+    membership: Option<Arc<membership::Membership>>,
+    /// The module's bytes, for nodes that join later.
+    bytes: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug)]
@@ -230,6 +235,42 @@ impl Pool {
         Pool::connect_with(nodes.iter().map(|n| n.addr.as_str()), options).await
     }
 
+    /// A pool of the nodes registered in NATS at `url` (`rwc-node --nats URL`) serving
+    /// `tag` (every node if `None`), that follows the NATS nodes bucket: while a
+    /// [`map`](Pool::map) runs, a node that registers is connected, given the module and
+    /// handed work, and a node that deregisters or whose entry expires is retired (its
+    /// unfinished inputs go to the others).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn from_nats(url: &str, tag: Option<&str>) -> Result<Pool, Error> {
+        let fleet = crate::nats::NatsFleet::connect(url).await?;
+        // Watch first, so a node that registers while the pool connects is not missed.
+        let events = crate::nats::watch_nodes(&fleet, tag).await?;
+        let nodes: Vec<NodeAddr> = fleet
+            .nodes(tag)
+            .await?
+            .into_iter()
+            .map(|n| NodeAddr {
+                addr: n.address,
+                tags: n.tags,
+            })
+            .collect();
+        if nodes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!(
+                    "NATS at {url} lists no node{}; start nodes with `rwc-node --nats {url}{}`",
+                    tag.map(|t| format!(" tagged {t:?}")).unwrap_or_default(),
+                    tag.map(|t| format!(" --tag {t}")).unwrap_or_default()
+                ),
+            ));
+        }
+        let mut pool = Pool::from_nodes(nodes, Vec::new(), &ConnectOptions::default()).await?;
+        pool.membership = Some(Arc::new(membership::Membership::new(events)));
+        Ok(pool)
+    }
+
     /// Connects to `nodes` (each address once) with `options`; `unreachable` are those
     /// already left out.
     async fn from_nodes(
@@ -284,6 +325,8 @@ impl Pool {
             nodes,
             unreachable,
             hash: None,
+            membership: None,
+            bytes: None,
         })
     }
 
@@ -360,6 +403,9 @@ impl Pool {
         match hash {
             Some(h) => {
                 self.hash = Some(h.clone());
+                if self.membership.is_some() {
+                    self.bytes = Some(bytes.into());
+                }
                 Ok(h)
             }
             None => Err(Error::new(
@@ -437,7 +483,14 @@ impl Pool {
             progress: options.progress.clone(),
             each_result: options.each_result.clone(),
         };
-        let report = map::run(nodes, job).await;
+        let follower = self
+            .membership
+            .as_ref()
+            .zip(self.bytes.clone())
+            .and_then(|(m, bytes)| {
+                m.follow(bytes, options.per_node.unwrap_or(DEFAULT_PER_NODE).max(1))
+            });
+        let report = map::run(nodes, job, follower).await;
         Ok(report)
     }
 
@@ -445,6 +498,9 @@ impl Pool {
     pub fn close(&self) {
         for n in &self.nodes {
             n.client.close();
+        }
+        if let Some(m) = &self.membership {
+            m.close();
         }
     }
 }

@@ -13,7 +13,7 @@
 mod exec;
 mod fs;
 mod log;
-mod sys;
+pub(crate) mod sys;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

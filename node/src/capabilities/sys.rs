@@ -130,7 +130,8 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-fn cpu_count() -> usize {
+/// The CPUs this process may use.
+pub(crate) fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
