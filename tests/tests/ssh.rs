@@ -248,11 +248,19 @@ async fn deploy_makes_a_host_without_rwc_node_a_node_and_copies_only_once() {
         std::fs::metadata(&deployed).unwrap().modified().unwrap(),
         copied_at
     );
-    // No temporary file is left beside it.
-    assert_eq!(
-        std::fs::read_dir(deployed.parent().unwrap())
-            .unwrap()
-            .count(),
-        1
+    // No temporary file is left beside it. The directory is also the remote node's default
+    // module cache, so the calls above left the module's upload and artifact there.
+    let mut names: Vec<String> = std::fs::read_dir(deployed.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let binary = deployed.file_name().unwrap().to_string_lossy().into_owned();
+    let is_cache_file = |n: &String| n.ends_with(".upload") || n.ends_with(".cwasm");
+    assert!(
+        names.iter().all(|n| *n == binary || is_cache_file(n)),
+        "only the binary and the module cache: {names:?}"
     );
+    assert!(names.iter().any(is_cache_file), "the node cached the module: {names:?}");
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }
