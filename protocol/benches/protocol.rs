@@ -13,6 +13,11 @@
 //! - "2 threads, 2 cores": the same threads pinned to CPUs 0 and 1 (with two CPUs or more),
 //!   so that every message crosses cores.
 //!
+//! Each placement also measures TLS (rustls, TLS 1.3, a certificate made for the run): a
+//! trivial call and the 64 MiB echo beside the plain ones, and the cost of opening a
+//! connection (TCP connect plus handshakes) plain, with a full TLS handshake and with a
+//! resumed TLS session.
+//!
 //! Pinning uses `taskset`. Left to itself the OS moves the two threads between these two
 //! cases during a run, which makes unpinned figures unrepeatable; without `taskset` the
 //! bench falls back to that ("2 threads, unpinned").
@@ -24,7 +29,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rwc_protocol::transport::{accept_tcp, connect_tcp};
-use rwc_protocol::{ConnectionConfig, Error, NetRef, Service, Value, callable};
+use rwc_protocol::{
+    ConnectionConfig, Error, NetRef, Service, TlsClientConfig, TlsServerConfig, Value, callable,
+    tls,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -42,8 +50,10 @@ const CALLBACKS_PER_CALL: u64 = 100;
 const TARGET_CALL_RATIO: f64 = 1.3;
 /// Pipelined calls per second, at least.
 const TARGET_PIPELINED_PER_S: f64 = 500_000.0;
-/// 64 MiB echo, MB/s counted both ways, at least.
+/// 64 MiB echo, MB/s counted both ways, at least (plain and TLS).
 const TARGET_ECHO_64M_MB_S: f64 = 1000.0;
+/// Median of a trivial call over TLS at most this many times the plain call's.
+const TARGET_TLS_CALL_RATIO: f64 = 1.2;
 
 /// The same allocator as the `rwc-node` and `rwc` binaries, so bulk figures are what they get
 /// (delete these lines to measure the system allocator instead).
@@ -140,6 +150,7 @@ struct Counts {
     callback_multi_calls: usize,
     echo_1m: usize,
     echo_64m: usize,
+    connects: usize,
 }
 
 impl Counts {
@@ -152,6 +163,7 @@ impl Counts {
             callback_multi_calls: scale(200),
             echo_1m: scale(50),
             echo_64m: if quick { 1 } else { 5 },
+            connects: scale(200),
         }
     }
 }
@@ -161,13 +173,15 @@ impl std::fmt::Display for Counts {
         write!(
             f,
             "iterations: {} sequential round trips, {} pipelined calls ({IN_FLIGHT} in flight), \
-             {} callback calls, {} calls x {CALLBACKS_PER_CALL} callbacks, {} x 1 MiB echo, {} x 64 MiB echo",
+             {} callback calls, {} calls x {CALLBACKS_PER_CALL} callbacks, {} x 1 MiB echo, {} x 64 MiB echo, \
+             {} connects of each kind",
             self.round_trips,
             self.pipelined,
             self.callback_calls,
             self.callback_multi_calls,
             self.echo_1m,
-            self.echo_64m
+            self.echo_64m,
+            self.connects
         )
     }
 }
@@ -213,6 +227,11 @@ struct Results {
     callback_multi: Stats,
     echo_1m: Echo,
     echo_64m: Echo,
+    tls_call: Stats,
+    tls_echo_64m: Echo,
+    connect_plain: Stats,
+    connect_tls_full: Stats,
+    connect_tls_resumed: Stats,
 }
 
 /// Sorted latencies of one measurement.
@@ -355,20 +374,46 @@ fn pin_this_thread(cpu: usize) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // Servers.
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Addrs {
     raw: SocketAddr,
     rwc: SocketAddr,
+    tls: SocketAddr,
+    /// The CA the TLS server's certificate is signed by (PEM).
+    ca_pem: Vec<u8>,
 }
 
 /// Starts the raw echo server and the rwc server on the current runtime.
 async fn start_servers() -> Addrs {
     let raw = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let rwc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let tls_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (server_tls, ca_pem) = tls_setup();
     let addrs = Addrs {
         raw: raw.local_addr().expect("addr"),
         rwc: rwc.local_addr().expect("addr"),
+        tls: tls_listener.local_addr().expect("addr"),
+        ca_pem,
     };
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = tls_listener.accept().await {
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let server_tls = server_tls.clone();
+            tokio::spawn(async move {
+                let accepted = tls::accept(
+                    stream,
+                    &server_tls,
+                    None,
+                    ConnectionConfig::default(),
+                    |_| bench_service(),
+                )
+                .await;
+                if let Ok(conn) = accepted {
+                    conn.closed().await;
+                }
+            });
+        }
+    });
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = raw.accept().await {
             stream.set_nodelay(true).expect("TCP_NODELAY");
@@ -396,6 +441,57 @@ async fn start_servers() -> Addrs {
         }
     });
     addrs
+}
+
+/// A CA and a certificate it signed for `localhost`: the server's TLS settings, and the CA
+/// (PEM) a client trusts.
+fn tls_setup() -> (TlsServerConfig, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca.self_signed(&ca_key).expect("the CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("the server certificate");
+    let server =
+        TlsServerConfig::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), None)
+            .expect("TLS server settings");
+    (server, ca_cert.pem().into_bytes())
+}
+
+fn client_tls(ca_pem: &[u8]) -> TlsClientConfig {
+    TlsClientConfig::from_pem(Some(ca_pem), None).expect("TLS client settings")
+}
+
+/// Opens an rwc connection over TLS to `addr` with `tls`.
+async fn connect_tls(addr: SocketAddr, tls: &TlsClientConfig) -> rwc_protocol::Connection {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    tls::connect(
+        stream,
+        tls,
+        "localhost",
+        Service::new("bench-client").into_object(),
+        ConnectionConfig::default(),
+    )
+    .await
+    .expect("cannot connect to the TLS bench server")
+}
+
+/// Times `n` connection openings (TCP connect, every handshake, one call), each closed
+/// before the next; `open` makes one.
+async fn connects(n: usize, mut open: impl AsyncFnMut() -> rwc_protocol::Connection) -> Stats {
+    sequential(n, async || {
+        let conn = open().await;
+        let sum: u64 = conn.root().call("add", (2, 3)).await.expect("add");
+        debug_assert_eq!(sum, 5);
+        conn.close();
+    })
+    .await
 }
 
 fn bench_service() -> NetRef {
@@ -437,9 +533,38 @@ async fn run_client(addrs: Addrs, counts: &Counts) -> Results {
             .await,
         echo_1m: echo(&root, 1 << 20, counts.echo_1m).await,
         echo_64m: echo(&root, 64 << 20, counts.echo_64m).await,
+        ..Results::default()
     };
     conn.close();
-    results
+    let tls = client_tls(&addrs.ca_pem);
+    let conn = connect_tls(addrs.tls, &tls).await;
+    let root = conn.root();
+    let tls_call = trivial_calls(&root, counts.round_trips).await;
+    let tls_echo_64m = echo(&root, 64 << 20, counts.echo_64m).await;
+    conn.close();
+    let plain = async || {
+        connect_tcp(
+            addrs.rwc,
+            Service::new("bench-client").into_object(),
+            ConnectionConfig::default(),
+        )
+        .await
+        .expect("connect")
+    };
+    Results {
+        tls_call,
+        tls_echo_64m,
+        connect_plain: connects(counts.connects, plain).await,
+        // A fresh client config each time has no session to resume: a full handshake.
+        connect_tls_full: connects(counts.connects, || {
+            let fresh = client_tls(&addrs.ca_pem);
+            async move { connect_tls(addrs.tls, &fresh).await }
+        })
+        .await,
+        // The same config keeps the session tickets the server sent: resumed.
+        connect_tls_resumed: connects(counts.connects, || connect_tls(addrs.tls, &tls)).await,
+        ..results
+    }
 }
 
 /// Times `n` sequential runs of `once`, after `n / 10` unrecorded ones.
@@ -586,6 +711,24 @@ fn print_report(counts: &Counts, columns: &[(Placement, Results)]) {
             format!("   echo 64 MiB (target >= {TARGET_ECHO_64M_MB_S:.0} MB/s)"),
             |r| throughput(&r.echo_64m),
         ),
+        ("6. TLS: rwc call add(2,3)".into(), |r| latency(&r.tls_call)),
+        (
+            format!("   TLS call / plain call, median (target <= {TARGET_TLS_CALL_RATIO}x)"),
+            |r| format!("{:.2}x", r.tls_call.median_us() / r.call.median_us()),
+        ),
+        (
+            format!("   TLS echo 64 MiB (target >= {TARGET_ECHO_64M_MB_S:.0} MB/s)"),
+            |r| throughput(&r.tls_echo_64m),
+        ),
+        ("7. connect + handshake + 1 call, plain".into(), |r| {
+            latency(&r.connect_plain)
+        }),
+        ("   TLS, full handshake".into(), |r| {
+            latency(&r.connect_tls_full)
+        }),
+        ("   TLS, resumed session".into(), |r| {
+            latency(&r.connect_tls_resumed)
+        }),
     ];
     let headers: Vec<String> = columns.iter().map(|(p, _)| p.name()).collect();
     let cells: Vec<Vec<String>> = rows
@@ -659,6 +802,18 @@ fn print_report(counts: &Counts, columns: &[(Placement, Results)]) {
             "  [{name}] echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways): {:.0} -> {}",
             r.echo_64m.mb_per_s(),
             verdict_at_least(r.echo_64m.mb_per_s(), TARGET_ECHO_64M_MB_S)
+        );
+        let tls_ratio = r.tls_call.median_us() / r.call.median_us();
+        let _ = writeln!(
+            out,
+            "  [{name}] TLS call median <= {TARGET_TLS_CALL_RATIO}x plain call median: {tls_ratio:.2}x -> {}",
+            verdict_at_most(tls_ratio, TARGET_TLS_CALL_RATIO)
+        );
+        let _ = writeln!(
+            out,
+            "  [{name}] TLS echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways): {:.0} -> {}",
+            r.tls_echo_64m.mb_per_s(),
+            verdict_at_least(r.tls_echo_64m.mb_per_s(), TARGET_ECHO_64M_MB_S)
         );
     }
     if counts.echo_64m < 3 {
