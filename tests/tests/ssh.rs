@@ -261,6 +261,9 @@ async fn deploy_makes_a_host_without_rwc_node_a_node_and_copies_only_once() {
         names.iter().all(|n| *n == binary || is_cache_file(n)),
         "only the binary and the module cache: {names:?}"
     );
-    assert!(names.iter().any(is_cache_file), "the node cached the module: {names:?}");
+    assert!(
+        names.iter().any(is_cache_file),
+        "the node cached the module: {names:?}"
+    );
     assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }
