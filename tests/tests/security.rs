@@ -673,3 +673,98 @@ async fn a_registry_admits_only_token_holders_and_a_pool_reaches_its_tls_nodes()
         assert!(!read(log).contains(REGISTER_TOKEN), "{log} holds the token");
     }
 }
+
+/// Netref ids are per connection: a peer of principal `dev` that names, by raw id, the
+/// objects `ops` holds (its module and instance are exports 1 and 2 of *its* connection)
+/// reaches nothing; it loses its own connection, and `ops` keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_principals_instances_cannot_be_reached_by_netref_id() {
+    use rwc_protocol::message::{Call, Message, Target};
+    use rwc_protocol::{DecodeLimits, Error, Hello, MAGIC, PROTOCOL_VERSION, codec, frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = Setup::new();
+    // Plain TCP on loopback (a node with principals needs no TLS there), so that the
+    // hostile peer below can speak the wire protocol by hand.
+    let mut cmd = Command::new(node_bin());
+    cmd.args(["--no-cache", "--listen", "127.0.0.1:0"])
+        .args(["--config", &s.path("node.toml")]);
+    let node = Proc::start(cmd).expect("start a node with principals");
+    let ops_options = ConnectOptions::new().with_token(Token::new(OPS_TOKEN).expect("a token"));
+    let ops = Client::connect_with(&node.addr, &ops_options)
+        .await
+        .expect("ops connects");
+    let module = ops.upload(wat::MATH.as_bytes()).await.expect("ops uploads");
+    let instance = ops
+        .instantiate(&module, InstanceOptions::default())
+        .await
+        .expect("ops instantiates");
+    let nine: i64 = instance.call("sq", vec![Value::I64(3)]).await.expect("sq");
+    assert_eq!(nine, 9);
+
+    for id in 1..=8u64 {
+        // A peer of `dev` with a good token, which then names export `id`.
+        let mut raw = tokio::net::TcpStream::connect(&node.addr)
+            .await
+            .expect("connect");
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            features: Vec::new(),
+            credentials: Some(DEV_TOKEN.as_bytes().to_vec()),
+            agent: "hostile test peer".into(),
+        };
+        let mut bytes = MAGIC.to_vec();
+        let payload = codec::encode(&Ok::<_, Error>(hello)).expect("encode");
+        bytes.extend(frame::frame(&payload, 1 << 16).expect("frame"));
+        raw.write_all(&bytes).await.expect("send the hello");
+        let mut magic = [0u8; 8];
+        raw.read_exact(&mut magic).await.expect("the node's magic");
+        let reply = frame::read_frame(&mut raw, 1 << 16)
+            .await
+            .expect("read")
+            .expect("the node's hello");
+        let theirs: Result<Hello, Error> =
+            codec::decode(&reply, DecodeLimits::default()).expect("decode");
+        theirs.expect("dev's token is accepted");
+        let call = Message::Call(Call {
+            question: 1,
+            target: Target::Export(id),
+            method: "call".into(),
+            args: vec![Value::from("sq"), Value::List(vec![Value::I64(5)])],
+            deadline_ms: None,
+        });
+        let frame =
+            frame::frame(&codec::encode_message(&call).expect("encode"), 1 << 20).expect("frame");
+        raw.write_all(&frame).await.expect("send the call");
+        // Whatever comes back is never an answer from ops's objects: the node closes this
+        // connection (export `id` was never exported to it), or answers with an error.
+        let answered = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(bytes)) = frame::read_frame(&mut raw, 1 << 20).await {
+                if let Ok(Message::Return(ret)) =
+                    codec::decode_message(&bytes, DecodeLimits::default())
+                    && ret.question == 1
+                {
+                    return Some(ret.result);
+                }
+            }
+            None
+        })
+        .await
+        .expect("the node answers or closes within 10 s");
+        if let Some(result) = answered {
+            let e = result.expect_err("dev reached an export it was never given");
+            assert_ne!(
+                e.kind(),
+                ErrorKind::Unimplemented,
+                "export {id} exists for dev: {e}"
+            );
+        }
+    }
+    // ops's objects are untouched.
+    let sixteen: i64 = instance
+        .call("sq", vec![Value::I64(4)])
+        .await
+        .expect("sq again");
+    assert_eq!(sixteen, 16);
+    ops.close();
+}
