@@ -294,14 +294,26 @@ async fn a_cluster_survives_losing_the_stream_leader() {
         .unwrap()
         .unwrap();
     assert_squares(&report.map.results);
-    let mut tasks = fleet.fleet().tasks().await.unwrap();
-    let new_leader = tasks
-        .info()
-        .await
-        .unwrap()
-        .cluster
-        .clone()
-        .and_then(|c| c.leader);
+    // Right after the election a lookup can still time out on a loaded machine: ask
+    // again until the cluster answers (within 60 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let new_leader = loop {
+        let asked = async {
+            let mut tasks = fleet.fleet().tasks().await?;
+            let info = tasks
+                .info()
+                .await
+                .map_err(|e| rwc_client::Error::failed(e.to_string()))?;
+            Ok::<_, rwc_client::Error>(info.cluster.clone().and_then(|c| c.leader))
+        };
+        match asked.await {
+            Ok(leader) => break leader,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster never answered about the tasks stream: {e}"
+            ),
+        }
+    };
     assert!(
         new_leader.is_some_and(|l| l != leader),
         "a new leader took over"
