@@ -13,7 +13,7 @@ use crate::capabilities::Host;
 use crate::config::NodeConfig;
 use crate::error::to_error;
 use crate::principal::{Principal, Principals};
-use crate::sandbox::{Sandbox, SandboxStats};
+use crate::sandbox::{LoadedModule, Sandbox, SandboxStats};
 
 /// A node: the sandbox, its configuration and counters. Cheap to clone; every connection's
 /// root service shares it.
@@ -138,6 +138,24 @@ impl Node {
             principal: Some(caller.info()),
             ..self.info()
         }
+    }
+
+    /// The compiled module `hash` (lowercase hex), if the node has it: from memory at
+    /// once, else from the disk cache on the blocking pool (never on an async thread,
+    /// where a slow disk would stall every connection it serves).
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the wait; the disk read finishes on its own.
+    pub(crate) async fn find_module(&self, hash: &str) -> Result<Option<Arc<LoadedModule>>, Error> {
+        let sandbox = &self.inner.sandbox;
+        if let Some(module) = sandbox.cached(hash) {
+            return Ok(Some(module));
+        }
+        let (sandbox, hash) = (sandbox.clone(), hash.to_owned());
+        crate::blocking::run("looking the module up in the disk cache", move || {
+            sandbox.module(&hash)
+        })
+        .await
     }
 
     /// The node's version, counters and limits (without a caller's principal).

@@ -397,18 +397,7 @@ impl Inner {
     /// (checked against its hash, then compiled). `Ok(Err(..))` is a failure that is the
     /// input's result (no such module, it does not compile).
     async fn module(&self, hash: &str) -> Result<Result<Arc<LoadedModule>, Error>, Error> {
-        let sandbox = &self.node.inner.sandbox;
-        let found = match sandbox.cached(hash) {
-            Some(m) => Some(m),
-            None => {
-                // The disk cache is read on the blocking pool, off the async threads.
-                let (sandbox, hash) = (sandbox.clone(), hash.to_owned());
-                crate::blocking::run("looking the module up in the disk cache", move || {
-                    sandbox.module(&hash)
-                })
-                .await?
-            }
-        };
+        let found = self.node.find_module(hash).await?;
         if let Some(m) = found {
             return Ok(Ok(m));
         }
@@ -446,7 +435,12 @@ impl Inner {
         self.node.inner.uploads.fetch_add(1, Ordering::Relaxed);
         // Through the node's compile queue, like a client's upload: its bound on compiles
         // at once and its compile deadline hold for the fleet's modules too.
-        let loaded = sandbox.load_queued(bytes, self.client).await;
+        let loaded = self
+            .node
+            .inner
+            .sandbox
+            .load_queued(bytes, self.client)
+            .await;
         Ok(loaded.map_err(to_error))
     }
 

@@ -15,7 +15,6 @@ use rwc_protocol::{Connection, Error, ErrorKind, NetRef, Value, to_value};
 use super::UploadBudget;
 use super::module::{ModuleObject, compile};
 use crate::Node;
-use crate::blocking;
 use crate::capabilities;
 use crate::instance::{InstanceObject, instantiate};
 use crate::principal::Principal;
@@ -73,17 +72,7 @@ impl RootService {
         if !self.principal.sees_module(&hash) {
             return Ok(Value::Unit);
         }
-        let sandbox = &self.node.inner.sandbox;
-        let found = match sandbox.cached(&hash) {
-            Some(module) => Some(module),
-            None => {
-                let sandbox = sandbox.clone();
-                blocking::run("looking the module up in the disk cache", move || {
-                    sandbox.module(&hash)
-                })
-                .await?
-            }
-        };
+        let found = self.node.find_module(&hash).await?;
         Ok(found.map_or(Value::Unit, |m| NetRef::new(ModuleObject::new(m)).into()))
     }
 
