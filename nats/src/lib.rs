@@ -36,6 +36,10 @@ pub use async_nats;
 /// before it gives up (the task is then redelivered and written later).
 pub const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(60);
 
+/// How long a look-up or clean-up keeps trying while NATS cannot answer (a leader
+/// election on a cluster takes some seconds; a restarted server some more).
+pub const LOOKUP_PATIENCE: Duration = Duration::from_secs(30);
+
 /// JetStream's error code for "maximum messages per subject exceeded": a second result
 /// for an input that has one.
 const ERR_MAX_MSGS_PER_SUBJECT: u64 = 10077;
@@ -335,12 +339,16 @@ impl Fleet {
 
     /// A KV bucket, made as its stream if it does not exist (see the crate docs for why).
     async fn kv_bucket(&self, bucket: &str, max_age: Duration) -> Result<kv::Store, Error> {
+        patiently(LOOKUP_PATIENCE, || self.kv_bucket_once(bucket, max_age)).await
+    }
+
+    async fn kv_bucket_once(&self, bucket: &str, max_age: Duration) -> Result<kv::Store, Error> {
         let stream = format!("KV_{bucket}");
         if let Ok(store) = self.js.get_key_value(bucket).await {
             return Ok(store);
         }
         // What async-nats' create_key_value asks for, history 1.
-        self.stream(stream::Config {
+        self.stream_once(stream::Config {
             name: stream,
             description: Some(format!("rwc: KV bucket {bucket}")),
             subjects: vec![format!("$KV.{bucket}.>")],
@@ -364,6 +372,10 @@ impl Fleet {
     /// The stream named in `config`: the one that exists (whatever its settings), else a
     /// new one with `config`.
     async fn stream(&self, config: stream::Config) -> Result<stream::Stream, Error> {
+        patiently(LOOKUP_PATIENCE, || self.stream_once(config.clone())).await
+    }
+
+    async fn stream_once(&self, config: stream::Config) -> Result<stream::Stream, Error> {
         let name = config.name.clone();
         match self.js.get_stream(&name).await {
             Ok(s) => return Ok(s),
@@ -386,6 +398,35 @@ impl Fleet {
 
     async fn stream_missing(&self, name: &str) -> bool {
         matches!(self.js.get_stream(name).await, Err(e) if has_code(&e, ERR_STREAM_NOT_FOUND))
+    }
+}
+
+/// Runs `op` again, pausing 50 ms doubling up to 1 s, while it fails because NATS could
+/// not answer ([`ErrorKind::Disconnected`]: a leader election, a restarting server), for
+/// up to `patience`; any other error, or the last one, is returned. `op` must be safe to
+/// repeat.
+///
+/// # Cancel safety
+/// Dropping the future abandons the attempt under way.
+pub async fn patiently<T, F, Fut>(patience: Duration, mut op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Err(e) if e.kind() == ErrorKind::Disconnected => {
+                if tokio::time::Instant::now() + pause > deadline {
+                    return Err(e);
+                }
+                tracing::debug!(error = %e, "NATS did not answer; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            done => return done,
+        }
     }
 }
 

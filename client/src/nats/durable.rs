@@ -377,6 +377,11 @@ impl NatsFleet {
     /// Dropping the future may leave part of the job; cancelling again finishes it.
     pub async fn cancel(&self, name: &str) -> Result<bool, Error> {
         check_name("job", name)?;
+        // Each step can be repeated, so a leader election on the way is waited out.
+        rwc_nats::patiently(rwc_nats::LOOKUP_PATIENCE, || self.cancel_once(name)).await
+    }
+
+    async fn cancel_once(&self, name: &str) -> Result<bool, Error> {
         let jobs = self.fleet.jobs_bucket().await?;
         let meta = jobs
             .get(name)
@@ -625,18 +630,42 @@ async fn publish(fleet: Fleet, tag: String, tasks: Vec<Task>) -> Result<(), Erro
             .payload(bytes_of(&task)?)
             .message_id(names::task_msg_id(&task.job, task.first));
         let subject = names::task_subject(&tag, &task.job, task.first);
-        let ack = publish_retrying(js, subject, publish).await?;
-        window.push_back(ack);
+        let ack = publish_retrying(js, subject.clone(), publish.clone()).await?;
+        window.push_back((subject, publish, ack));
         if window.len() >= PUBLISH_WINDOW
-            && let Some(ack) = window.pop_front()
+            && let Some(pending) = window.pop_front()
         {
-            ack.await.map_err(|e| nats_error("queue a task", e))?;
+            confirm(js, pending).await?;
         }
     }
-    for ack in window {
-        ack.await.map_err(|e| nats_error("queue a task", e))?;
+    for pending in window {
+        confirm(js, pending).await?;
     }
     Ok(())
+}
+
+/// Waits for a task's publish ack; a lost one (the server restarted or the leader changed
+/// before it answered) is published again. The message id makes a second copy a no-op.
+async fn confirm(
+    js: &rwc_nats::async_nats::jetstream::Context,
+    (subject, publish, mut ack): (
+        String,
+        Publish,
+        rwc_nats::async_nats::jetstream::context::PublishAckFuture,
+    ),
+) -> Result<(), Error> {
+    let deadline = Instant::now() + rwc_nats::RESULT_WRITE_PATIENCE;
+    loop {
+        match ack.await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, %subject, "task publish not confirmed; again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                ack = publish_retrying(js, subject.clone(), publish.clone()).await?;
+            }
+            Err(e) => return Err(nats_error("queue a task", e)),
+        }
+    }
 }
 
 /// Sends one publish, retrying for a while if NATS is away (a restart, an election).
