@@ -457,6 +457,7 @@ mod tests {
                 common_names: vec![cn.to_owned()],
                 ..TlsIdentity::default()
             }),
+            tls_resumed: false,
         }
     }
 

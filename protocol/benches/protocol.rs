@@ -24,15 +24,13 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rwc_protocol::transport::{accept_tcp, connect_tcp};
-use rwc_protocol::{
-    ConnectionConfig, Error, NetRef, Service, TlsClientConfig, TlsServerConfig, Value, callable,
-    tls,
-};
+use rwc_protocol::{ConnectionConfig, Error, NetRef, Service, Value, callable, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -55,10 +53,18 @@ const TARGET_ECHO_64M_MB_S: f64 = 1000.0;
 /// Median of a trivial call over TLS at most this many times the plain call's.
 const TARGET_TLS_CALL_RATIO: f64 = 1.2;
 
+#[path = "../tests/common/tls_certs.rs"]
+mod tls_certs;
+
+use tls_certs::{client_tls, connect_tls, tls_setup};
+
 /// The same allocator as the `rwc-node` and `rwc` binaries, so bulk figures are what they get
 /// (delete these lines to measure the system allocator instead).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// TLS connections the bench server saw resume a session.
+static RESUMED: AtomicUsize = AtomicUsize::new(0);
 
 fn main() {
     let quick = std::env::var("RWC_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -232,6 +238,9 @@ struct Results {
     connect_plain: Stats,
     connect_tls_full: Stats,
     connect_tls_resumed: Stats,
+    /// Connections the server saw resume a session, of those opened: with a fresh
+    /// client config each time, then with the same one.
+    resumed: [(usize, usize); 2],
 }
 
 /// Sorted latencies of one measurement.
@@ -409,6 +418,9 @@ async fn start_servers() -> Addrs {
                 )
                 .await;
                 if let Ok(conn) = accepted {
+                    if conn.peer_info().tls_resumed {
+                        RESUMED.fetch_add(1, Ordering::Relaxed);
+                    }
                     conn.closed().await;
                 }
             });
@@ -441,45 +453,6 @@ async fn start_servers() -> Addrs {
         }
     });
     addrs
-}
-
-/// A CA and a certificate it signed for `localhost`: the server's TLS settings, and the CA
-/// (PEM) a client trusts.
-fn tls_setup() -> (TlsServerConfig, Vec<u8>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("a CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    let ca_cert = ca.self_signed(&ca_key).expect("the CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("a key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("the server certificate");
-    let server =
-        TlsServerConfig::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), None)
-            .expect("TLS server settings");
-    (server, ca_cert.pem().into_bytes())
-}
-
-fn client_tls(ca_pem: &[u8]) -> TlsClientConfig {
-    TlsClientConfig::from_pem(Some(ca_pem), None).expect("TLS client settings")
-}
-
-/// Opens an rwc connection over TLS to `addr` with `tls`.
-async fn connect_tls(addr: SocketAddr, tls: &TlsClientConfig) -> rwc_protocol::Connection {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("TCP_NODELAY");
-    tls::connect(
-        stream,
-        tls,
-        "localhost",
-        Service::new("bench-client").into_object(),
-        ConnectionConfig::default(),
-    )
-    .await
-    .expect("cannot connect to the TLS bench server")
 }
 
 /// Times `n` connection openings (TCP connect, every handshake, one call), each closed
@@ -551,18 +524,28 @@ async fn run_client(addrs: Addrs, counts: &Counts) -> Results {
         .await
         .expect("connect")
     };
+    let connect_plain = connects(counts.connects, plain).await;
+    // A fresh client config each time has no session to resume: a full handshake.
+    let before = RESUMED.load(Ordering::Relaxed);
+    let connect_tls_full = connects(counts.connects, || {
+        let fresh = client_tls(&addrs.ca_pem);
+        async move { connect_tls(addrs.tls, &fresh).await }
+    })
+    .await;
+    let resumed_full = RESUMED.load(Ordering::Relaxed) - before;
+    // The same config keeps the session tickets the server sent: resumed, as the server
+    // tells.
+    let before = RESUMED.load(Ordering::Relaxed);
+    let connect_tls_resumed = connects(counts.connects, || connect_tls(addrs.tls, &tls)).await;
+    let resumed_resumed = RESUMED.load(Ordering::Relaxed) - before;
+    let opened = connect_tls_full.sorted.len() + (counts.connects / 10).max(1);
     Results {
         tls_call,
         tls_echo_64m,
-        connect_plain: connects(counts.connects, plain).await,
-        // A fresh client config each time has no session to resume: a full handshake.
-        connect_tls_full: connects(counts.connects, || {
-            let fresh = client_tls(&addrs.ca_pem);
-            async move { connect_tls(addrs.tls, &fresh).await }
-        })
-        .await,
-        // The same config keeps the session tickets the server sent: resumed.
-        connect_tls_resumed: connects(counts.connects, || connect_tls(addrs.tls, &tls)).await,
+        connect_plain,
+        connect_tls_full,
+        connect_tls_resumed,
+        resumed: [(resumed_full, opened), (resumed_resumed, opened)],
         ..results
     }
 }
@@ -728,6 +711,10 @@ fn print_report(counts: &Counts, columns: &[(Placement, Results)]) {
         }),
         ("   TLS, resumed session".into(), |r| {
             latency(&r.connect_tls_resumed)
+        }),
+        ("   sessions resumed: fresh config / same".into(), |r| {
+            let [(a, n), (b, m)] = r.resumed;
+            format!("{a}/{n} / {b}/{m}")
         }),
     ];
     let headers: Vec<String> = columns.iter().map(|(p, _)| p.name()).collect();

@@ -64,6 +64,9 @@ pub struct PeerInfo {
     pub address: Option<String>,
     /// The verified names of the peer's client certificate, if it presented one over TLS.
     pub tls: Option<TlsIdentity>,
+    /// Whether the peer resumed an earlier TLS session (an abbreviated handshake) rather
+    /// than making a full one; `false` without TLS.
+    pub tls_resumed: bool,
 }
 
 impl PeerInfo {
@@ -72,6 +75,7 @@ impl PeerInfo {
         PeerInfo {
             address: Some(address.into()),
             tls: None,
+            tls_resumed: false,
         }
     }
 }

@@ -29,7 +29,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{AlertDescription, CertificateError, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::time::Instant;
 
 use crate::connection::{Connection, ConnectionConfig};
@@ -356,12 +356,14 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let started = Instant::now();
-    let (stream, identity) = within(config.handshake_timeout, accept_stream(tls, stream)).await?;
+    let (stream, identity, resumed) =
+        within(config.handshake_timeout, accept_stream(tls, stream)).await?;
     config.handshake_timeout = config.handshake_timeout.saturating_sub(started.elapsed());
     let (r, w) = tokio::io::split(stream);
     let peer = PeerInfo {
         address,
         tls: identity,
+        tls_resumed: resumed,
     };
     Connection::accept_peer(r, w, peer, config, root).await
 }
@@ -390,8 +392,21 @@ where
     Connection::connect_named(r, w, peer, root, config).await
 }
 
-/// A TLS stream over `S`, either side.
-type TlsStream<S> = tokio_rustls::TlsStream<FirstByte<S>>;
+/// A TLS stream over `S`, either side. Reads from `S` go through a buffer: rustls asks
+/// for 4 KiB at a time, which would be a system call per 4 KiB of a large message.
+type TlsStream<S> = tokio_rustls::TlsStream<FirstByte<BufReader<S>>>;
+
+/// The buffer under rustls's reads (see [`TlsStream`]).
+const TLS_READ_BUFFER: usize = 256 << 10;
+
+/// How much encrypted data rustls may hold before a write waits for the socket (rustls's
+/// default, 64 KiB, makes a 64 MiB message a thousand write system calls).
+const TLS_WRITE_BUFFER: usize = 1 << 20;
+
+/// The transport under rustls: buffered reads, and the first byte remembered.
+fn under_tls<S: AsyncRead>(stream: S) -> FirstByte<BufReader<S>> {
+    FirstByte::new(BufReader::with_capacity(TLS_READ_BUFFER, stream))
+}
 
 /// `handshake` within `limit`, or a `timed out` error.
 async fn within<T>(
@@ -406,27 +421,26 @@ async fn within<T>(
     })?
 }
 
-/// The accepting side's TLS handshake on `stream`. Returns the stream and the client
-/// certificate's names, if it presented one.
+/// The accepting side's TLS handshake on `stream`. Returns the stream, the client
+/// certificate's names if it presented one, and whether the client resumed a session.
 async fn accept_stream<S>(
     config: &TlsServerConfig,
     stream: S,
-) -> Result<(TlsStream<S>, Option<TlsIdentity>), Error>
+) -> Result<(TlsStream<S>, Option<TlsIdentity>, bool), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let acceptor = tokio_rustls::TlsAcceptor::from(config.config.clone());
-    match acceptor
-        .accept(FirstByte::new(stream))
-        .into_fallible()
-        .await
-    {
-        Ok(tls) => {
-            let identity = match tls.get_ref().1.peer_certificates().and_then(<[_]>::first) {
+    match acceptor.accept(under_tls(stream)).into_fallible().await {
+        Ok(mut tls) => {
+            let session = &mut tls.get_mut().1;
+            session.set_buffer_limit(Some(TLS_WRITE_BUFFER));
+            let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            let identity = match session.peer_certificates().and_then(<[_]>::first) {
                 Some(cert) => Some(TlsIdentity::of(cert)?),
                 None => None,
             };
-            Ok((tokio_rustls::TlsStream::Server(tls), identity))
+            Ok((tokio_rustls::TlsStream::Server(tls), identity, resumed))
         }
         Err((e, io)) => Err(accept_error(&e, io.first)),
     }
@@ -451,11 +465,14 @@ where
     })?;
     let connector = tokio_rustls::TlsConnector::from(config.config.clone());
     match connector
-        .connect(name, FirstByte::new(stream))
+        .connect(name, under_tls(stream))
         .into_fallible()
         .await
     {
-        Ok(tls) => Ok(tokio_rustls::TlsStream::Client(tls)),
+        Ok(mut tls) => {
+            tls.get_mut().1.set_buffer_limit(Some(TLS_WRITE_BUFFER));
+            Ok(tokio_rustls::TlsStream::Client(tls))
+        }
         Err((e, io)) => Err(connect_error(&e, io.first, server_name, peer)),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod relay;
+pub mod tls_certs;
 
 use std::future::Future;
 use std::net::SocketAddr;
