@@ -317,6 +317,14 @@ impl Fleet {
         }
     }
 
+    /// Result writes that do not wait for each other: see [`ResultWrites`].
+    pub fn result_writes(&self) -> ResultWrites<'_> {
+        ResultWrites {
+            fleet: self,
+            pending: std::collections::VecDeque::new(),
+        }
+    }
+
     /// Whether input `index` of `job` has a result.
     ///
     /// # Cancel safety
@@ -398,6 +406,69 @@ impl Fleet {
 
     async fn stream_missing(&self, name: &str) -> bool {
         matches!(self.js.get_stream(name).await, Err(e) if has_code(&e, ERR_STREAM_NOT_FOUND))
+    }
+}
+
+/// The results of a task's inputs, written as a pipeline: each is sent at once and its
+/// answer awaited later (at most [`RESULT_WINDOW`] outstanding), so a task of many small
+/// inputs does not wait a round trip to NATS per input. A result whose write is not
+/// confirmed is written again the patient way ([`Fleet::write_result`]); one that finds
+/// the input answered already is fine (the first write wins).
+#[derive(Debug)]
+pub struct ResultWrites<'a> {
+    fleet: &'a Fleet,
+    pending: std::collections::VecDeque<(TaskResult, jetstream::context::PublishAckFuture)>,
+}
+
+/// Result writes a [`ResultWrites`] leaves unconfirmed at most.
+pub const RESULT_WINDOW: usize = 64;
+
+impl ResultWrites<'_> {
+    /// Sends `result`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future (or the `ResultWrites`) abandons the writes not yet confirmed;
+    /// they may or may not be stored.
+    pub async fn write(&mut self, result: TaskResult) -> Result<(), Error> {
+        let subject = names::result_subject(&result.job, result.index);
+        match self.fleet.js.publish(subject, bytes_of(&result)?).await {
+            Ok(ack) => self.pending.push_back((result, ack)),
+            Err(e) => {
+                tracing::debug!(error = %e, "result send failed; writing it patiently");
+                self.fleet.write_result(&result).await?;
+            }
+        }
+        if self.pending.len() > RESULT_WINDOW
+            && let Some(oldest) = self.pending.pop_front()
+        {
+            self.confirm(oldest).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every result sent is stored.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the writes not yet confirmed.
+    pub async fn finish(mut self) -> Result<(), Error> {
+        while let Some(next) = self.pending.pop_front() {
+            self.confirm(next).await?;
+        }
+        Ok(())
+    }
+
+    async fn confirm(
+        &self,
+        (result, ack): (TaskResult, jetstream::context::PublishAckFuture),
+    ) -> Result<(), Error> {
+        match ack.await {
+            Ok(_) => Ok(()),
+            Err(e) if has_code(&e, ERR_MAX_MSGS_PER_SUBJECT) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "result write not confirmed; writing it again");
+                self.fleet.write_result(&result).await.map(|_| ())
+            }
+        }
     }
 }
 

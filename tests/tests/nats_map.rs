@@ -472,3 +472,64 @@ async fn jobs_are_listed_and_cancelled() {
     waiting.kill().unwrap();
     waiting.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_tasks_run_under_the_principal_the_node_names() {
+    let server = NatsServer::start();
+    let scratch = Scratch::new();
+    let ops = r#"
+[[principals]]
+name = "ops"
+token_sha256 = "1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0"
+grants = ["upload", "instantiate", "run", "info"]
+[principals.limits]
+memory_bytes = 33554432
+"#;
+    // NATS tells the node nothing of who published a task: with principals, the node must
+    // say whose grants and limits the tasks get, or it does not join.
+    let unnamed = scratch.file("unnamed.toml", ops);
+    let refused = std::process::Command::new(support::node_bin())
+        .args(["--listen", "127.0.0.1:0", "--nats", &server.url])
+        .args(["--config", &unnamed])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rwc-node");
+    assert!(
+        !refused.status.success(),
+        "a node naming no principal joined"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("set [nats] principal = \"NAME\""),
+        "stderr: {stderr}"
+    );
+
+    let named = scratch.file(
+        "named.toml",
+        format!("{ops}\n[nats]\nprincipal = \"ops\"\n"),
+    );
+    let _node = NatsNode::start(&server.url, &["--config", &named]);
+    let fleet = fleet(&server.url).await;
+    let with_memory = |bytes: u64| {
+        let mut options = DurableMapOptions::default();
+        options.instance.memory = Some(bytes);
+        options
+    };
+    // Within `ops`' 32 MiB: runs.
+    let report = fleet
+        .map_durable(wat::MATH.as_bytes(), "sq", inputs(5), with_memory(16 << 20))
+        .await
+        .unwrap();
+    assert_squares(&report.map.results);
+    // Above it (the node's own cap is 256 MiB): every input's result is the limit error
+    // naming `ops`.
+    let report = fleet
+        .map_durable(wat::MATH.as_bytes(), "sq", inputs(3), with_memory(64 << 20))
+        .await
+        .unwrap();
+    for r in &report.map.results {
+        let e = r.as_ref().expect_err("over the principal's memory cap");
+        assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
+        assert!(e.message().contains("principal `ops`"), "{e}");
+    }
+}

@@ -167,6 +167,11 @@ impl Worker {
 
     /// Pulls `tag`'s tasks until `stop` turns true: as many at a time as there are free
     /// slots, each run in a task of its own.
+    ///
+    /// A slot is not held while a pull waits: a node serving several tags shares its slots
+    /// between them, and a tag with nothing queued must not keep the others waiting. A
+    /// task that arrives when the other tags have taken every slot waits for one, telling
+    /// NATS that it is in hand meanwhile.
     pub(super) async fn pull(
         self,
         tag: String,
@@ -175,12 +180,12 @@ impl Worker {
     ) {
         let slots = &self.inner.slots;
         while !*stop.borrow() {
-            // Wait for a free slot; ask for one task per free slot.
-            let first = tokio::select! {
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            // Wait for a free slot (after the tasks already waiting for one: the semaphore
+            // is fair); ask for one task per free slot.
+            let wanted = tokio::select! {
+                p = slots.acquire() => match p { Ok(_) => 1 + slots.available_permits(), Err(_) => return },
                 _ = stop.changed() => return,
             };
-            let wanted = 1 + slots.available_permits();
             let batch = consumer
                 .fetch()
                 .max_messages(wanted)
@@ -191,7 +196,6 @@ impl Worker {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::debug!(%tag, error = %e, "pull failed; NATS may be restarting");
-                    drop(first);
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                         _ = stop.changed() => return,
@@ -199,7 +203,6 @@ impl Worker {
                     continue;
                 }
             };
-            let mut first = Some(first);
             loop {
                 // A pull lost in a server restart is never answered: give up on it a
                 // little after it would have expired.
@@ -215,13 +218,9 @@ impl Worker {
                         continue;
                     }
                 };
-                let permit = match first.take() {
-                    Some(p) => p,
-                    None => match slots.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                };
+                // Taken here, before this loop asks for more, so that it cannot ask for
+                // a slot this task is about to need.
+                let permit = slots.clone().try_acquire_owned().ok();
                 let inner = self.inner.clone();
                 tokio::spawn(async move { inner.handle(message, permit).await });
             }
@@ -232,7 +231,11 @@ impl Worker {
 impl Inner {
     /// Runs one task, keeping it ours while it runs; acks it once every input has a
     /// result. A task that could not finish is left for NATS to redeliver.
-    async fn handle(self: Arc<Self>, message: jetstream::Message, _slot: OwnedSemaphorePermit) {
+    async fn handle(
+        self: Arc<Self>,
+        message: jetstream::Message,
+        slot: Option<OwnedSemaphorePermit>,
+    ) {
         let _running = self.running.enter();
         let delivery = message
             .info()
@@ -248,16 +251,23 @@ impl Inner {
         let keepalive = {
             let message = message.clone();
             let every = (self.settings.ack_wait / 3).max(Duration::from_millis(100));
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
                     let _ = message.ack_with(AckKind::Progress).await;
                 }
-            })
+            }))
+        };
+        let _slot = match slot {
+            Some(p) => p,
+            None => match self.slots.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            },
         };
         tracing::debug!(job = %task.job, first = task.first, delivery, "running task");
         let outcome = self.run_task(&task, delivery).await;
-        keepalive.abort();
+        drop(keepalive);
         match outcome {
             Ok(()) => {
                 if let Err(e) = message.ack().await {
@@ -280,13 +290,19 @@ impl Inner {
         }
         let give_up = delivery > u64::from(self.settings.max_deliver);
         let mut run = TaskRun::default();
+        let mut writes = self.fleet.result_writes();
         for (k, args) in task.inputs.iter().enumerate() {
             let index = task.first + u64::try_from(k).unwrap_or(u64::MAX);
-            match self.fleet.has_result(&self.results, &task.job, index).await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                // Running it again is safe: the result write keeps the first.
-                Err(e) => tracing::debug!(error = %e, "could not look up a result"),
+            // A task is acked only once all its results are in, so only a redelivered
+            // one can find some written (a duplicate copy of a task would run again,
+            // harmlessly: the result write keeps the first).
+            if delivery > 1 {
+                match self.fleet.has_result(&self.results, &task.job, index).await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    // Running it again is safe: the result write keeps the first.
+                    Err(e) => tracing::debug!(error = %e, "could not look up a result"),
+                }
             }
             let outcome = if give_up {
                 Err(Error::failed(format!(
@@ -297,8 +313,8 @@ impl Inner {
             } else {
                 self.call(task, &mut run, args.clone()).await?
             };
-            self.fleet
-                .write_result(&TaskResult {
+            writes
+                .write(TaskResult {
                     job: task.job.clone(),
                     index,
                     node: self.settings.address.clone(),
@@ -307,6 +323,7 @@ impl Inner {
                 })
                 .await?;
         }
+        writes.finish().await?;
         if let Some(instance) = run.instance.take() {
             // Nothing else queues jobs for it: closing is not refused, and dropping frees
             // it anyway.
@@ -479,6 +496,15 @@ impl Inner {
 struct TaskRun {
     module: Option<Arc<LoadedModule>>,
     instance: Option<InstanceObject>,
+}
+
+/// A spawned task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn back_off(attempt: u32) {
