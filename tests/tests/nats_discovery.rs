@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nats_support::{NatsNode, NatsServer, TTL_SECS, fleet};
 use rwc_client::discovery::Discovery;
 use rwc_client::nats::NatsDiscovery;
+use rwc_client::{ConnectOptions, Token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_register_with_their_tags_and_answer_the_service_api() {
@@ -116,15 +117,44 @@ async fn a_node_that_shuts_down_deregisters_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_from_nats_takes_in_nodes_that_join_and_retires_those_that_leave() {
+    joins_and_leaves(&[], &ConnectOptions::default()).await;
+}
+
+/// The same with nodes that want a token: the pool presents it to the node that joins
+/// mid-map too, or that node could not take part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_from_nats_gives_its_token_to_the_nodes_that_join() {
+    use sha2::{Digest, Sha256};
+
+    let token = "nats-pool-token";
+    let scratch = support::Scratch::new();
+    let config = scratch.file(
+        "node.toml",
+        format!(
+            "[[principals]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\n\
+             grants = [\"upload\", \"instantiate\", \"run\", \"info\"]\n\n\
+             [nats]\nprincipal = \"ops\"\n",
+            hex::encode(Sha256::digest(token))
+        ),
+    );
+    let options = ConnectOptions::new().with_token(Token::new(token).unwrap());
+    joins_and_leaves(&["--config", &config], &options).await;
+}
+
+/// A pool from NATS, with `options`, over nodes started with `node_args`: a node that
+/// joins mid-map gets work, one killed mid-map is retired, every input is answered.
+async fn joins_and_leaves(node_args: &[&str], connect: &ConnectOptions) {
     use std::sync::Arc;
 
     use rwc_client::{MapOptions, Pool, Value};
     use tokio::sync::Notify;
 
     let server = NatsServer::start();
-    let first = NatsNode::start(&server.url, &[]);
-    let leaving = NatsNode::start(&server.url, &[]);
-    let mut pool = Pool::from_nats(&server.url, None).await.unwrap();
+    let first = NatsNode::start(&server.url, node_args);
+    let leaving = NatsNode::start(&server.url, node_args);
+    let mut pool = Pool::from_nats_with(&server.url, None, connect)
+        .await
+        .unwrap();
     assert_eq!(pool.len(), 2);
     pool.load(support::wat::MATH.as_bytes()).await.unwrap();
     let n = 3000i64;
@@ -142,14 +172,18 @@ async fn a_pool_from_nats_takes_in_nodes_that_join_and_retires_those_that_leave(
     let url = server.url.clone();
     let changes = async {
         started.notified().await;
-        let joined = tokio::task::spawn_blocking(move || NatsNode::start(&url, &[]))
-            .await
-            .unwrap();
+        let args: Vec<String> = node_args.iter().map(|a| (*a).to_owned()).collect();
+        let joined = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            NatsNode::start(&url, &args)
+        })
+        .await
+        .unwrap();
         // The pool connects to it and hands it work while the map runs.
         support::eventually(
             Duration::from_secs(30),
             "the new node gets work",
-            async || nats_support::calls_served(&joined.addr).await > 0,
+            async || nats_support::calls_served_with(&joined.addr, connect).await > 0,
         )
         .await;
         leaving.kill();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::BoxFuture;
-use rwc_protocol::Error;
+use rwc_protocol::{ConnectOptions, Error};
 use tokio::sync::mpsc;
 
 use super::map::MapNode;
@@ -19,13 +19,16 @@ pub(crate) struct Membership {
     events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<NodeEvent>>>,
     /// Nodes that joined after the pool was made.
     joined: Mutex<Vec<(String, Arc<Client>)>>,
+    /// How the pool connects, to the nodes that join too.
+    options: ConnectOptions,
 }
 
 impl Membership {
-    pub(crate) fn new(events: mpsc::UnboundedReceiver<NodeEvent>) -> Self {
+    pub(crate) fn new(events: mpsc::UnboundedReceiver<NodeEvent>, options: ConnectOptions) -> Self {
         Membership {
             events: Arc::new(tokio::sync::Mutex::new(events)),
             joined: Mutex::new(Vec::new()),
+            options,
         }
     }
 
@@ -107,7 +110,7 @@ impl Follower {
             let client = match client {
                 Some(c) => c,
                 None => Arc::new(
-                    Client::connect(&addr)
+                    Client::connect_with(&addr, &membership.options)
                         .await
                         .map_err(|e| (addr.clone(), e))?,
                 ),

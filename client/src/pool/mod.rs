@@ -244,6 +244,19 @@ impl Pool {
     /// # Cancel safety
     /// Dropping the future abandons the lookup and closes the connections made so far.
     pub async fn from_nats(url: &str, tag: Option<&str>) -> Result<Pool, Error> {
+        Pool::from_nats_with(url, tag, &ConnectOptions::default()).await
+    }
+
+    /// [`from_nats`](Pool::from_nats), connecting to every node, those that join later
+    /// too, with `options` (TLS, token, SSH): a fleet of authenticated nodes.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the lookup and closes the connections made so far.
+    pub async fn from_nats_with(
+        url: &str,
+        tag: Option<&str>,
+        options: &ConnectOptions,
+    ) -> Result<Pool, Error> {
         let fleet = crate::nats::NatsFleet::connect(url).await?;
         // Watch first, so a node that registers while the pool connects is not missed.
         let events = crate::nats::watch_nodes(&fleet, tag).await?;
@@ -266,8 +279,11 @@ impl Pool {
                 ),
             ));
         }
-        let mut pool = Pool::from_nodes(nodes, Vec::new(), &ConnectOptions::default()).await?;
-        pool.membership = Some(Arc::new(membership::Membership::new(events)));
+        let mut pool = Pool::from_nodes(nodes, Vec::new(), options).await?;
+        pool.membership = Some(Arc::new(membership::Membership::new(
+            events,
+            options.clone(),
+        )));
         Ok(pool)
     }
 

@@ -148,7 +148,12 @@ impl Drop for NatsNode {
 
 /// Guest calls a node has served (`rwc info`'s `calls`).
 pub async fn calls_served(addr: &str) -> u64 {
-    let client = rwc_client::Client::connect(addr)
+    calls_served_with(addr, &rwc_client::ConnectOptions::default()).await
+}
+
+/// [`calls_served`], connecting with `options`.
+pub async fn calls_served_with(addr: &str, options: &rwc_client::ConnectOptions) -> u64 {
+    let client = rwc_client::Client::connect_with(addr, options)
         .await
         .expect("connect to the node");
     let info = client.info().await.expect("the node's info");
