@@ -70,7 +70,7 @@ pub use address::{Address, ConnectOptions};
 pub use connection::{
     ANONYMOUS, CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats,
     DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT, InboundUsage, PendingCall,
-    PrincipalBudget,
+    PrincipalBudget, ReadHalf, WriteHalf,
 };
 #[cfg(feature = "io")]
 pub use handshake::{Authenticator, Hello, MAGIC, PeerInfo};
