@@ -3,7 +3,6 @@
 //! resumes it).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -22,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::module_hash;
 use crate::pool::{
-    Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
+    MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn, callback_setters,
 };
 
 /// Task publishes awaiting their acknowledgement at once.
@@ -100,20 +99,7 @@ impl DurableMapOptions {
         self
     }
 
-    /// Sets the [`progress`](DurableMapOptions::progress) callback.
-    pub fn on_progress(mut self, f: impl Fn(&MapProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Callback(Arc::new(f)));
-        self
-    }
-
-    /// Sets the [`each_result`](DurableMapOptions::each_result) callback.
-    pub fn on_result(
-        mut self,
-        f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
-    ) -> Self {
-        self.each_result = Some(Callback(Arc::new(f)));
-        self
-    }
+    callback_setters!(DurableMapOptions);
 }
 
 /// The outcome of a durable map.
