@@ -381,10 +381,7 @@ impl Pool {
                     errors.push(format!("{}: {}", node.addr, e.message()));
                     first_kind.get_or_insert(e.kind());
                     node.module = None;
-                    node.failed = Some(Error::new(
-                        e.kind(),
-                        format!("did not take the module: {}", e.message()),
-                    ));
+                    node.failed = Some(e.in_context("did not take the module"));
                 }
             }
         }

@@ -589,10 +589,7 @@ impl Shared {
                 return;
             }
             // The result could not be sent (over a limit, not encodable): say so instead.
-            let err = Error::new(
-                e.kind(),
-                format!("the result could not be sent: {}", e.message()),
-            );
+            let err = e.in_context("the result could not be sent");
             let _ = self.send(Message::Return(Return {
                 question,
                 result: Err(err),
