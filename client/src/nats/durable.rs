@@ -325,13 +325,7 @@ impl NatsFleet {
         let jobs = self.fleet.jobs_bucket().await?;
         let tasks = self.fleet.tasks().await?;
         let results = self.fleet.results().await?;
-        let mut keys: Vec<String> = jobs
-            .keys()
-            .await
-            .map_err(|e| nats_error("list the jobs", e))?
-            .filter_map(|k| async { k.ok() })
-            .collect()
-            .await;
+        let mut keys = keys_of(&jobs, "list the jobs").await?;
         keys.sort();
         let mut out = Vec::new();
         for key in keys {
@@ -673,15 +667,20 @@ async fn publish_retrying(
     }
 }
 
-/// The nodes in `store`, whatever their tags (entries that do not decode are left out).
-pub(super) async fn list_nodes(store: &kv::Store) -> Result<Vec<NodeEntry>, Error> {
-    let keys: Vec<String> = store
+/// The keys in `store` (one that cannot be read is left out); `what` says what failed.
+async fn keys_of(store: &kv::Store, what: &str) -> Result<Vec<String>, Error> {
+    Ok(store
         .keys()
         .await
-        .map_err(|e| nats_error("list the nodes", e))?
+        .map_err(|e| nats_error(what, e))?
         .filter_map(|k| async { k.ok() })
         .collect()
-        .await;
+        .await)
+}
+
+/// The nodes in `store`, whatever their tags (entries that do not decode are left out).
+pub(super) async fn list_nodes(store: &kv::Store) -> Result<Vec<NodeEntry>, Error> {
+    let keys = keys_of(store, "list the nodes").await?;
     let mut out = Vec::new();
     for key in keys {
         if let Ok(Some(bytes)) = store.get(&key).await {
