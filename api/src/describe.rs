@@ -31,17 +31,7 @@ impl std::error::Error for DescribeError {}
 pub fn exports(module: &[u8]) -> Result<Vec<ExportDescription>, DescribeError> {
     let binary = binary(module)?;
     let read = read(&binary)?;
-    let declared: Vec<DeclaredExport<'_>> = read
-        .exports
-        .iter()
-        .map(|e| DeclaredExport {
-            name: &e.name,
-            kind: e.kind,
-            params: &e.params,
-            results: &e.results,
-        })
-        .collect();
-    Ok(describe_exports(&declared, &read.signatures))
+    Ok(describe_exports(&read.exports, &read.signatures))
 }
 
 /// The signatures `module` (a Wasm binary or WAT text) records in its
@@ -62,16 +52,8 @@ pub fn signatures(module: &[u8]) -> Result<(Vec<ExportSignature>, Vec<String>), 
     Ok((records, problems))
 }
 
-/// An export as read from the binary.
-struct Export {
-    name: String,
-    kind: ExternKind,
-    params: Vec<String>,
-    results: Vec<String>,
-}
-
 struct Read {
-    exports: Vec<Export>,
+    exports: Vec<DeclaredExport>,
     signatures: Vec<ExportSignature>,
 }
 
@@ -160,7 +142,7 @@ fn read(binary: &[u8]) -> Result<Read, DescribeError> {
                 ExternalKind::Global => (ExternKind::Global, Vec::new(), Vec::new()),
                 ExternalKind::Tag => (ExternKind::Tag, Vec::new(), Vec::new()),
             };
-            Ok(Export {
+            Ok(DeclaredExport {
                 name,
                 kind,
                 params,

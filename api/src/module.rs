@@ -183,57 +183,63 @@ impl fmt::Display for ExportDescription {
     }
 }
 
-/// Whether an export is a function whose parameters and results are all `i32`, `i64`,
-/// `f32` or `f64`: one that can be called with numbers.
-pub fn is_numeric_func(kind: ExternKind, params: &[String], results: &[String]) -> bool {
-    let numeric = |t: &String| matches!(t.as_str(), "i32" | "i64" | "f32" | "f64");
-    kind == ExternKind::Func && params.iter().all(numeric) && results.iter().all(numeric)
-}
-
-/// Whether an export is what a client may call with numbers: a numeric function
-/// ([`is_numeric_func`]) that is not the ABI's own plumbing.
-pub fn is_callable_numeric(
-    name: &str,
-    kind: ExternKind,
-    params: &[String],
-    results: &[String],
-) -> bool {
-    is_numeric_func(kind, params, results) && !crate::abi::is_plumbing(name)
-}
-
-/// One export as the module declares it, for [`describe_exports`].
-#[derive(Debug, Clone, Copy)]
-pub struct DeclaredExport<'a> {
+/// One export as the module declares it: what [`describe_exports`] filters and describes,
+/// read from the binary by the node and by `rwc exports` alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredExport {
     /// Its name in the module (`rwc_export_len`, `sq`, `memory`).
-    pub name: &'a str,
+    pub name: String,
     /// What it is.
     pub kind: ExternKind,
-    /// A function's parameter types (`"i32"`…); empty for other kinds.
-    pub params: &'a [String],
-    /// A function's result types.
-    pub results: &'a [String],
+    /// A function's parameter types (`"i32"`, `"f64"`, `"(ref null extern)"`…); empty for
+    /// other kinds.
+    pub params: Vec<String>,
+    /// A function's result types; for a global, its value type.
+    pub results: Vec<String>,
+}
+
+impl DeclaredExport {
+    /// Whether this is a function whose parameters and results are all `i32`, `i64`,
+    /// `f32` or `f64`: one that can be called with numbers.
+    pub fn is_numeric_func(&self) -> bool {
+        let numeric = |t: &String| matches!(t.as_str(), "i32" | "i64" | "f32" | "f64");
+        self.kind == ExternKind::Func
+            && self.params.iter().all(numeric)
+            && self.results.iter().all(numeric)
+    }
+
+    /// Whether this is what a client may call with numbers: a numeric function
+    /// ([`is_numeric_func`](Self::is_numeric_func)) that is not the ABI's own plumbing.
+    pub fn is_callable_numeric(&self) -> bool {
+        self.is_numeric_func() && !crate::abi::is_plumbing(&self.name)
+    }
+}
+
+impl AsRef<DeclaredExport> for DeclaredExport {
+    fn as_ref(&self) -> &DeclaredExport {
+        self
+    }
 }
 
 /// The exports a client can call, in the module's order: the rich ones (if the module is
 /// an SDK module, `docs/abi.md`) by their short name, with the signatures the module
 /// records in `signatures`, then the numeric ones. The ABI's plumbing is left out.
 /// Exactly these can be called.
-pub fn describe_exports(
-    exports: &[DeclaredExport<'_>],
+pub fn describe_exports<E: AsRef<DeclaredExport>>(
+    exports: &[E],
     signatures: &[ExportSignature],
 ) -> Vec<ExportDescription> {
+    let exports = || exports.iter().map(AsRef::as_ref);
     let is_sdk = crate::abi::export::SDK
         .iter()
-        .all(|n| exports.iter().any(|e| e.name == *n));
-    let rich = exports
-        .iter()
+        .all(|n| exports().any(|e| e.name == *n));
+    let rich = exports()
         .filter(|_| is_sdk)
-        .filter_map(|e| crate::abi::rich_export_name(e.name))
+        .filter_map(|e| crate::abi::rich_export_name(&e.name))
         .map(|name| ExportDescription::rich(name, signatures.iter().find(|s| s.name == name)));
-    let numeric = exports
-        .iter()
-        .filter(|e| is_callable_numeric(e.name, e.kind, e.params, e.results))
-        .map(|e| ExportDescription::numeric(e.name, e.params, e.results));
+    let numeric = exports()
+        .filter(|e| e.is_callable_numeric())
+        .map(|e| ExportDescription::numeric(&e.name, &e.params, &e.results));
     rich.chain(numeric).collect()
 }
 
@@ -406,12 +412,13 @@ mod tests {
         let i32s = vec!["i32".to_owned(), "i32".to_owned()];
         let one = vec!["i64".to_owned()];
         let refs = vec!["externref".to_owned()];
-        let export = |name, kind, params, results| DeclaredExport {
-            name,
-            kind,
-            params,
-            results,
-        };
+        let export =
+            |name: &str, kind, params: &Vec<String>, results: &Vec<String>| DeclaredExport {
+                name: name.to_owned(),
+                kind,
+                params: params.clone(),
+                results: results.clone(),
+            };
         let exports = [
             export("memory", ExternKind::Memory, &none, &none),
             export("rwc_alloc", ExternKind::Func, &one, &one),

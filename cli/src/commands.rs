@@ -163,19 +163,9 @@ pub async fn nodes(
         let _ = writeln!(out, "{text}");
         return Ok(());
     }
-    if entries.is_empty() {
-        eprintln!(
-            "no nodes{}",
-            tag.map(|t| format!(" tagged {t:?}")).unwrap_or_default()
-        );
+    let Some(width) = node_column(entries.iter().map(|e| e.addr.as_str()), tag) else {
         return Ok(());
-    }
-    let width = entries
-        .iter()
-        .map(|e| e.addr.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    };
     let _ = writeln!(out, "{:width$}  {:>10}  tags", "node", "expires in");
     for e in &entries {
         let _ = writeln!(
@@ -187,6 +177,23 @@ pub async fn nodes(
         );
     }
     Ok(())
+}
+
+/// The width of a node listing's first column for nodes at `addrs`; `None`, having said
+/// so on stderr, when there are none (tagged `tag`). `rwc nodes` lists a registry's nodes
+/// and NATS ones alike.
+pub(crate) fn node_column<'a>(
+    addrs: impl Iterator<Item = &'a str>,
+    tag: Option<&str>,
+) -> Option<usize> {
+    let width = addrs.map(str::len).max();
+    if width.is_none() {
+        eprintln!(
+            "no nodes{}",
+            tag.map(|t| format!(" tagged {t:?}")).unwrap_or_default()
+        );
+    }
+    width.map(|w| w.max(4))
 }
 
 /// What `rwc registry` takes.

@@ -122,19 +122,10 @@ pub async fn nodes(url: &str, tag: Option<&str>, json: bool) -> Result<(), Error
         let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
         return Ok(());
     }
-    if nodes.is_empty() {
-        eprintln!(
-            "no nodes{}",
-            tag.map(|t| format!(" tagged {t:?}")).unwrap_or_default()
-        );
+    let Some(width) = crate::commands::node_column(nodes.iter().map(|n| n.address.as_str()), tag)
+    else {
         return Ok(());
-    }
-    let width = nodes
-        .iter()
-        .map(|n| n.address.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+    };
     let _ = writeln!(
         out,
         "{:width$}  {:>8}  {:>4}  tags",

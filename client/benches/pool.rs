@@ -26,14 +26,12 @@ use std::time::{Duration, Instant};
 use process::Listening;
 use rwc_client::{MapOptions, Pool, Value, to_value};
 use tile::Tile;
+use tile::bench::{MAX_ITER, ROWS, SIZE};
 
 const SQ: &str = r#"(module
   (func (export "sq") (param i64) (result i64) local.get 0 local.get 0 i64.mul))"#;
 
 const ITEMS: usize = 20_000;
-const SIZE: u32 = 4096;
-const MAX_ITER: u32 = 256;
-const ROWS: u32 = 16;
 const RUNS: usize = 3;
 
 fn main() {
@@ -41,7 +39,7 @@ fn main() {
     // RWC_NODE_BIN compares another node build (say, one configured differently).
     let node_bin = match std::env::var_os("RWC_NODE_BIN") {
         Some(bin) => PathBuf::from(bin),
-        None => build_node(&workspace),
+        None => process::build_release_node(&workspace),
     };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     println!("rwc pool benchmarks ({} CPUs)", cpus());
@@ -99,28 +97,11 @@ async fn overhead(node_bin: &Path) {
     pool.close();
 }
 
-fn tiles() -> Vec<Tile> {
-    (0..SIZE)
-        .step_by(ROWS as usize)
-        .map(|row_start| Tile {
-            width: SIZE,
-            height: SIZE,
-            row_start,
-            row_end: (row_start + ROWS).min(SIZE),
-            x_min: -2.0,
-            x_max: 1.0,
-            y_min: -1.5,
-            y_max: 1.5,
-            max_iter: MAX_ITER,
-        })
-        .collect()
-}
-
 async fn mandelbrot(node_bin: &Path, guest: &[u8]) {
     println!(
         "mandelbrot {SIZE}x{SIZE}, {MAX_ITER} iterations, bands of {ROWS} rows (best of {RUNS})"
     );
-    let tiles = tiles();
+    let tiles = tile::bands(SIZE, ROWS, MAX_ITER);
 
     let mut native = Duration::MAX;
     let mut native_sum = 0u64;
@@ -233,25 +214,6 @@ async fn map_mandelbrot(
     }
     pool.close();
     (best, sum)
-}
-
-/// `cargo build --release -p rwc-node`; returns the executable's path.
-fn build_node(workspace: &Path) -> PathBuf {
-    let status = Command::new(cargo())
-        .args(["build", "--release", "-p", "rwc-node"])
-        .current_dir(workspace)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cannot build rwc-node");
-    let exe = std::env::current_exe().expect("this executable's path");
-    // target/release/deps/pool-… → target/release/rwc-node
-    let bin = exe
-        .ancestors()
-        .nth(2)
-        .expect("target/release")
-        .join("rwc-node");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
 }
 
 /// The mandelbrot guest, built if `examples/` has it.

@@ -108,12 +108,7 @@ impl Client {
         let conn = address
             .connect(options, client_root(), config())
             .await
-            .map_err(|e| {
-                Error::new(
-                    e.kind(),
-                    format!("cannot reach node at {addr}: {}", e.message()),
-                )
-            })?;
+            .map_err(|e| e.in_context(format_args!("cannot reach node at {addr}")))?;
         Ok(Client::from_connection(conn, None))
     }
 

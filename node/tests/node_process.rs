@@ -108,19 +108,26 @@ async fn info_u64(conn: &Connection, key: &str) -> u64 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_node_serves_a_cached_module_without_compiling() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().to_str().unwrap();
-    let (mut first, addr) = spawn(&["--cache-dir", cache]).await;
-    let conn = connect(&addr).await;
+/// Uploads the `add` module to the node at `addr` (a first start, so it compiles once),
+/// then stops the node cleanly; returns the module's hash.
+async fn upload_then_stop(node: &mut Child, addr: &str) -> String {
+    let conn = connect(addr).await;
     let module = common::upload(&conn.root(), wat::ADD.as_bytes())
         .await
         .unwrap();
     let hash: String = module.call("hash", ()).await.unwrap();
     assert_eq!(info_u64(&conn, "compiles").await, 1);
     drop((module, conn));
-    assert!(terminate(&mut first).await.success());
+    assert!(terminate(node).await.success());
+    hash
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_serves_a_cached_module_without_compiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let (mut first, addr) = spawn(&["--cache-dir", cache]).await;
+    let hash = upload_then_stop(&mut first, &addr).await;
 
     let (mut second, addr) = spawn(&["--cache-dir", cache]).await;
     let conn = connect(&addr).await;
@@ -148,14 +155,7 @@ async fn a_node_caches_by_default_so_a_second_start_compiles_nothing() {
         spawn_command(cmd)
     };
     let (mut first, addr, _) = start().await;
-    let conn = connect(&addr).await;
-    let module = common::upload(&conn.root(), wat::ADD.as_bytes())
-        .await
-        .unwrap();
-    let hash: String = module.call("hash", ()).await.unwrap();
-    assert_eq!(info_u64(&conn, "compiles").await, 1);
-    drop((module, conn));
-    assert!(terminate(&mut first).await.success());
+    let hash = upload_then_stop(&mut first, &addr).await;
     let cached: Vec<_> = std::fs::read_dir(home.path().join("rwc"))
         .expect("the node made $XDG_CACHE_HOME/rwc")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

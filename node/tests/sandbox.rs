@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rwc_node::sandbox::{
-    Instance, InstanceOptions, LoadedModule, Number, OutputSink, Sandbox, SandboxConfig,
-    SandboxError, Stream, WasmArg,
+    ExportInfo, Instance, InstanceOptions, LoadedModule, Number, OutputSink, Sandbox,
+    SandboxConfig, SandboxError, Stream, WasmArg,
 };
 
 /// A small sandbox: tests run in parallel, each with its own engine.
@@ -110,7 +110,7 @@ async fn add_returns_the_sum() {
         .unwrap();
     assert_eq!(half, vec![WasmArg::F64(1.5)]);
 
-    let names: Vec<_> = instance.exports().iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<_> = instance.exports().iter().map(ExportInfo::name).collect();
     assert_eq!(names, ["memory", "add", "half", "byte_at"]);
 }
 

@@ -135,6 +135,12 @@ impl Error {
         }
     }
 
+    /// An error of the same kind with `context` before its message (`cannot reach node at
+    /// ADDR: connection refused`). It is a new local error: causes and trace stay behind.
+    pub fn in_context(&self, context: impl fmt::Display) -> Self {
+        Error::new(self.kind, format!("{context}: {}", self.message))
+    }
+
     /// A [`ErrorKind::Failed`] error: the usual error of a method.
     pub fn failed(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Failed, message)

@@ -31,57 +31,51 @@
 //! ```
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "io")]
-pub mod address;
+/// Items that only the `io` feature builds (sockets, tasks, live netrefs): each gets the
+/// one `#[cfg]`, written here once.
+macro_rules! cfg_io {
+    ($($item:item)*) => {
+        $(
+            #[cfg(feature = "io")]
+            $item
+        )*
+    };
+}
+
 pub mod codec;
 pub mod error;
 pub mod message;
 pub mod value;
 
-#[cfg(feature = "io")]
-pub mod admission;
-#[cfg(feature = "io")]
-mod connection;
-#[cfg(feature = "io")]
-pub mod frame;
-#[cfg(feature = "io")]
-mod handshake;
-#[cfg(feature = "io")]
-pub mod listener;
-#[cfg(feature = "io")]
-mod netref;
-#[cfg(feature = "io")]
-pub mod object;
-#[cfg(feature = "io")]
-pub mod signal;
-#[cfg(feature = "io")]
-pub mod tls;
-#[cfg(feature = "io")]
-pub mod token;
-#[cfg(feature = "io")]
-pub mod transport;
-
 pub use error::{Error, ErrorKind, Result};
 pub use value::{DecodeLimits, Ref, Value, WireRef, from_value, to_value};
 
-#[cfg(feature = "io")]
-pub use address::{Address, ConnectOptions};
-#[cfg(feature = "io")]
-pub use connection::{
-    ANONYMOUS, CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats,
-    DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT, InboundUsage, PendingCall,
-    PrincipalBudget,
-};
-#[cfg(feature = "io")]
-pub use handshake::{Authenticator, Hello, MAGIC, PeerInfo};
-#[cfg(feature = "io")]
-pub use netref::{METHODS_METHOD, NetRef};
-#[cfg(feature = "io")]
-pub use object::{CallContext, Dispatch, MethodInfo, Object, Service, callable};
-#[cfg(feature = "io")]
-pub use tls::{CertName, TlsClientConfig, TlsIdentity, TlsServerConfig};
-#[cfg(feature = "io")]
-pub use token::{Token, TokenDigest};
+cfg_io! {
+    pub mod address;
+    pub mod admission;
+    mod connection;
+    pub mod frame;
+    mod handshake;
+    pub mod listener;
+    mod netref;
+    pub mod object;
+    pub mod signal;
+    pub mod tls;
+    pub mod token;
+    pub mod transport;
+
+    pub use address::{Address, ConnectOptions};
+    pub use connection::{
+        ANONYMOUS, CallOptions, Connection, ConnectionConfig, ConnectionLimits, ConnectionStats,
+        DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT, InboundUsage,
+        PendingCall, PrincipalBudget, ReadHalf, WriteHalf,
+    };
+    pub use handshake::{Authenticator, Hello, MAGIC, PeerInfo};
+    pub use netref::{METHODS_METHOD, NetRef};
+    pub use object::{CallContext, Dispatch, MethodInfo, Object, Service, callable};
+    pub use tls::{CertName, TlsClientConfig, TlsIdentity, TlsServerConfig};
+    pub use token::{Token, TokenDigest};
+}
 
 /// Protocol version spoken by this build; peers with another version are refused.
 pub const PROTOCOL_VERSION: u16 = 1;

@@ -39,12 +39,7 @@ impl RegistryClient {
                 crate::config("rwc-registry-client"),
             )
             .await
-            .map_err(|e| {
-                Error::new(
-                    e.kind(),
-                    format!("cannot reach the registry at {addr}: {}", e.message()),
-                )
-            })?;
+            .map_err(|e| e.in_context(format_args!("cannot reach the registry at {addr}")))?;
         Ok(RegistryClient { conn })
     }
 

@@ -23,14 +23,11 @@ use rwc_client::nats::{DurableMapOptions, NatsFleet};
 use rwc_client::{MapOptions, Pool, Value, to_value};
 use rwc_tests::nats_server::NatsServer;
 use rwc_tests::process::Listening;
-use tile::Tile;
 
 const SQ: &str = r#"(module
   (func (export "sq") (param i64) (result i64) local.get 0 local.get 0 i64.mul))"#;
 
-const SIZE: u32 = 4096;
-const MAX_ITER: u32 = 256;
-const ROWS: u32 = 16;
+use tile::bench::{MAX_ITER, ROWS, SIZE};
 
 fn main() {
     let quick = std::env::var_os("RWC_BENCH_QUICK").is_some();
@@ -145,20 +142,7 @@ async fn overhead(node_bin: &Path, url: &str, items: usize, runs: usize) {
 }
 
 async fn mandelbrot(node_bin: &Path, url: &str, guest: &[u8], runs: usize) {
-    let tiles: Vec<Tile> = (0..SIZE)
-        .step_by(ROWS as usize)
-        .map(|row_start| Tile {
-            width: SIZE,
-            height: SIZE,
-            row_start,
-            row_end: (row_start + ROWS).min(SIZE),
-            x_min: -2.0,
-            x_max: 1.0,
-            y_min: -1.5,
-            y_max: 1.5,
-            max_iter: MAX_ITER,
-        })
-        .collect();
+    let tiles = tile::bands(SIZE, ROWS, MAX_ITER);
     let inputs: Vec<Vec<Value>> = tiles
         .iter()
         .map(|t| vec![to_value(t).expect("a tile is a value")])
@@ -237,20 +221,5 @@ fn verdict(met: bool) -> &'static str {
 
 /// `cargo build --release -p rwc-node`; the executable's path.
 fn build_node() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "rwc-node"])
-        .current_dir(&workspace)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cannot build rwc-node");
-    let exe = std::env::current_exe().expect("this executable's path");
-    let bin = exe
-        .ancestors()
-        .nth(2)
-        .expect("target/release")
-        .join("rwc-node");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
+    rwc_tests::process::build_release_node(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }

@@ -1,10 +1,33 @@
 //! Processes that serve on an address they print: `rwc-node --listen 127.0.0.1:0`, `rwc
 //! registry`. The end-to-end tests, the pool benchmark and the Mandelbrot demo start their
-//! nodes with this (the last two include this file by path).
+//! nodes with this (the last two include this file by path); the benchmarks build their
+//! release node with it.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
+
+/// `cargo build --release -p rwc-node` in `workspace`, for a benchmark; returns the
+/// executable's path, beside the running benchmark's own (`target/release/deps/bench-…`
+/// → `target/release/rwc-node`).
+pub fn build_release_node(workspace: &Path) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "rwc-node"])
+        .current_dir(workspace)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cannot build rwc-node");
+    let exe = std::env::current_exe().expect("this executable's path");
+    let bin = exe
+        .ancestors()
+        .nth(2)
+        .expect("target/release")
+        .join("rwc-node");
+    assert!(bin.exists(), "{} missing", bin.display());
+    bin
+}
 
 /// A child process that printed `listening on ADDR`; killed (SIGKILL) when dropped.
 #[derive(Debug)]

@@ -5,19 +5,19 @@ mod support;
 
 use rwc_client::module_hash;
 use serde_json::Value as Json;
-use support::{Scratch, rwc, spawn_node, spawn_registry, wat};
+use support::{Scratch, rwc, rwc_at, spawn_node, spawn_registry, wat};
 
 #[test]
 fn call_prints_the_result_as_json() {
     let node = spawn_node(&[]);
     let dir = Scratch::new();
     let module = dir.file("math.wat", wat::MATH);
-    let (code, out, err) = rwc(&["call", "--node", &node.addr, &module, "sq", "12"], "");
+    let (code, out, err) = rwc_at("call", &node.addr, &[&module, "sq", "12"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "144");
 
     // A missing export: one clear line, exit code 8 (unimplemented).
-    let (code, out, err) = rwc(&["call", "--node", &node.addr, &module, "nope"], "");
+    let (code, out, err) = rwc_at("call", &node.addr, &[&module, "nope"]);
     assert_eq!(code, 8, "{out}{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no export named `nope`"), "{err}");
@@ -29,38 +29,21 @@ fn run_with_fuel_stops_a_runaway_guest() {
     let node = spawn_node(&[]);
     let dir = Scratch::new();
     let module = dir.file("math.wat", wat::MATH);
-    let (code, out, err) = rwc(
-        &[
-            "run", "--node", &node.addr, &module, "work", "3", "10", "--fuel", "1000000",
-        ],
-        "",
+    let (code, out, err) = rwc_at(
+        "run",
+        &node.addr,
+        &[&module, "work", "3", "10", "--fuel", "1000000"],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "9");
 
-    let (code, _, err) = rwc(
-        &[
-            "run", "--node", &node.addr, &module, "spin", "--fuel", "100000",
-        ],
-        "",
-    );
+    let (code, _, err) = rwc_at("run", &node.addr, &[&module, "spin", "--fuel", "100000"]);
     assert_eq!(code, 6, "out of fuel has exit code 6: {err}");
     assert!(err.contains("out of fuel"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     // -v adds the details; a deadline gives `timed out` (4).
-    let (code, _, err) = rwc(
-        &[
-            "run",
-            "--node",
-            &node.addr,
-            &module,
-            "spin",
-            "--timeout",
-            "200ms",
-        ],
-        "",
-    );
+    let (code, _, err) = rwc_at("run", &node.addr, &[&module, "spin", "--timeout", "200ms"]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("timed out"), "{err}");
     let (code, _, err) = rwc(
@@ -88,18 +71,7 @@ fn info_ping_and_upload() {
     assert!(info["version"].is_string(), "{info}");
     assert!(info["limits"]["max_module_bytes"].is_u64(), "{info}");
 
-    let (code, out, err) = rwc(
-        &[
-            "ping",
-            "--node",
-            &node.addr,
-            "--count",
-            "3",
-            "--interval-ms",
-            "1",
-        ],
-        "",
-    );
+    let (code, out, err) = rwc_at("ping", &node.addr, &["--count", "3", "--interval-ms", "1"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
@@ -116,21 +88,21 @@ fn info_ping_and_upload() {
     let dir = Scratch::new();
     let big = wat::big(2_500_000);
     let module = dir.file("big.wat", &big);
-    let (code, out, err) = rwc(&["upload", "--node", &node.addr, &module], "");
+    let (code, out, err) = rwc_at("upload", &node.addr, &[&module]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), module_hash(big.as_bytes()));
     assert!(
         err.contains("uploaded"),
         "a summary line even without a terminal: {err}"
     );
-    let (code, out, err) = rwc(&["upload", "--node", &node.addr, &module], "");
+    let (code, out, err) = rwc_at("upload", &node.addr, &[&module]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), module_hash(big.as_bytes()));
     assert!(err.contains("already has"), "{err}");
 
     let (code, _, err) = rwc(&["info", "--node", "127.0.0.1:1"], "");
     assert_eq!(code, 3, "an unreachable node is `disconnected`: {err}");
-    let (code, _, err) = rwc(&["upload", "--node", &node.addr, "/no/such.wasm"], "");
+    let (code, _, err) = rwc_at("upload", &node.addr, &["/no/such.wasm"]);
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("/no/such.wasm"), "{err}");
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use rwc_tests::{guests, random_bytes};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
-use support::{Scratch, rwc, rwc_bytes, spawn_node, wat};
+use support::{Scratch, rwc, rwc_at, rwc_bytes_at, spawn_node, wat};
 
 const LOG: &str = "INFO start\nERROR disk full\nINFO ok\nWARN slow @user\nERROR again\n";
 
@@ -24,7 +24,7 @@ fn loggrep_node() -> support::Proc {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let node = spawn_node(&["--cache-dir", cache]);
-    let (code, _, err) = rwc(&["upload", "--node", &node.addr, guests::LOGGREP], "");
+    let (code, _, err) = rwc_at("upload", &node.addr, &[guests::LOGGREP]);
     assert_eq!(code, 0, "upload loggrep: {err}");
     node
 }
@@ -38,27 +38,16 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
     let file = dir.file("data.bin", &data);
     let at_file = format!("@{file}");
 
-    let (code, out, err) = rwc(
-        &["call", "--node", &node.addr, guests::BLOB, "len", &at_file],
-        "",
-    );
+    let (code, out, err) = rwc_at("call", &node.addr, &[guests::BLOB, "len", &at_file]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "300000");
 
     // --out writes a bytes result raw.
     let digest = dir.join("digest.bin");
-    let (code, out, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::BLOB,
-            "sha256",
-            &at_file,
-            "--out",
-            &digest,
-        ],
-        "",
+    let (code, out, err) = rwc_at(
+        "call",
+        &node.addr,
+        &[guests::BLOB, "sha256", &at_file, "--out", &digest],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty(), "nothing on stdout with --out: {out}");
@@ -68,17 +57,10 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
     );
 
     // @- reads stdin as bytes; `--out -` writes raw bytes to stdout.
-    let (code, out, err) = rwc_bytes(
-        &[
-            "run",
-            "--node",
-            &node.addr,
-            guests::BLOB,
-            "echo",
-            "@-",
-            "--out",
-            "-",
-        ],
+    let (code, out, err) = rwc_bytes_at(
+        "run",
+        &node.addr,
+        &[guests::BLOB, "echo", "@-", "--out", "-"],
         &data,
     );
     assert_eq!(code, 0, "{err}");
@@ -86,10 +68,7 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
 
     // Without --out, bytes print as JSON base64.
     let small = &data[..1000];
-    let (code, out, err) = rwc_bytes(
-        &["call", "--node", &node.addr, guests::BLOB, "echo", "@-"],
-        small,
-    );
+    let (code, out, err) = rwc_bytes_at("call", &node.addr, &[guests::BLOB, "echo", "@-"], small);
     assert_eq!(code, 0, "{err}");
     let json: Json = serde_json::from_slice(&out).unwrap();
     let b64 = json["$bytes"]
@@ -104,18 +83,10 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
 
     // A result that is not bytes goes to --out as JSON.
     let count = dir.join("count.json");
-    let (code, _, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::BLOB,
-            "len",
-            &at_file,
-            "--out",
-            &count,
-        ],
-        "",
+    let (code, _, err) = rwc_at(
+        "call",
+        &node.addr,
+        &[guests::BLOB, "len", &at_file, "--out", &count],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "300000\n");
@@ -127,17 +98,15 @@ fn text_files_json_args_and_literal_at_signs() {
     let dir = Scratch::new();
     let log = dir.file("app.log", LOG);
 
-    let (code, out, err) = rwc(
+    let (code, out, err) = rwc_at(
+        "call",
+        &node.addr,
         &[
-            "call",
-            "--node",
-            &node.addr,
             guests::LOGGREP,
             "grep_lines",
             "ERROR",
             &format!("@text:{log}"),
         ],
-        "",
     );
     assert_eq!(code, 0, "{err}");
     let lines: Json = serde_json::from_str(&out).unwrap();
@@ -165,11 +134,10 @@ fn text_files_json_args_and_literal_at_signs() {
 
     // Bytes in, bytes out, written raw.
     let errors = dir.join("errors.log");
-    let (code, _, err) = rwc(
+    let (code, _, err) = rwc_at(
+        "call",
+        &node.addr,
         &[
-            "call",
-            "--node",
-            &node.addr,
             guests::LOGGREP,
             "grep",
             "^ERROR",
@@ -177,7 +145,6 @@ fn text_files_json_args_and_literal_at_signs() {
             "--out",
             &errors,
         ],
-        "",
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -191,32 +158,17 @@ fn text_files_json_args_and_literal_at_signs() {
         "args.json",
         format!(r#"["^(ERROR|WARN)", {{"$bytes": "{b64}"}}]"#),
     );
-    let (code, out, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::LOGGREP,
-            "count",
-            "--json-args",
-            &list,
-        ],
-        "",
+    let (code, out, err) = rwc_at(
+        "call",
+        &node.addr,
+        &[guests::LOGGREP, "count", "--json-args", &list],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "3");
-    let (code, _, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::LOGGREP,
-            "count",
-            "x",
-            "--json-args",
-            &list,
-        ],
-        "",
+    let (code, _, err) = rwc_at(
+        "call",
+        &node.addr,
+        &[guests::LOGGREP, "count", "x", "--json-args", &list],
     );
     assert_eq!(
         code, 2,
@@ -228,17 +180,7 @@ fn text_files_json_args_and_literal_at_signs() {
 fn bad_byte_arguments_say_how_to_pass_bytes() {
     let node = spawn_node(&[]);
     // A bare word where bytes are wanted: refused, not hashed as text.
-    let (code, out, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::BLOB,
-            "sha256",
-            "data.bin",
-        ],
-        "",
-    );
+    let (code, out, err) = rwc_at("call", &node.addr, &[guests::BLOB, "sha256", "data.bin"]);
     assert_eq!(code, 7, "bad argument: {out}{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("expected bytes, found string"), "{err}");
@@ -247,16 +189,10 @@ fn bad_byte_arguments_say_how_to_pass_bytes() {
         "{err}"
     );
 
-    let (code, _, err) = rwc(
-        &[
-            "call",
-            "--node",
-            &node.addr,
-            guests::BLOB,
-            "sha256",
-            "@/no/such/file",
-        ],
-        "",
+    let (code, _, err) = rwc_at(
+        "call",
+        &node.addr,
+        &[guests::BLOB, "sha256", "@/no/such/file"],
     );
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("cannot read /no/such/file"), "{err}");
@@ -380,12 +316,7 @@ fn limits_have_their_own_kind_and_exit_code() {
     let math = dir.file("math.wat", wat::MATH);
 
     // Asking for more than the node's cap: an error naming the cap and its setting.
-    let (code, out, err) = rwc(
-        &[
-            "call", "--node", &node.addr, &math, "sq", "3", "--memory", "1GiB",
-        ],
-        "",
-    );
+    let (code, out, err) = rwc_at("call", &node.addr, &[&math, "sq", "3", "--memory", "1GiB"]);
     assert_eq!(code, 10, "limit: {out}{err}");
     assert!(err.starts_with("rwc: limit: "), "{err}");
     assert!(
@@ -406,12 +337,7 @@ fn limits_have_their_own_kind_and_exit_code() {
               (br_if $l (i32.ne (local.get $r) (i32.const -1))))
             (local.get $r)))"#,
     );
-    let (code, _, err) = rwc(
-        &[
-            "run", "--node", &node.addr, &grow, "grow", "--memory", "4MiB",
-        ],
-        "",
-    );
+    let (code, _, err) = rwc_at("run", &node.addr, &[&grow, "grow", "--memory", "4MiB"]);
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("rwc: limit: guest needs"), "{err}");
     assert!(err.contains("--memory"), "says how to raise it: {err}");
@@ -419,15 +345,12 @@ fn limits_have_their_own_kind_and_exit_code() {
     // A module over the node's size limit.
     let small = spawn_node(&["--max-module-bytes", "1000"]);
     let big = dir.file("big.wat", wat::big(5000));
-    let (code, _, err) = rwc(&["upload", "--node", &small.addr, &big], "");
+    let (code, _, err) = rwc_at("upload", &small.addr, &[&big]);
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("--max-module-bytes"), "{err}");
 
     // A capability that was not handed over stays `denied` (5).
-    let (code, _, err) = rwc(
-        &["call", "--node", &node.addr, guests::SYSREPORT, "report"],
-        "",
-    );
+    let (code, _, err) = rwc_at("call", &node.addr, &[guests::SYSREPORT, "report"]);
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("rwc: denied:"), "{err}");
 }

@@ -144,8 +144,9 @@ fn fleet_report_over_three_nodes() {
         .map(|n| n.addr.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    let (code, out, err) = rwc(
-        &[
+    // `rwc each` of the report over the three nodes, granted `sys` and `extra`.
+    let report = |extra: &[&str]| {
+        let mut args = vec![
             "each",
             "--nodes",
             &list,
@@ -153,12 +154,11 @@ fn fleet_report_over_three_nodes() {
             "report",
             "--capability",
             "sys",
-            "--capability",
-            "fs:logs",
-            "--json",
-        ],
-        "",
-    );
+        ];
+        args.extend_from_slice(extra);
+        rwc(&args, "")
+    };
+    let (code, out, err) = report(&["--capability", "fs:logs", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let rows: Json = serde_json::from_str(&out).unwrap();
     for (i, row) in rows.as_array().unwrap().iter().enumerate() {
@@ -182,35 +182,11 @@ fn fleet_report_over_three_nodes() {
         assert!(r["host"].as_str().is_some_and(|h| !h.is_empty()), "{row}");
     }
     // The table: one row per node.
-    let (code, out, err) = rwc(
-        &[
-            "each",
-            "--nodes",
-            &list,
-            guests::FLEET_REPORT,
-            "report",
-            "--capability",
-            "sys",
-            "--capability",
-            "fs:logs",
-        ],
-        "",
-    );
+    let (code, out, err) = report(&["--capability", "fs:logs"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
     // Without the directory granted to the instance, the report says what is missing.
-    let (code, out, _) = rwc(
-        &[
-            "each",
-            "--nodes",
-            &list,
-            guests::FLEET_REPORT,
-            "report",
-            "--capability",
-            "sys",
-        ],
-        "",
-    );
+    let (code, out, _) = report(&[]);
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("--capability fs:logs"), "{out}");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rwc_client::{Client, ErrorKind, MapOptions, NodeInfo, Pool, Value};
+use rwc_client::{Client, Error, ErrorKind, MapOptions, MapReport, NodeInfo, Pool, Value};
 use support::{Proc, spawn_node, spawn_nodes, wat};
 
 /// What a map's `on_result` callback was handed: every result per input, as it came.
@@ -140,34 +140,59 @@ async fn ten_thousand_inputs_over_three_nodes_in_order_exactly_once_and_balanced
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
+/// Three nodes, each shareable with the closure that kills or stops it mid-map, and a
+/// pool of them with the math module loaded.
+async fn three_shared_nodes() -> (Vec<Arc<Proc>>, Pool) {
     let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
     let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
+    (nodes, pool)
+}
+
+/// Maps `work` over `n` inputs with some work each, so that calls are in flight on a
+/// node when it fails.
+async fn map_work(pool: &Pool, n: usize, options: MapOptions) -> MapReport {
+    pool.map("work", work_inputs(n, 20_000), options)
+        .await
+        .unwrap()
+}
+
+/// Asserts that `nodes[victim]`, and no other node of the map, failed, as `kind`; returns
+/// why.
+fn assert_failed_alone<'a>(
+    report: &'a MapReport,
+    nodes: &[Arc<Proc>],
+    victim: usize,
+    kind: ErrorKind,
+) -> &'a Error {
+    let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
+    assert_eq!(failed, [nodes[victim].addr.as_str()]);
+    let why = report.nodes[victim].failed.as_ref().unwrap();
+    assert_eq!(why.kind(), kind, "{why}");
+    why
+}
+
+/// When the fault tests strike: once 30 % of the inputs are done.
+fn thirty_percent_done(done: usize, total: usize) -> bool {
+    done * 10 >= total * 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
+    let (nodes, pool) = three_shared_nodes().await;
 
     let victim = nodes[1].clone();
     let n = 4_000;
     let handed = Handed::default();
-    let (options, killed) = handed.acting_once(
-        n,
-        |done, total| done * 10 >= total * 3,
-        move || victim.kill(),
-    );
+    let (options, killed) = handed.acting_once(n, thirty_percent_done, move || victim.kill());
     // Some work per call, so calls are in flight on the victim when it dies.
-    let report = pool
-        .map("work", work_inputs(n, 20_000), options)
-        .await
-        .unwrap();
+    let report = map_work(&pool, n, options).await;
 
     assert!(killed.load(Ordering::SeqCst), "the kill never happened");
     assert_eq!(report.results.len(), n);
     assert_squares(&report.results);
     handed.check(&report.results);
     assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
-    let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
-    assert_eq!(failed, [nodes[1].addr.as_str()]);
-    let why = report.nodes[1].failed.as_ref().unwrap();
-    assert_eq!(why.kind(), ErrorKind::Disconnected, "{why}");
+    assert_failed_alone(&report, &nodes, 1, ErrorKind::Disconnected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,10 +236,7 @@ async fn when_every_node_dies_the_rest_fail_with_a_clear_error() {
             }
         },
     );
-    let report = pool
-        .map("work", work_inputs(n, 20_000), options)
-        .await
-        .unwrap();
+    let report = map_work(&pool, n, options).await;
     assert!(killed.load(Ordering::SeqCst), "the kill never happened");
     assert_eq!(report.results.len(), n);
     handed.check(&report.results);
@@ -358,8 +380,7 @@ fn kill_point(seed: u64, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_at_a_random_point_loses_nothing_twenty_seeds() {
     for seed in 0..20u64 {
-        let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
-        let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
+        let (nodes, pool) = three_shared_nodes().await;
         let n = 120;
         let at = kill_point(seed, n);
         let victim_index = usize::try_from(seed % 3).unwrap();
@@ -367,10 +388,7 @@ async fn a_node_killed_at_a_random_point_loses_nothing_twenty_seeds() {
         let handed = Handed::default();
         let (options, killed) =
             handed.acting_once(n, move |done, _| done >= at, move || victim.kill());
-        let report = pool
-            .map("work", work_inputs(n, 20_000), options)
-            .await
-            .unwrap();
+        let report = map_work(&pool, n, options).await;
         assert!(killed.load(Ordering::SeqCst), "seed {seed}: no kill");
         assert_eq!(report.results.len(), n, "seed {seed}");
         assert_squares(&report.results);
@@ -404,25 +422,18 @@ fn signal(pid: u32, signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_gives_its_work_to_the_others_after_a_bounded_time() {
-    let nodes: Vec<Arc<Proc>> = spawn_nodes(3).into_iter().map(Arc::new).collect();
-    let pool = math_pool(nodes.iter().map(|n| n.addr.clone())).await;
+    let (nodes, pool) = three_shared_nodes().await;
     let victim = nodes[2].clone();
     let n = 600;
     let handed = Handed::default();
     let liveness = std::time::Duration::from_secs(2);
     let call_timeout = std::time::Duration::from_secs(300);
-    let (mut options, stopped) = handed.acting_once(
-        n,
-        |done, total| done * 10 >= total * 3,
-        move || signal(victim.pid(), "STOP"),
-    );
+    let (mut options, stopped) =
+        handed.acting_once(n, thirty_percent_done, move || signal(victim.pid(), "STOP"));
     options.liveness_timeout = Some(liveness);
     options.call_timeout = Some(call_timeout);
     let started = std::time::Instant::now();
-    let report = pool
-        .map("work", work_inputs(n, 20_000), options)
-        .await
-        .unwrap();
+    let report = map_work(&pool, n, options).await;
     let took = started.elapsed();
     signal(nodes[2].pid(), "CONT");
 
@@ -430,10 +441,7 @@ async fn a_hung_node_gives_its_work_to_the_others_after_a_bounded_time() {
     assert_squares(&report.results);
     handed.check(&report.results);
     assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
-    let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
-    assert_eq!(failed, [nodes[2].addr.as_str()]);
-    let why = report.nodes[2].failed.as_ref().unwrap();
-    assert_eq!(why.kind(), ErrorKind::TimedOut, "{why}");
+    let why = assert_failed_alone(&report, &nodes, 2, ErrorKind::TimedOut);
     assert!(why.message().contains("stopped answering"), "{why}");
     // Its inputs moved after the liveness timeout, not after the calls' own timeout.
     println!("map with a hung node took {took:?}");

@@ -15,7 +15,7 @@ use rwc_client::{
     Client, ConnectOptions, ErrorKind, InstanceOptions, MapOptions, Pool, TlsClientConfig, Token,
     Value,
 };
-use support::{Proc, Scratch, eventually, node_bin, rwc, rwc_bin, wat};
+use support::{Proc, Scratch, eventually, node_bin, rwc_at, rwc_bin, wat};
 
 /// The token of the principal `ops` (all grants).
 const OPS_TOKEN: &str = "ops-secret-4b1d9e0c";
@@ -111,9 +111,6 @@ grants = ["upload", "instantiate", "run", "info"]
     /// Starts a TLS node with the principals, its log going to `node.log`; with
     /// `client_ca`, it requires client certificates signed by the CA and knows `certops`.
     fn node(&self, client_ca: bool) -> Proc {
-        let log = std::fs::File::create(self.dir.path().join("node.log")).expect("node.log");
-        let mut cmd = Command::new(node_bin());
-        cmd.arg("--no-cache");
         let (config, extra) = if client_ca {
             (
                 "node-certs.toml",
@@ -122,12 +119,28 @@ grants = ["upload", "instantiate", "run", "info"]
         } else {
             ("node.toml", Vec::new())
         };
-        cmd.args(["--listen", "127.0.0.1:0", "--config", &self.path(config)])
-            .args(["--tls-cert", &self.path("node.pem")])
-            .args(["--tls-key", &self.path("node.key")])
-            .args(extra)
-            .env("RUST_LOG", "debug");
-        Proc::start_with_stderr(cmd, Stdio::from(log)).expect("start a TLS node")
+        let mut cmd = self.node_command("127.0.0.1:0", Some(config));
+        cmd.args(extra).env("RUST_LOG", "debug");
+        self.start_logged(cmd, "node.log", "start a TLS node")
+    }
+
+    /// `rwc-node --no-cache --listen LISTEN`; with `config` (a file of the setup), that
+    /// config and the setup's node certificate and key: a TLS node with principals.
+    fn node_command(&self, listen: &str, config: Option<&str>) -> Command {
+        let mut cmd = Command::new(node_bin());
+        cmd.args(["--no-cache", "--listen", listen]);
+        if let Some(config) = config {
+            cmd.args(["--config", &self.path(config)])
+                .args(["--tls-cert", &self.path("node.pem")])
+                .args(["--tls-key", &self.path("node.key")]);
+        }
+        cmd
+    }
+
+    /// Starts `cmd`, its stderr going to the setup's file `log`; `what` says what failed.
+    fn start_logged(&self, cmd: Command, log: &str, what: &str) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join(log)).expect("a log file");
+        Proc::start_with_stderr(cmd, Stdio::from(log)).expect(what)
     }
 
     fn log(&self) -> String {
@@ -148,20 +161,10 @@ fn tls_with_a_trusted_ca_and_a_token_calls_and_each_tls_failure_is_distinct() {
     let ca = s.path("ca.pem");
     let token = s.path("ops.token");
     let call = |node_addr: &str, ca: &str| {
-        rwc(
-            &[
-                "call",
-                "--node",
-                node_addr,
-                "--tls-ca",
-                ca,
-                "--token-file",
-                &token,
-                &module,
-                "sq",
-                "12",
-            ],
-            "",
+        rwc_at(
+            "call",
+            node_addr,
+            &["--tls-ca", ca, "--token-file", &token, &module, "sq", "12"],
         )
     };
 
@@ -209,24 +212,17 @@ fn a_certificate_for_other_names_is_a_name_mismatch() {
     // The node certificate names localhost, 127.0.0.1 and ::1; 127.0.0.2 is loopback too
     // but not among them.
     let s = Setup::new();
-    let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
-    let mut cmd = Command::new(node_bin());
-    cmd.arg("--no-cache");
-    cmd.args(["--listen", "127.0.0.2:0", "--config", &s.path("node.toml")])
-        .args(["--tls-cert", &s.path("node.pem")])
-        .args(["--tls-key", &s.path("node.key")]);
-    let node = Proc::start_with_stderr(cmd, Stdio::from(log)).expect("start a TLS node");
-    let (code, _, err) = rwc(
+    let cmd = s.node_command("127.0.0.2:0", Some("node.toml"));
+    let node = s.start_logged(cmd, "node.log", "start a TLS node");
+    let (code, _, err) = rwc_at(
+        "info",
+        &tls(&node),
         &[
-            "info",
-            "--node",
-            &tls(&node),
             "--tls-ca",
             &s.path("ca.pem"),
             "--token-file",
             &s.path("ops.token"),
         ],
-        "",
     );
     assert_eq!(code, 5, "{err}");
     assert!(
@@ -306,18 +302,16 @@ fn a_principal_without_upload_is_denied_naming_the_grant() {
     let s = Setup::new();
     let node = s.node(false);
     let module = s.dir.file("math.wat", wat::MATH);
-    let (code, _, err) = rwc(
+    let (code, _, err) = rwc_at(
+        "upload",
+        &tls(&node),
         &[
-            "upload",
-            "--node",
-            &tls(&node),
             "--tls-ca",
             &s.path("ca.pem"),
             "--token-file",
             &s.path("reader.token"),
             &module,
         ],
-        "",
     );
     assert_eq!(code, 5, "denied: {err}");
     assert!(err.contains("`upload`"), "names the missing grant: {err}");
@@ -329,17 +323,10 @@ fn client_certificates_are_required_and_prove_a_principal() {
     let node = s.node(true);
     let module = s.dir.file("math.wat", wat::MATH);
     let ca = s.path("ca.pem");
-    let (code, _, err) = rwc(
-        &[
-            "info",
-            "--node",
-            &tls(&node),
-            "--tls-ca",
-            &ca,
-            "--token-file",
-            &s.path("ops.token"),
-        ],
-        "",
+    let (code, _, err) = rwc_at(
+        "info",
+        &tls(&node),
+        &["--tls-ca", &ca, "--token-file", &s.path("ops.token")],
     );
     assert_eq!(code, 5, "{err}");
     assert!(
@@ -347,11 +334,10 @@ fn client_certificates_are_required_and_prove_a_principal() {
         "missing client certificate: {err}"
     );
 
-    let (code, out, err) = rwc(
+    let (code, out, err) = rwc_at(
+        "call",
+        &tls(&node),
         &[
-            "call",
-            "--node",
-            &tls(&node),
             "--tls-ca",
             &ca,
             "--tls-cert",
@@ -362,7 +348,6 @@ fn client_certificates_are_required_and_prove_a_principal() {
             "sq",
             "7",
         ],
-        "",
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "49");
@@ -370,11 +355,10 @@ fn client_certificates_are_required_and_prove_a_principal() {
     // A certificate signed by another CA is refused.
     let other = Scratch::new();
     gen_cert(other.path(), &["--client", "certops"]);
-    let (code, _, err) = rwc(
+    let (code, _, err) = rwc_at(
+        "info",
+        &tls(&node),
         &[
-            "info",
-            "--node",
-            &tls(&node),
             "--tls-ca",
             &ca,
             "--tls-cert",
@@ -382,7 +366,6 @@ fn client_certificates_are_required_and_prove_a_principal() {
             "--tls-key",
             &other.path().join("certops.key").to_string_lossy(),
         ],
-        "",
     );
     assert_eq!(code, 5, "{err}");
     assert!(
@@ -408,35 +391,19 @@ fn beyond_loopback_a_node_needs_tls_and_principals_or_insecure() {
     assert!(err.contains("--insecure"), "{err}");
 
     let s = Setup::new();
-    let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
-    let mut cmd = Command::new(node_bin());
-    cmd.arg("--no-cache");
-    cmd.args(["--listen", "0.0.0.0:0", "--insecure"]);
-    let node = Proc::start_with_stderr(cmd, Stdio::from(log)).expect("--insecure starts");
+    let mut cmd = s.node_command("0.0.0.0:0", None);
+    cmd.arg("--insecure");
+    let node = s.start_logged(cmd, "node.log", "--insecure starts");
     assert!(node.addr.starts_with("0.0.0.0:"), "{}", node.addr);
     let port = node.addr.trim_start_matches("0.0.0.0:");
-    let (code, _, err) = rwc(
-        &[
-            "ping",
-            "--node",
-            &format!("127.0.0.1:{port}"),
-            "--count",
-            "1",
-        ],
-        "",
-    );
+    let (code, _, err) = rwc_at("ping", &format!("127.0.0.1:{port}"), &["--count", "1"]);
     assert_eq!(code, 0, "{err}");
     node.kill();
     assert!(s.log().contains("--insecure"), "it warns: {}", s.log());
 
     // With TLS and principals, a non-loopback address is fine.
-    let log = std::fs::File::create(s.dir.path().join("node.log")).expect("node.log");
-    let mut cmd = Command::new(node_bin());
-    cmd.arg("--no-cache");
-    cmd.args(["--listen", "0.0.0.0:0", "--config", &s.path("node.toml")])
-        .args(["--tls-cert", &s.path("node.pem")])
-        .args(["--tls-key", &s.path("node.key")]);
-    Proc::start_with_stderr(cmd, Stdio::from(log)).expect("a secured node starts");
+    let cmd = s.node_command("0.0.0.0:0", Some("node.toml"));
+    s.start_logged(cmd, "node.log", "a secured node starts");
 }
 
 impl Setup {
@@ -513,11 +480,10 @@ fn an_expired_client_certificate_is_refused_as_expired() {
     let cert = params.signed_by(&key, &issuer).expect("sign");
     let cert_file = s.dir.file("expired.pem", cert.pem());
     let key_file = s.dir.file("expired.key", key.serialize_pem());
-    let (code, _, err) = rwc(
+    let (code, _, err) = rwc_at(
+        "info",
+        &tls(&node),
         &[
-            "info",
-            "--node",
-            &tls(&node),
             "--tls-ca",
             &s.path("ca.pem"),
             "--tls-cert",
@@ -525,7 +491,6 @@ fn an_expired_client_certificate_is_refused_as_expired() {
             "--tls-key",
             &key_file,
         ],
-        "",
     );
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("expired"), "expired certificate: {err}");
@@ -600,23 +565,14 @@ async fn a_registry_admits_only_token_holders_and_a_pool_reaches_its_tls_nodes()
 
     // A node with the token registers (as tls://…); one without is refused, and says so.
     let register = |token: Option<&str>, log: &str| {
-        let log = std::fs::File::create(s.dir.path().join(log)).expect("log");
-        let mut cmd = Command::new(node_bin());
-        cmd.arg("--no-cache");
-        cmd.args(["--listen", "127.0.0.1:0", "--config", &s.path("node.toml")])
-            .args([
-                "--tls-cert",
-                &s.path("node.pem"),
-                "--tls-key",
-                &s.path("node.key"),
-            ])
-            .args(["--register", &registry_addr, "--tag", "math"])
+        let mut cmd = s.node_command("127.0.0.1:0", Some("node.toml"));
+        cmd.args(["--register", &registry_addr, "--tag", "math"])
             .args(["--register-tls-ca", &s.path("ca.pem")])
             .args(["--register-ttl-secs", "3"]);
         if let Some(t) = token {
             cmd.args(["--register-token-file", &s.path(t)]);
         }
-        Proc::start_with_stderr(cmd, Stdio::from(log)).expect("a node")
+        s.start_logged(cmd, log, "a node")
     };
     let admitted = register(Some("register.token"), "admitted.log");
     let refused = register(None, "refused.log");

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rwc_tests::guests;
-use support::{Proc, Scratch, log_line, rwc, rwc_bin, spawn_node, spawn_node_logging, wat};
+use support::{Proc, Scratch, log_line, rwc, rwc_at, rwc_bin, spawn_node, spawn_node_logging, wat};
 
 /// The two builds of `examples/wasi-fs`: (language, module).
 const PROGRAMS: [(&str, &str); 2] = [("C", guests::WASI_FS_C), ("Rust", guests::WASI_FS_RS)];
@@ -130,38 +130,25 @@ fn argv0_is_the_file_name_unless_given_and_env_reaches_the_program() {
     for (lang, module) in PROGRAMS {
         let name = Path::new(module).file_name().unwrap().to_str().unwrap();
         // An unknown mode prints the usage with argv[0], exit 100.
-        let (code, out, err) = rwc(&["run", "--node", &node.addr, module, "--", "bogus"], "");
+        let (code, out, err) = rwc_at("run", &node.addr, &[module, "--", "bogus"]);
         assert_eq!(code, 100, "{lang}: {out}{err}");
         assert!(err.starts_with(&format!("usage: {name} ")), "{lang}: {err}");
         assert!(out.is_empty(), "{lang}: {out}");
-        let (code, _, err) = rwc(
-            &[
-                "run", "--node", &node.addr, module, "--argv0", "probe", "--", "bogus",
-            ],
-            "",
+        let (code, _, err) = rwc_at(
+            "run",
+            &node.addr,
+            &[module, "--argv0", "probe", "--", "bogus"],
         );
         assert_eq!(code, 100, "{lang}: {err}");
         assert!(err.starts_with("usage: probe "), "{lang}: {err}");
 
-        let (code, out, err) = rwc(
-            &[
-                "run",
-                "--node",
-                &node.addr,
-                module,
-                "--env",
-                "COLOR=blue",
-                "--",
-                "env",
-                "COLOR",
-            ],
-            "",
+        let (code, out, err) = rwc_at(
+            "run",
+            &node.addr,
+            &[module, "--env", "COLOR=blue", "--", "env", "COLOR"],
         );
         assert_eq!((code, out.as_str()), (0, "COLOR=blue\n"), "{lang}: {err}");
-        let (_, out, _) = rwc(
-            &["run", "--node", &node.addr, module, "--", "env", "HOME"],
-            "",
-        );
+        let (_, out, _) = rwc_at("run", &node.addr, &[module, "--", "env", "HOME"]);
         assert_eq!(
             out, "HOME unset\n",
             "{lang}: nothing of the node's environment"
@@ -177,18 +164,18 @@ fn a_trap_is_exit_6_with_a_message_and_a_module_without_start_is_refused() {
         "trap.wat",
         r#"(module (func (export "_start") unreachable))"#,
     );
-    let (code, out, err) = rwc(&["run", "--node", &node.addr, &trap], "");
+    let (code, out, err) = rwc_at("run", &node.addr, &[&trap]);
     assert_eq!(code, 6, "{out}{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.starts_with("rwc: trapped: "), "{err}");
     assert!(err.contains("unreachable"), "{err}");
 
     let math = dir.file("math.wat", wat::MATH);
-    let (code, _, err) = rwc(&["run", "--node", &node.addr, &math], "");
+    let (code, _, err) = rwc_at("run", &node.addr, &[&math]);
     assert_eq!(code, 8, "{err}");
     assert!(err.contains("no `_start`") && err.contains("sq"), "{err}");
     // With an export, `run` keeps printing the result as JSON.
-    let (code, out, err) = rwc(&["run", "--node", &node.addr, &math, "sq", "7"], "");
+    let (code, out, err) = rwc_at("run", &node.addr, &[&math, "sq", "7"]);
     assert_eq!((code, out.trim()), (0, "49"), "{err}");
 }
 

@@ -3,7 +3,6 @@
 //! resumes it).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -22,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::module_hash;
 use crate::pool::{
-    Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
+    MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn, callback_setters,
 };
 
 /// Task publishes awaiting their acknowledgement at once.
@@ -100,20 +99,7 @@ impl DurableMapOptions {
         self
     }
 
-    /// Sets the [`progress`](DurableMapOptions::progress) callback.
-    pub fn on_progress(mut self, f: impl Fn(&MapProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Callback(Arc::new(f)));
-        self
-    }
-
-    /// Sets the [`each_result`](DurableMapOptions::each_result) callback.
-    pub fn on_result(
-        mut self,
-        f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
-    ) -> Self {
-        self.each_result = Some(Callback(Arc::new(f)));
-        self
-    }
+    callback_setters!(DurableMapOptions);
 }
 
 /// The outcome of a durable map.
@@ -339,13 +325,7 @@ impl NatsFleet {
         let jobs = self.fleet.jobs_bucket().await?;
         let tasks = self.fleet.tasks().await?;
         let results = self.fleet.results().await?;
-        let mut keys: Vec<String> = jobs
-            .keys()
-            .await
-            .map_err(|e| nats_error("list the jobs", e))?
-            .filter_map(|k| async { k.ok() })
-            .collect()
-            .await;
+        let mut keys = keys_of(&jobs, "list the jobs").await?;
         keys.sort();
         let mut out = Vec::new();
         for key in keys {
@@ -687,15 +667,20 @@ async fn publish_retrying(
     }
 }
 
-/// The nodes in `store`, whatever their tags (entries that do not decode are left out).
-pub(super) async fn list_nodes(store: &kv::Store) -> Result<Vec<NodeEntry>, Error> {
-    let keys: Vec<String> = store
+/// The keys in `store` (one that cannot be read is left out); `what` says what failed.
+async fn keys_of(store: &kv::Store, what: &str) -> Result<Vec<String>, Error> {
+    Ok(store
         .keys()
         .await
-        .map_err(|e| nats_error("list the nodes", e))?
+        .map_err(|e| nats_error(what, e))?
         .filter_map(|k| async { k.ok() })
         .collect()
-        .await;
+        .await)
+}
+
+/// The nodes in `store`, whatever their tags (entries that do not decode are left out).
+pub(super) async fn list_nodes(store: &kv::Store) -> Result<Vec<NodeEntry>, Error> {
+    let keys = keys_of(store, "list the nodes").await?;
     let mut out = Vec::new();
     for key in keys {
         if let Ok(Some(bytes)) = store.get(&key).await {

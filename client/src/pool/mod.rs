@@ -33,6 +33,7 @@ use rwc_protocol::{ConnectOptions, Error, ErrorKind, NetRef, Value};
 
 pub use self::each::EachResult;
 pub use self::liveness::DEFAULT_LIVENESS_TIMEOUT;
+pub(crate) use self::report::callback_setters;
 pub use self::report::{
     Callback, MapProgress, MapReport, NodeProgress, NodeReport, ProgressFn, ResultFn,
 };
@@ -119,20 +120,7 @@ impl MapOptions {
         self
     }
 
-    /// Sets the [`progress`](MapOptions::progress) callback.
-    pub fn on_progress(mut self, f: impl Fn(&MapProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Callback(Arc::new(f)));
-        self
-    }
-
-    /// Sets the [`each_result`](MapOptions::each_result) callback.
-    pub fn on_result(
-        mut self,
-        f: impl Fn(usize, &Result<Value, Error>) + Send + Sync + 'static,
-    ) -> Self {
-        self.each_result = Some(Callback(Arc::new(f)));
-        self
-    }
+    callback_setters!(MapOptions);
 }
 
 impl Pool {
@@ -409,10 +397,7 @@ impl Pool {
                     errors.push(format!("{}: {}", node.addr, e.message()));
                     first_kind.get_or_insert(e.kind());
                     node.module = None;
-                    node.failed = Some(Error::new(
-                        e.kind(),
-                        format!("did not take the module: {}", e.message()),
-                    ));
+                    node.failed = Some(e.in_context("did not take the module"));
                 }
             }
         }

@@ -36,6 +36,34 @@ pub type ProgressFn = Callback<dyn Fn(&MapProgress) + Send + Sync>;
 /// results come in, which is not input order.
 pub type ResultFn = Callback<dyn Fn(usize, &Result<Value, Error>) + Send + Sync>;
 
+/// The `on_progress` and `on_result` builder methods of a map's options, which set its
+/// `progress` and `each_result` fields: every kind of map takes the same two callbacks.
+macro_rules! callback_setters {
+    ($options:ident) => {
+        #[doc = concat!("Sets the [`progress`](", stringify!($options), "::progress) callback.")]
+        pub fn on_progress(
+            mut self,
+            f: impl Fn(&$crate::pool::MapProgress) + Send + Sync + 'static,
+        ) -> Self {
+            self.progress = Some($crate::pool::Callback(std::sync::Arc::new(f)));
+            self
+        }
+
+        #[doc = concat!(
+            "Sets the [`each_result`](", stringify!($options), "::each_result) callback."
+        )]
+        pub fn on_result(
+            mut self,
+            f: impl Fn(usize, &Result<rwc_protocol::Value, rwc_protocol::Error>) + Send + Sync + 'static,
+        ) -> Self {
+            self.each_result = Some($crate::pool::Callback(std::sync::Arc::new(f)));
+            self
+        }
+    };
+}
+
+pub(crate) use callback_setters;
+
 /// A map's progress so far.
 #[derive(Debug, Clone)]
 pub struct MapProgress {

@@ -19,6 +19,43 @@ pub struct Tile {
     pub max_iter: u32,
 }
 
+/// The Mandelbrot image the benchmarks (the pool's, the NATS one) render.
+#[allow(
+    dead_code,
+    reason = "the guest and the demo include this file without it"
+)]
+pub mod bench {
+    /// Width and height, in pixels.
+    pub const SIZE: u32 = 4096;
+    /// Iterations at most per pixel.
+    pub const MAX_ITER: u32 = 256;
+    /// Rows per band (one input of the map).
+    pub const ROWS: u32 = 16;
+}
+
+/// A `size` x `size` image of the whole set (`[-2, 1] x [-1.5, 1.5]`, `max_iter`
+/// iterations) as bands of `rows` rows: what the benchmarks render.
+#[allow(
+    dead_code,
+    reason = "the guest and the demo include this file without it"
+)]
+pub fn bands(size: u32, rows: u32, max_iter: u32) -> Vec<Tile> {
+    (0..size)
+        .step_by(rows as usize)
+        .map(|row_start| Tile {
+            width: size,
+            height: size,
+            row_start,
+            row_end: (row_start + rows).min(size),
+            x_min: -2.0,
+            x_max: 1.0,
+            y_min: -1.5,
+            y_max: 1.5,
+            max_iter,
+        })
+        .collect()
+}
+
 /// Iteration counts of the tile's pixels, one byte each (`min(iterations, 255)`), row by
 /// row. The tile must be checked first: rows within the image.
 #[allow(dead_code, reason = "the demo includes this file for `Tile` alone")]

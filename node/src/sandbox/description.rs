@@ -3,29 +3,28 @@
 
 use wasmtime::ExternType;
 
+use rwc_api::module::DeclaredExport;
 pub use rwc_api::module::ExternKind;
 
 /// One export of a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportInfo {
-    /// The export's name.
-    pub name: String,
-    /// What it is.
-    pub kind: ExternKind,
-    /// Parameter types of a function (`"i32"`, `"f64"`, `"(ref null extern)"`…); empty
-    /// for other kinds.
-    pub params: Vec<String>,
-    /// Result types of a function; for a global, its value type.
-    pub results: Vec<String>,
+    /// Its name, kind and types, as [`rwc_api::module::describe_exports`] reads them.
+    pub declared: DeclaredExport,
     /// The whole type in WAT-like syntax, e.g. `(func (param i32 i32) (result i32))`.
     pub signature: String,
 }
 
 impl ExportInfo {
-    /// Whether this is a function [`Instance::call`](super::Instance::call) can call:
-    /// all its parameters and results are `i32`, `i64`, `f32` or `f64`.
-    pub fn is_numeric_func(&self) -> bool {
-        rwc_api::module::is_numeric_func(self.kind, &self.params, &self.results)
+    /// The export's name in the module.
+    pub fn name(&self) -> &str {
+        &self.declared.name
+    }
+}
+
+impl AsRef<DeclaredExport> for ExportInfo {
+    fn as_ref(&self) -> &DeclaredExport {
+        &self.declared
     }
 }
 
@@ -139,20 +138,20 @@ mod tests {
     #[test]
     fn exports_are_listed_with_signatures() {
         let (_sandbox, module) = with_add();
-        let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<_> = module.exports().iter().map(ExportInfo::name).collect();
         assert_eq!(names, ["memory", "counter", "add", "scale"]);
 
         let add = module.export("add").unwrap();
-        assert_eq!(add.kind, ExternKind::Func);
-        assert_eq!(add.params, ["i32", "i32"]);
-        assert_eq!(add.results, ["i32"]);
+        assert_eq!(add.declared.kind, ExternKind::Func);
+        assert_eq!(add.declared.params, ["i32", "i32"]);
+        assert_eq!(add.declared.results, ["i32"]);
         assert_eq!(add.signature, "(func (param i32 i32) (result i32))");
-        assert!(add.is_numeric_func());
+        assert!(add.declared.is_numeric_func());
 
         let memory = module.export("memory").unwrap();
-        assert_eq!(memory.kind, ExternKind::Memory);
+        assert_eq!(memory.declared.kind, ExternKind::Memory);
         assert_eq!(memory.signature, "(memory 1)");
-        assert!(!memory.is_numeric_func());
+        assert!(!memory.declared.is_numeric_func());
 
         let counter = module.export("counter").unwrap();
         assert_eq!(counter.signature, "(global (mut i64))");

@@ -209,18 +209,23 @@ impl SandboxError {
                 message: pool.to_string(),
             };
         }
-        if let Some(limit) = err.downcast_ref::<MemoryLimitExceeded>() {
-            return Self::MemoryLimit {
-                requested: limit.requested,
-                limit: limit.limit,
-                trace,
-            };
-        }
-        if let Some(limit) = err.downcast_ref::<TableLimitExceeded>() {
-            return Self::TableLimit {
-                requested: limit.requested,
-                limit: limit.limit,
-                trace,
+        if let Some(&LimitExceeded {
+            what,
+            requested,
+            limit,
+        }) = err.downcast_ref::<LimitExceeded>()
+        {
+            return match what {
+                Growable::Memory => Self::MemoryLimit {
+                    requested,
+                    limit,
+                    trace,
+                },
+                Growable::Table => Self::TableLimit {
+                    requested,
+                    limit,
+                    trace,
+                },
             };
         }
         match err.downcast_ref::<Trap>() {
@@ -248,47 +253,41 @@ fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
-/// Raised by the store's resource limiter when a guest asks for more memory than its
-/// limit. A typed error (rather than wasmtime's `trap_on_grow_failure` message) so that
-/// it maps to [`SandboxError::MemoryLimit`] without string matching.
+/// Raised by the store's resource limiter when a guest asks for more memory, or a larger
+/// table, than its limit. A typed error (rather than wasmtime's `trap_on_grow_failure`
+/// message) so that it maps to [`SandboxError::MemoryLimit`] or
+/// [`SandboxError::TableLimit`] without string matching.
 #[derive(Debug)]
-pub(crate) struct MemoryLimitExceeded {
+pub(crate) struct LimitExceeded {
+    pub(crate) what: Growable,
     pub(crate) requested: u64,
     pub(crate) limit: u64,
 }
 
-impl fmt::Display for MemoryLimitExceeded {
+/// What a guest grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Growable {
+    /// A linear memory, in bytes.
+    Memory,
+    /// A table, in elements.
+    Table,
+}
+
+impl fmt::Display for LimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, unit) = match self.what {
+            Growable::Memory => ("memory", "bytes"),
+            Growable::Table => ("table", "elements"),
+        };
         write!(
             f,
-            "memory of {} bytes requested, over the limit of {} bytes",
+            "{what} of {} {unit} requested, over the limit of {} {unit}",
             self.requested, self.limit
         )
     }
 }
 
-impl std::error::Error for MemoryLimitExceeded {}
-
-/// Raised by the store's resource limiter when a guest asks for a larger table than the
-/// node allows: like [`MemoryLimitExceeded`], so that it maps to
-/// [`SandboxError::TableLimit`].
-#[derive(Debug)]
-pub(crate) struct TableLimitExceeded {
-    pub(crate) requested: u64,
-    pub(crate) limit: u64,
-}
-
-impl fmt::Display for TableLimitExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "table of {} elements requested, over the limit of {} elements",
-            self.requested, self.limit
-        )
-    }
-}
-
-impl std::error::Error for TableLimitExceeded {}
+impl std::error::Error for LimitExceeded {}
 
 /// The error's messages joined by `: `, leaving out the wasm backtrace (which travels
 /// separately as a trace).
@@ -372,7 +371,8 @@ mod tests {
     #[test]
     fn table_limit_is_recognised() {
         let err = SandboxError::from_execution(
-            TableLimitExceeded {
+            LimitExceeded {
+                what: Growable::Table,
                 requested: 30_000,
                 limit: 20_000,
             }
@@ -398,7 +398,8 @@ mod tests {
         assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
 
         let err = SandboxError::from_execution(
-            MemoryLimitExceeded {
+            LimitExceeded {
+                what: Growable::Memory,
                 requested: 2 << 20,
                 limit: 1 << 20,
             }

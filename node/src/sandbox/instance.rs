@@ -317,8 +317,8 @@ impl Instance {
         self.module
             .exports()
             .iter()
-            .filter(|e| e.kind == kind)
-            .map(|e| e.name.clone())
+            .filter(|e| e.declared.kind == kind)
+            .map(|e| e.declared.name.clone())
             .collect()
     }
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use tokio::sync::OnceCell;
 use wasmtime::{InstancePre, Module};
 
-use rwc_api::module::ExportSignature;
+use rwc_api::module::{DeclaredExport, ExportSignature};
 
 use super::StoreState;
 use super::description::{Described, ExportInfo, ImportInfo, describe};
@@ -73,7 +73,7 @@ impl LoadedModule {
 
     /// The export called `name`, if any.
     pub fn export(&self, name: &str) -> Option<&ExportInfo> {
-        self.exports.iter().find(|e| e.name == name)
+        self.exports.iter().find(|e| e.name() == name)
     }
 
     /// Everything the module imports, in declaration order.
@@ -144,10 +144,12 @@ impl LoadedModule {
                     signature,
                 } = describe(&export.ty());
                 ExportInfo {
-                    name: export.name().to_string(),
-                    kind,
-                    params,
-                    results,
+                    declared: DeclaredExport {
+                        name: export.name().to_string(),
+                        kind,
+                        params,
+                        results,
+                    },
                     signature,
                 }
             })

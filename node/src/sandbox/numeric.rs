@@ -5,7 +5,7 @@ use std::fmt;
 
 use wasmtime::{Func, FuncType, Val, ValType};
 
-use super::{ExportInfo, ExternKind, Instance, SandboxError};
+use super::{ExternKind, Instance, SandboxError};
 
 /// A numeric Wasm value, as passed to and returned from [`Instance::call`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,7 +187,7 @@ impl Instance {
         let numeric = self
             .module()
             .export(name)
-            .is_some_and(ExportInfo::is_numeric_func);
+            .is_some_and(|e| e.declared.is_numeric_func());
         if !numeric {
             return Err(SandboxError::BadArgument(format!(
                 "{}, which cannot be called with plain numbers: only i32, i64, f32 and f64 \

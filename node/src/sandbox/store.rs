@@ -18,7 +18,7 @@ use wasmtime::{
     PoolConcurrencyLimitError, ResourceLimiter, Store, StoreContextMut, StoreLimits, UpdateDeadline,
 };
 
-use super::error::{MemoryLimitExceeded, TableLimitExceeded};
+use super::error::{Growable, LimitExceeded};
 use super::{GuestWasi, OutputCapture, SandboxError};
 
 /// How long past its deadline a call may stay stuck in a host function (where epoch
@@ -91,7 +91,8 @@ impl ResourceLimiter for StoreState {
         if requested > self.memory_limit {
             // An error rather than `Ok(false)`: `memory.grow` returning -1 would leave
             // the guest to fail in some less obvious way later.
-            return Err(MemoryLimitExceeded {
+            return Err(LimitExceeded {
+                what: Growable::Memory,
                 requested,
                 limit: self.memory_limit,
             }
@@ -115,7 +116,8 @@ impl ResourceLimiter for StoreState {
         if desired > self.table_limit {
             // An error, as for memory: `table.grow` returning -1 leaves the guest to fail
             // less obviously later.
-            return Err(TableLimitExceeded {
+            return Err(LimitExceeded {
+                what: Growable::Table,
                 requested: u64::try_from(desired).unwrap_or(u64::MAX),
                 limit: u64::try_from(self.table_limit).unwrap_or(u64::MAX),
             }

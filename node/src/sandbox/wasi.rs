@@ -117,63 +117,56 @@ fn opens_for_change(oflags: types::Oflags, rights: types::Rights, fdflags: types
         || fdflags.contains(types::Fdflags::APPEND)
 }
 
+/// Writes the [`WasiSnapshotPreview1`] functions that [`GuestWasi`] hands to wasmtime-wasi
+/// unchanged, each given as its signature without `&mut self, memory`; and those that
+/// change what a descriptor (`fd`) or a path under one (`dirfd, path`) names, logged as the
+/// audit operation named after `=>`.
+macro_rules! forward {
+    () => {};
+    (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; $($rest:tt)*) => {
+        fn $name(&mut self, memory: &mut GuestMemory<'_>, $($arg: $ty),*) -> $ret {
+            self.ctx.$name(memory, $($arg),*)
+        }
+        forward!($($rest)*);
+    };
+    (async fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; $($rest:tt)*) => {
+        async fn $name(&mut self, memory: &mut GuestMemory<'_>, $($arg: $ty),*) -> $ret {
+            self.ctx.$name(memory, $($arg),*).await
+        }
+        forward!($($rest)*);
+    };
+    (async fn $name:ident(fd: Fd, $($arg:ident: $ty:ty),*) => $op:literal; $($rest:tt)*) => {
+        async fn $name(
+            &mut self,
+            memory: &mut GuestMemory<'_>,
+            fd: Fd,
+            $($arg: $ty),*
+        ) -> Result<(), Error> {
+            let result = self.ctx.$name(memory, fd, $($arg),*).await;
+            self.log($op, self.fd_path(fd).as_deref(), None, &result);
+            result
+        }
+        forward!($($rest)*);
+    };
+    (async fn $name:ident(dirfd, path) => $op:literal; $($rest:tt)*) => {
+        async fn $name(
+            &mut self,
+            memory: &mut GuestMemory<'_>,
+            dirfd: Fd,
+            path: GuestPtr<str>,
+        ) -> Result<(), Error> {
+            let target = self.path_of(dirfd, memory, path);
+            let result = self.ctx.$name(memory, dirfd, path).await;
+            self.log($op, target.as_deref(), None, &result);
+            result
+        }
+        forward!($($rest)*);
+    };
+}
+
 impl WasiSnapshotPreview1 for GuestWasi {
     fn set_hostcall_fuel(&mut self, fuel: usize) {
         self.ctx.set_hostcall_fuel(fuel);
-    }
-
-    fn args_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        argv: GuestPtr<GuestPtr<u8>>,
-        argv_buf: GuestPtr<u8>,
-    ) -> Result<(), Error> {
-        self.ctx.args_get(memory, argv, argv_buf)
-    }
-
-    fn args_sizes_get(&mut self, memory: &mut GuestMemory<'_>) -> Result<(u32, u32), Error> {
-        self.ctx.args_sizes_get(memory)
-    }
-
-    fn environ_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        environ: GuestPtr<GuestPtr<u8>>,
-        environ_buf: GuestPtr<u8>,
-    ) -> Result<(), Error> {
-        self.ctx.environ_get(memory, environ, environ_buf)
-    }
-
-    fn environ_sizes_get(&mut self, memory: &mut GuestMemory<'_>) -> Result<(u32, u32), Error> {
-        self.ctx.environ_sizes_get(memory)
-    }
-
-    fn clock_res_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        id: types::Clockid,
-    ) -> Result<u64, Error> {
-        self.ctx.clock_res_get(memory, id)
-    }
-
-    fn clock_time_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        id: types::Clockid,
-        precision: u64,
-    ) -> Result<u64, Error> {
-        self.ctx.clock_time_get(memory, id, precision)
-    }
-
-    async fn fd_advise(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        offset: u64,
-        len: u64,
-        advice: types::Advice,
-    ) -> Result<(), Error> {
-        self.ctx.fd_advise(memory, fd, offset, len, advice).await
     }
 
     fn fd_allocate(
@@ -198,130 +191,6 @@ impl WasiSnapshotPreview1 for GuestWasi {
         result
     }
 
-    async fn fd_datasync(&mut self, memory: &mut GuestMemory<'_>, fd: Fd) -> Result<(), Error> {
-        self.ctx.fd_datasync(memory, fd).await
-    }
-
-    async fn fd_fdstat_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-    ) -> Result<types::Fdstat, Error> {
-        self.ctx.fd_fdstat_get(memory, fd).await
-    }
-
-    fn fd_fdstat_set_flags(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        flags: types::Fdflags,
-    ) -> Result<(), Error> {
-        self.ctx.fd_fdstat_set_flags(memory, fd, flags)
-    }
-
-    fn fd_fdstat_set_rights(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        base: types::Rights,
-        inheriting: types::Rights,
-    ) -> Result<(), Error> {
-        self.ctx.fd_fdstat_set_rights(memory, fd, base, inheriting)
-    }
-
-    async fn fd_filestat_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-    ) -> Result<types::Filestat, Error> {
-        self.ctx.fd_filestat_get(memory, fd).await
-    }
-
-    async fn fd_filestat_set_size(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        size: u64,
-    ) -> Result<(), Error> {
-        let result = self.ctx.fd_filestat_set_size(memory, fd, size).await;
-        self.log("truncate", self.fd_path(fd).as_deref(), None, &result);
-        result
-    }
-
-    async fn fd_filestat_set_times(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        atim: u64,
-        mtim: u64,
-        flags: types::Fstflags,
-    ) -> Result<(), Error> {
-        let result = self
-            .ctx
-            .fd_filestat_set_times(memory, fd, atim, mtim, flags)
-            .await;
-        self.log("set_times", self.fd_path(fd).as_deref(), None, &result);
-        result
-    }
-
-    async fn fd_pread(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        iovs: GuestPtr<[types::Iovec]>,
-        offset: u64,
-    ) -> Result<u32, Error> {
-        self.ctx.fd_pread(memory, fd, iovs, offset).await
-    }
-
-    fn fd_prestat_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-    ) -> Result<types::Prestat, Error> {
-        self.ctx.fd_prestat_get(memory, fd)
-    }
-
-    fn fd_prestat_dir_name(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        path: GuestPtr<u8>,
-        len: u32,
-    ) -> Result<(), Error> {
-        self.ctx.fd_prestat_dir_name(memory, fd, path, len)
-    }
-
-    async fn fd_pwrite(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        ciovs: GuestPtr<[types::Ciovec]>,
-        offset: u64,
-    ) -> Result<u32, Error> {
-        self.ctx.fd_pwrite(memory, fd, ciovs, offset).await
-    }
-
-    async fn fd_read(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        iovs: GuestPtr<[types::Iovec]>,
-    ) -> Result<u32, Error> {
-        self.ctx.fd_read(memory, fd, iovs).await
-    }
-
-    async fn fd_readdir(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        buf: GuestPtr<u8>,
-        buf_len: u32,
-        cookie: u64,
-    ) -> Result<u32, Error> {
-        self.ctx.fd_readdir(memory, fd, buf, buf_len, cookie).await
-    }
-
     async fn fd_renumber(
         &mut self,
         memory: &mut GuestMemory<'_>,
@@ -338,55 +207,6 @@ impl WasiSnapshotPreview1 for GuestWasi {
             };
         }
         result
-    }
-
-    async fn fd_seek(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        offset: i64,
-        whence: types::Whence,
-    ) -> Result<u64, Error> {
-        self.ctx.fd_seek(memory, fd, offset, whence).await
-    }
-
-    async fn fd_sync(&mut self, memory: &mut GuestMemory<'_>, fd: Fd) -> Result<(), Error> {
-        self.ctx.fd_sync(memory, fd).await
-    }
-
-    fn fd_tell(&mut self, memory: &mut GuestMemory<'_>, fd: Fd) -> Result<u64, Error> {
-        self.ctx.fd_tell(memory, fd)
-    }
-
-    async fn fd_write(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        ciovs: GuestPtr<[types::Ciovec]>,
-    ) -> Result<u32, Error> {
-        self.ctx.fd_write(memory, fd, ciovs).await
-    }
-
-    async fn path_create_directory(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        dirfd: Fd,
-        path: GuestPtr<str>,
-    ) -> Result<(), Error> {
-        let target = self.path_of(dirfd, memory, path);
-        let result = self.ctx.path_create_directory(memory, dirfd, path).await;
-        self.log("mkdir", target.as_deref(), None, &result);
-        result
-    }
-
-    async fn path_filestat_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        dirfd: Fd,
-        flags: types::Lookupflags,
-        path: GuestPtr<str>,
-    ) -> Result<types::Filestat, Error> {
-        self.ctx.path_filestat_get(memory, dirfd, flags, path).await
     }
 
     async fn path_filestat_set_times(
@@ -461,31 +281,6 @@ impl WasiSnapshotPreview1 for GuestWasi {
         result
     }
 
-    async fn path_readlink(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        dirfd: Fd,
-        path: GuestPtr<str>,
-        buf: GuestPtr<u8>,
-        buf_len: u32,
-    ) -> Result<u32, Error> {
-        self.ctx
-            .path_readlink(memory, dirfd, path, buf, buf_len)
-            .await
-    }
-
-    async fn path_remove_directory(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        dirfd: Fd,
-        path: GuestPtr<str>,
-    ) -> Result<(), Error> {
-        let target = self.path_of(dirfd, memory, path);
-        let result = self.ctx.path_remove_directory(memory, dirfd, path).await;
-        self.log("rmdir", target.as_deref(), None, &result);
-        result
-    }
-
     async fn path_rename(
         &mut self,
         memory: &mut GuestMemory<'_>,
@@ -521,90 +316,44 @@ impl WasiSnapshotPreview1 for GuestWasi {
         result
     }
 
-    async fn path_unlink_file(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        dirfd: Fd,
-        path: GuestPtr<str>,
-    ) -> Result<(), Error> {
-        let target = self.path_of(dirfd, memory, path);
-        let result = self.ctx.path_unlink_file(memory, dirfd, path).await;
-        self.log("unlink", target.as_deref(), None, &result);
-        result
-    }
-
-    async fn poll_oneoff(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        subs: GuestPtr<types::Subscription>,
-        events: GuestPtr<types::Event>,
-        nsubscriptions: u32,
-    ) -> Result<u32, Error> {
-        self.ctx
-            .poll_oneoff(memory, subs, events, nsubscriptions)
-            .await
-    }
-
-    fn proc_exit(&mut self, memory: &mut GuestMemory<'_>, status: u32) -> wasmtime::Error {
-        self.ctx.proc_exit(memory, status)
-    }
-
-    fn proc_raise(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        sig: types::Signal,
-    ) -> Result<(), Error> {
-        self.ctx.proc_raise(memory, sig)
-    }
-
-    fn sched_yield(&mut self, memory: &mut GuestMemory<'_>) -> Result<(), Error> {
-        self.ctx.sched_yield(memory)
-    }
-
-    fn random_get(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        buf: GuestPtr<u8>,
-        buf_len: u32,
-    ) -> Result<(), Error> {
-        self.ctx.random_get(memory, buf, buf_len)
-    }
-
-    fn sock_accept(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        flags: types::Fdflags,
-    ) -> Result<Fd, Error> {
-        self.ctx.sock_accept(memory, fd, flags)
-    }
-
-    fn sock_recv(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        ri_data: GuestPtr<[types::Iovec]>,
-        ri_flags: types::Riflags,
-    ) -> Result<(u32, types::Roflags), Error> {
-        self.ctx.sock_recv(memory, fd, ri_data, ri_flags)
-    }
-
-    fn sock_send(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        si_data: GuestPtr<[types::Ciovec]>,
-        si_flags: u16,
-    ) -> Result<u32, Error> {
-        self.ctx.sock_send(memory, fd, si_data, si_flags)
-    }
-
-    fn sock_shutdown(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        fd: Fd,
-        how: types::Sdflags,
-    ) -> Result<(), Error> {
-        self.ctx.sock_shutdown(memory, fd, how)
+    forward! {
+        fn args_get(argv: GuestPtr<GuestPtr<u8>>, argv_buf: GuestPtr<u8>) -> Result<(), Error>;
+        fn args_sizes_get() -> Result<(u32, u32), Error>;
+        fn environ_get(environ: GuestPtr<GuestPtr<u8>>, environ_buf: GuestPtr<u8>) -> Result<(), Error>;
+        fn environ_sizes_get() -> Result<(u32, u32), Error>;
+        fn clock_res_get(id: types::Clockid) -> Result<u64, Error>;
+        fn clock_time_get(id: types::Clockid, precision: u64) -> Result<u64, Error>;
+        async fn fd_advise(fd: Fd, offset: u64, len: u64, advice: types::Advice) -> Result<(), Error>;
+        async fn fd_datasync(fd: Fd) -> Result<(), Error>;
+        async fn fd_fdstat_get(fd: Fd) -> Result<types::Fdstat, Error>;
+        fn fd_fdstat_set_flags(fd: Fd, flags: types::Fdflags) -> Result<(), Error>;
+        fn fd_fdstat_set_rights(fd: Fd, base: types::Rights, inheriting: types::Rights) -> Result<(), Error>;
+        async fn fd_filestat_get(fd: Fd) -> Result<types::Filestat, Error>;
+        async fn fd_pread(fd: Fd, iovs: GuestPtr<[types::Iovec]>, offset: u64) -> Result<u32, Error>;
+        fn fd_prestat_get(fd: Fd) -> Result<types::Prestat, Error>;
+        fn fd_prestat_dir_name(fd: Fd, path: GuestPtr<u8>, len: u32) -> Result<(), Error>;
+        async fn fd_pwrite(fd: Fd, ciovs: GuestPtr<[types::Ciovec]>, offset: u64) -> Result<u32, Error>;
+        async fn fd_read(fd: Fd, iovs: GuestPtr<[types::Iovec]>) -> Result<u32, Error>;
+        async fn fd_readdir(fd: Fd, buf: GuestPtr<u8>, buf_len: u32, cookie: u64) -> Result<u32, Error>;
+        async fn fd_seek(fd: Fd, offset: i64, whence: types::Whence) -> Result<u64, Error>;
+        async fn fd_sync(fd: Fd) -> Result<(), Error>;
+        fn fd_tell(fd: Fd) -> Result<u64, Error>;
+        async fn fd_write(fd: Fd, ciovs: GuestPtr<[types::Ciovec]>) -> Result<u32, Error>;
+        async fn path_filestat_get(dirfd: Fd, flags: types::Lookupflags, path: GuestPtr<str>) -> Result<types::Filestat, Error>;
+        async fn path_readlink(dirfd: Fd, path: GuestPtr<str>, buf: GuestPtr<u8>, buf_len: u32) -> Result<u32, Error>;
+        async fn poll_oneoff(subs: GuestPtr<types::Subscription>, events: GuestPtr<types::Event>, nsubscriptions: u32) -> Result<u32, Error>;
+        fn proc_exit(status: u32) -> wasmtime::Error;
+        fn proc_raise(sig: types::Signal) -> Result<(), Error>;
+        fn sched_yield() -> Result<(), Error>;
+        fn random_get(buf: GuestPtr<u8>, buf_len: u32) -> Result<(), Error>;
+        fn sock_accept(fd: Fd, flags: types::Fdflags) -> Result<Fd, Error>;
+        fn sock_recv(fd: Fd, ri_data: GuestPtr<[types::Iovec]>, ri_flags: types::Riflags) -> Result<(u32, types::Roflags), Error>;
+        fn sock_send(fd: Fd, si_data: GuestPtr<[types::Ciovec]>, si_flags: u16) -> Result<u32, Error>;
+        fn sock_shutdown(fd: Fd, how: types::Sdflags) -> Result<(), Error>;
+        async fn fd_filestat_set_size(fd: Fd, size: u64) => "truncate";
+        async fn fd_filestat_set_times(fd: Fd, atim: u64, mtim: u64, flags: types::Fstflags) => "set_times";
+        async fn path_create_directory(dirfd, path) => "mkdir";
+        async fn path_remove_directory(dirfd, path) => "rmdir";
+        async fn path_unlink_file(dirfd, path) => "unlink";
     }
 }

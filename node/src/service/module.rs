@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rwc_api::Request;
-use rwc_api::module::{self, DeclaredExport, ExportDescription, ImportDescription, ModuleInfo};
+use rwc_api::module::{self, ExportDescription, ImportDescription, ModuleInfo};
 use rwc_protocol::object::{Call, Dispatch, MethodTable};
 use rwc_protocol::{Error, NetRef, Value, to_value};
 
@@ -68,23 +68,13 @@ pub(crate) async fn compile(
 /// module records, then the numeric ones; the ABI's own plumbing (`rwc_*`, `_initialize`)
 /// is left out. Exactly these can be called.
 pub(crate) fn describe_exports(module: &LoadedModule) -> Vec<ExportDescription> {
-    let declared: Vec<DeclaredExport<'_>> = module
-        .exports()
-        .iter()
-        .map(|e| DeclaredExport {
-            name: &e.name,
-            kind: e.kind,
-            params: &e.params,
-            results: &e.results,
-        })
-        .collect();
-    module::describe_exports(&declared, module.signatures())
+    module::describe_exports(module.exports(), module.signatures())
 }
 
 /// Whether a client may call `export` with numbers: a numeric function that is not ABI
 /// plumbing.
 pub(crate) fn is_callable_numeric(export: &ExportInfo) -> bool {
-    module::is_callable_numeric(&export.name, export.kind, &export.params, &export.results)
+    export.declared.is_callable_numeric()
 }
 
 fn describe_imports(module: &LoadedModule) -> Vec<ImportDescription> {

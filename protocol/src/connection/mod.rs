@@ -137,6 +137,17 @@ pub(crate) struct Answering {
     pub(crate) _ticket: inbound::Ticket,
 }
 
+/// The read half of a transport a connection runs over (a TCP stream's, a child process's
+/// stdout, a TLS stream's).
+pub trait ReadHalf: AsyncRead + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + Send + Unpin + 'static> ReadHalf for T {}
+
+/// The write half of a transport a connection runs over.
+pub trait WriteHalf: AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncWrite + Send + Unpin + 'static> WriteHalf for T {}
+
 /// Which end of the handshake this side is, and what the transport knows of the peer.
 enum Side {
     /// `peer` names the node in messages (`127.0.0.1:18870`), where the transport knows it.
@@ -162,7 +173,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::establish(r, w, |_| root, config, Side::Connecting { peer: None }).await
+        Self::connect_split(r, w, root, config).await
     }
 
     /// Opens a connection as the accepting side, serving `root` to the peer.
@@ -178,16 +189,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (r, w) = tokio::io::split(io);
-        Self::establish(
-            r,
-            w,
-            |_| root,
-            config,
-            Side::Accepting {
-                peer: PeerInfo::default(),
-            },
-        )
-        .await
+        Self::accept_split(r, w, root, config).await
     }
 
     /// [`connect`](Connection::connect) over separate read and write halves (a child
@@ -195,16 +197,12 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Dropping the future abandons the handshake and the transport.
-    pub async fn connect_split<R, W>(
-        r: R,
-        w: W,
+    pub async fn connect_split(
+        r: impl ReadHalf,
+        w: impl WriteHalf,
         root: NetRef,
         config: ConnectionConfig,
-    ) -> Result<Connection, Error>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Connection, Error> {
         Self::establish(r, w, |_| root, config, Side::Connecting { peer: None }).await
     }
 
@@ -212,26 +210,13 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Dropping the future abandons the handshake and the transport.
-    pub async fn accept_split<R, W>(
-        r: R,
-        w: W,
+    pub async fn accept_split(
+        r: impl ReadHalf,
+        w: impl WriteHalf,
         root: NetRef,
         config: ConnectionConfig,
-    ) -> Result<Connection, Error>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
-        Self::establish(
-            r,
-            w,
-            |_| root,
-            config,
-            Side::Accepting {
-                peer: PeerInfo::default(),
-            },
-        )
-        .await
+    ) -> Result<Connection, Error> {
+        Self::accept_peer(r, w, PeerInfo::default(), config, |_| root).await
     }
 
     /// Opens a connection as the accepting side over a transport that knows the `peer`
@@ -242,17 +227,13 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Dropping the future abandons the handshake and the transport.
-    pub async fn accept_peer<R, W>(
-        r: R,
-        w: W,
+    pub async fn accept_peer(
+        r: impl ReadHalf,
+        w: impl WriteHalf,
         peer: PeerInfo,
         config: ConnectionConfig,
         root: impl FnOnce(Option<&str>) -> NetRef,
-    ) -> Result<Connection, Error>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Connection, Error> {
         Self::establish(r, w, root, config, Side::Accepting { peer }).await
     }
 
@@ -261,32 +242,24 @@ impl Connection {
     ///
     /// # Cancel safety
     /// Dropping the future abandons the handshake and the transport.
-    pub(crate) async fn connect_named<R, W>(
-        r: R,
-        w: W,
+    pub(crate) async fn connect_named(
+        r: impl ReadHalf,
+        w: impl WriteHalf,
         peer: String,
         root: NetRef,
         config: ConnectionConfig,
-    ) -> Result<Connection, Error>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Connection, Error> {
         let side = Side::Connecting { peer: Some(peer) };
         Self::establish(r, w, |_| root, config, side).await
     }
 
-    async fn establish<R, W>(
-        r: R,
-        mut w: W,
+    async fn establish(
+        r: impl ReadHalf,
+        mut w: impl WriteHalf,
         root: impl FnOnce(Option<&str>) -> NetRef,
         config: ConnectionConfig,
         side: Side,
-    ) -> Result<Connection, Error>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Connection, Error> {
         let mut r = tokio::io::BufReader::with_capacity(64 * 1024, r);
         let mine = ConnectionLimits::of(&config);
         let hello = Hello {
@@ -616,10 +589,7 @@ impl Shared {
                 return;
             }
             // The result could not be sent (over a limit, not encodable): say so instead.
-            let err = Error::new(
-                e.kind(),
-                format!("the result could not be sent: {}", e.message()),
-            );
+            let err = e.in_context("the result could not be sent");
             let _ = self.send(Message::Return(Return {
                 question,
                 result: Err(err),

@@ -148,6 +148,29 @@ pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
     (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
+/// Runs `rwc COMMAND --node NODE ARGS…` with nothing on stdin: [`rwc`] for the commands
+/// that talk to one node (`call`, `run`, `info`, `ping`…).
+pub fn rwc_at(command: &str, node: &str, args: &[&str]) -> (i32, String, String) {
+    rwc(&at(command, node, args), "")
+}
+
+/// Like [`rwc_at`], with `stdin` as its input (bytes) and stdout as bytes.
+pub fn rwc_bytes_at(
+    command: &str,
+    node: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> (i32, Vec<u8>, String) {
+    rwc_bytes(&at(command, node, args), stdin)
+}
+
+/// `COMMAND --node NODE ARGS…`.
+fn at<'a>(command: &'a str, node: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![command, "--node", node];
+    all.extend_from_slice(args);
+    all
+}
+
 /// Like [`rwc`], with bytes in and stdout as bytes.
 pub fn rwc_bytes(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     run_bytes(&rwc_bin(), args, stdin)
