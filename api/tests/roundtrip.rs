@@ -557,7 +557,7 @@ fn nats_messages() {
         module: "ab".repeat(32),
         export: "sq".into(),
         inputs: vec![
-            vec![Value::Bytes(vec![0, 255])],
+            vec![Value::Bytes(vec![0, 255].into())],
             vec![
                 Value::F64(0.5),
                 Value::Map(vec![(Value::I64(1), Value::Unit)]),

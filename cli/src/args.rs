@@ -232,7 +232,7 @@ fn call_arg(arg: &str, stdin: &mut Stdin) -> Result<Value, Error> {
              (and @@… for a string that starts with @)",
         ));
     }
-    read_input(Path::new(rest), stdin, arg).map(Value::Bytes)
+    read_input(Path::new(rest), stdin, arg).map(|b| Value::Bytes(b.into()))
 }
 
 /// Reads `path` whole, `-` being stdin, with errors that name `what` (the argument).
@@ -273,7 +273,7 @@ pub fn print_result(result: &Value, out: Option<&Path>) -> Result<(), Error> {
     };
     let bytes = match result {
         Value::Bytes(b) => b.clone(),
-        other => format!("{}\n", to_json(other)).into_bytes(),
+        other => format!("{}\n", to_json(other)).into_bytes().into(),
     };
     let written = if path == Path::new("-") {
         let mut stdout = std::io::stdout().lock();
@@ -346,7 +346,7 @@ mod tests {
         let arg = |s: String| call_arg(&s, &mut Stdin::default());
         assert_eq!(
             arg(format!("@{}", data.display())).unwrap(),
-            Value::Bytes(vec![0, 159, 255])
+            Value::Bytes(vec![0, 159, 255].into())
         );
         assert_eq!(
             arg(format!("@text:{}", text.display())).unwrap(),
@@ -388,7 +388,11 @@ mod tests {
         std::fs::write(&list, r#"["a", 2, {"$bytes": "AAE="}]"#).unwrap();
         assert_eq!(
             call_args(&[], Some(&list)).unwrap(),
-            [Value::from("a"), Value::U64(2), Value::Bytes(vec![0, 1])]
+            [
+                Value::from("a"),
+                Value::U64(2),
+                Value::Bytes(vec![0, 1].into())
+            ]
         );
         std::fs::write(&list, r#"{"a": 1}"#).unwrap();
         let e = call_args(&[], Some(&list)).unwrap_err();

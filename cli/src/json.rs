@@ -21,7 +21,7 @@ pub fn from_json(j: &Json) -> Result<Value, Error> {
     {
         return base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map(Value::Bytes)
+            .map(|b| Value::Bytes(b.into()))
             .map_err(|e| Error::bad_argument(format!("bad base64 in $bytes: {e}")));
     }
     to_value(j)
@@ -83,12 +83,12 @@ mod tests {
         assert_eq!(parse_arg("\"5\"").unwrap(), Value::from("5"));
         assert_eq!(
             parse_arg(r#"{"$bytes":"AAEC"}"#).unwrap(),
-            Value::Bytes(vec![0, 1, 2])
+            Value::Bytes(vec![0, 1, 2].into())
         );
         let v = parse_arg(r#"{"a":[1,true,null]}"#).unwrap();
         assert_eq!(to_json(&v), serde_json::json!({"a": [1, true, null]}));
         assert_eq!(
-            to_json(&Value::Bytes(vec![0, 1, 2])),
+            to_json(&Value::Bytes(vec![0, 1, 2].into())),
             serde_json::json!({"$bytes": "AAEC"})
         );
         assert_eq!(

@@ -149,7 +149,7 @@ mod wasm {
         panic::install_hook();
         // SAFETY: the node passes a buffer it filled from `rwc_alloc(len)`, and gives it to us.
         let input = unsafe { take_buffer(ptr, len) };
-        give_buffer(crate::object::call_from_node(&input))
+        give_buffer(crate::object::call_from_node(input))
     }
 
     /// `rwc_object_drop(object)`: the node holds no more references to a guest object.
@@ -165,7 +165,7 @@ mod wasm {
         panic::install_hook();
         // SAFETY: the node passes a buffer it filled from `rwc_alloc(len)`, and gives it to us.
         let input = unsafe { take_buffer(ptr, len) };
-        give_buffer(entry::run_export(&input, f))
+        give_buffer(entry::run_export(input, f))
     }
 
     pub(super) fn call(handle: u64, request: &[u8]) -> Result<Vec<u8>, Error> {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
+use rwc_protocol::value::Bytes;
 use rwc_protocol::{DecodeLimits, Error, ErrorKind, Value, codec, from_value, to_value};
 
 use crate::handles;
@@ -18,10 +19,10 @@ use crate::handles;
 /// `rwc_export_NAME`: decodes the arguments, runs `f` (the generated dispatcher), encodes
 /// its result. Never fails: every failure is an encoded `Err`.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn run_export(input: &[u8], f: fn(Vec<Value>) -> Result<Value, Error>) -> Vec<u8> {
+pub(crate) fn run_export(input: Vec<u8>, f: fn(Vec<Value>) -> Result<Value, Error>) -> Vec<u8> {
     handles::flush_deferred();
     let mark = handles::mentions_mark();
-    let result = codec::decode::<Vec<Value>>(input, DecodeLimits::default())
+    let result = decode_input::<Vec<Value>>(input)
         .map_err(|e| {
             Error::protocol(format!(
                 "cannot decode the arguments from the node: {}",
@@ -34,6 +35,15 @@ pub(crate) fn run_export(input: &[u8], f: fn(Vec<Value>) -> Result<Value, Error>
     // reads the result after we return.
     handles::forget_mentions(mark);
     out
+}
+
+/// Decodes a buffer the node filled, taking it over: a large bytes value in it stays where
+/// it is (a slice of the buffer), and a `Vec<u8>` parameter made from it reuses the buffer
+/// (its bytes moved to the front in place) instead of a second allocation and copy.
+pub(crate) fn decode_input<T: DeserializeOwned>(input: Vec<u8>) -> Result<T, Error> {
+    let input = Bytes::from(input);
+    codec::decode_shared(&input, DecodeLimits::default())
+    // `input` is dropped here: a bytes value sharing it is then the buffer's only owner.
 }
 
 /// Encodes a call's result for the node. An unencodable result becomes an encoded error.
@@ -181,25 +191,25 @@ pub trait BytesResult {
 
 impl BytesResult for Ret<Vec<u8>> {
     fn into_result_value(self, _function: &str) -> Result<Value, Error> {
-        Ok(Value::Bytes(self.0))
+        Ok(Value::Bytes(self.0.into()))
     }
 }
 
 impl BytesResult for Ret<Box<[u8]>> {
     fn into_result_value(self, _function: &str) -> Result<Value, Error> {
-        Ok(Value::Bytes(self.0.into_vec()))
+        Ok(Value::Bytes(self.0.into_vec().into()))
     }
 }
 
 impl BytesResult for Ret<ByteBuf> {
     fn into_result_value(self, _function: &str) -> Result<Value, Error> {
-        Ok(Value::Bytes(self.0.into_vec()))
+        Ok(Value::Bytes(self.0.into_vec().into()))
     }
 }
 
 impl BytesResult for Ret<&[u8]> {
     fn into_result_value(self, _function: &str) -> Result<Value, Error> {
-        Ok(Value::Bytes(self.0.to_vec()))
+        Ok(Value::Bytes(self.0.to_vec().into()))
     }
 }
 
@@ -274,13 +284,13 @@ mod tests {
     #[test]
     fn export_decodes_arguments_and_encodes_the_result() {
         let input = codec::encode(&vec![Value::U64(2), Value::I64(3)]).unwrap();
-        assert_eq!(decode(&run_export(&input, add)), Ok(Value::U64(5)));
+        assert_eq!(decode(&run_export(input, add)), Ok(Value::U64(5)));
     }
 
     #[test]
     fn wrong_arity_names_the_function_and_its_parameters() {
         let input = codec::encode(&vec![Value::U64(2)]).unwrap();
-        let err = decode(&run_export(&input, add)).unwrap_err();
+        let err = decode(&run_export(input, add)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadArgument);
         assert_eq!(
             err.message(),
@@ -296,7 +306,7 @@ mod tests {
     #[test]
     fn wrong_type_names_the_argument() {
         let input = codec::encode(&vec![Value::U64(2), Value::from("x")]).unwrap();
-        let err = decode(&run_export(&input, add)).unwrap_err();
+        let err = decode(&run_export(input, add)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadArgument);
         assert!(
             err.message()
@@ -307,7 +317,7 @@ mod tests {
 
     #[test]
     fn malformed_input_is_a_protocol_error() {
-        let err = decode(&run_export(&[7, 200], add)).unwrap_err();
+        let err = decode(&run_export(vec![7, 200], add)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
     }
 

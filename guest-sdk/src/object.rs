@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use rwc_protocol::value::{deserialize_ref, serialize_ref};
-use rwc_protocol::{DecodeLimits, Error, ErrorKind, Ref, Value, WireRef, codec};
+use rwc_protocol::{Error, ErrorKind, Ref, Value, WireRef};
 
 use crate::{entry, handles};
 
@@ -176,10 +176,10 @@ impl<'de> Deserialize<'de> for Object {
 
 /// `rwc_object_call`: decodes `(object, method, args)`, dispatches, encodes the result.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn call_from_node(input: &[u8]) -> Vec<u8> {
+pub(crate) fn call_from_node(input: Vec<u8>) -> Vec<u8> {
     handles::flush_deferred();
     let mark = handles::mentions_mark();
-    let result = codec::decode::<(u64, String, Vec<Value>)>(input, DecodeLimits::default())
+    let result = crate::entry::decode_input::<(u64, String, Vec<Value>)>(input)
         .map_err(|e| {
             Error::protocol(format!(
                 "cannot decode the object call from the node: {}",
@@ -240,7 +240,7 @@ fn methods_value(object: &dyn GuestObject) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use rwc_protocol::{from_value, to_value};
+    use rwc_protocol::{DecodeLimits, codec, from_value, to_value};
 
     use super::*;
 
@@ -272,7 +272,7 @@ mod tests {
 
     fn object_call(id: u64, method: &str, args: Vec<Value>) -> Result<Value, Error> {
         let input = codec::encode(&(id, method, args)).unwrap();
-        codec::decode::<Result<Value, Error>>(&call_from_node(&input), DecodeLimits::default())
+        codec::decode::<Result<Value, Error>>(&call_from_node(input), DecodeLimits::default())
             .unwrap()
     }
 

@@ -148,7 +148,7 @@ fn unclaimed_handles_are_released_when_the_call_returns() {
     ])])
     .unwrap();
     let echo: fn(Vec<Value>) -> Result<Value, Error> = |_| Ok(Value::Unit);
-    crate::entry::run_export(&input, echo);
+    crate::entry::run_export(input, echo);
     let mut released = crate::abi::take_released_for_tests();
     released.sort_unstable();
     assert_eq!(released, vec![5, 6]);

@@ -65,7 +65,7 @@ async fn an_instance_queues_a_bounded_number_of_jobs_of_every_kind() {
     let write = |offset: u64| {
         instance.call_with(
             "rwc.write_memory",
-            vec![Value::U64(offset), Value::Bytes(vec![7; 16])],
+            vec![Value::U64(offset), Value::Bytes(vec![7; 16].into())],
             Default::default(),
         )
     };
@@ -130,7 +130,7 @@ async fn loads_of_the_same_bytes_compile_once_and_compiles_wait_their_turn() {
     let busy = slow_to_compile(SLOW_FUNCS, 1);
     let occupying = client.root.call_with(
         "upload",
-        vec![Value::Bytes(busy.into_bytes())],
+        vec![Value::Bytes(busy.into_bytes().into())],
         Default::default(),
     );
     eventually(async || node.node.usage().compiles_running == 1).await;
@@ -139,12 +139,14 @@ async fn loads_of_the_same_bytes_compile_once_and_compiles_wait_their_turn() {
     let same = slow_to_compile(2, 2).into_bytes();
     let a = client.root.call_with(
         "upload",
-        vec![Value::Bytes(same.clone())],
+        vec![Value::Bytes(same.clone().into())],
         Default::default(),
     );
-    let b = other
-        .root
-        .call_with("upload", vec![Value::Bytes(same)], Default::default());
+    let b = other.root.call_with(
+        "upload",
+        vec![Value::Bytes(same.into())],
+        Default::default(),
+    );
     eventually(async || node.node.usage().calls_in_flight == 3).await;
     let usage = node.node.usage();
     assert_eq!(

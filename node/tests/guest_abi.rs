@@ -172,7 +172,7 @@ impl Harness {
         let mut outcome = Outcome::default();
         let instance = self.instantiate().await;
         let result = instance
-            .call_value("run", vec![Value::Bytes(program.to_vec())])
+            .call_value("run", vec![Value::Bytes(program.to_vec().into())])
             .await;
         match &result {
             Ok(value) => {

@@ -633,7 +633,12 @@ async fn callback_calls(root: &NetRef, n: usize, times: u64) -> Stats {
 /// that no copy is made outside the engine.
 async fn echo(root: &NetRef, size: usize, n: usize) -> Echo {
     #[allow(clippy::cast_possible_truncation)] // `% 251` fits a byte
-    let mut payload = Value::Bytes((0..size).map(|i| (i % 251) as u8).collect());
+    let mut payload = Value::Bytes(
+        (0..size)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into(),
+    );
     payload = root
         .call_value("echo", vec![payload])
         .await

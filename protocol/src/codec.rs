@@ -3,9 +3,13 @@
 //! Everything that turns messages or values into bytes and back goes through here, so the
 //! encoding can be swapped in one module. Decoding is bounded by [`DecodeLimits`].
 
+use std::cell::RefCell;
+use std::fmt;
+
 use bincode::config::{Configuration, Limit, LittleEndian, Varint, standard};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use bytes::Bytes;
+use serde::de::{DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
@@ -32,6 +36,19 @@ pub fn encode_message(msg: &Message) -> Result<Vec<u8>, Error> {
 
 /// Decodes one message that must fill `bytes` exactly.
 pub fn decode_message(bytes: &[u8], limits: DecodeLimits) -> Result<Message, Error> {
+    decode(bytes, limits)
+}
+
+/// Decodes one message like [`decode_message`], from a shared buffer: its large bytes
+/// values (see [`SHARE_MIN`]) are slices of `bytes`, not copies.
+pub fn decode_message_shared(bytes: &Bytes, limits: DecodeLimits) -> Result<Message, Error> {
+    decode_shared(bytes, limits)
+}
+
+/// Decodes any serde type that must fill `bytes` exactly; the large bytes values in it
+/// are slices of `bytes` (which they keep alive), not copies.
+pub fn decode_shared<T: DeserializeOwned>(bytes: &Bytes, limits: DecodeLimits) -> Result<T, Error> {
+    let _source = Source::set(bytes);
     decode(bytes, limits)
 }
 
@@ -107,9 +124,10 @@ pub(crate) enum Refused {
 /// Decodes one message like [`decode_message`]; a call or return that breaks a value limit
 /// is told apart from garbage, with its question.
 pub(crate) fn decode_message_or_refuse(
-    bytes: &[u8],
+    bytes: &Bytes,
     limits: DecodeLimits,
 ) -> Result<Message, Refused> {
+    let _source = Source::set(bytes);
     decode_exact(bytes, limits).map_err(|(e, breach)| match (breach, decode_head(bytes)) {
         (Some(breach), Some(head)) => Refused::OverLimit(head, breach),
         _ => Refused::Malformed(e),
@@ -131,9 +149,209 @@ pub(crate) fn decode_head(bytes: &[u8]) -> Option<Head> {
 }
 
 fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+    // Measured first: one allocation of the right size, not a buffer that doubles (and
+    // copies) its way up to a large bytes value.
+    out.reserve(encoded_len(value)?);
     bincode::serde::encode_into_std_write(value, out, config())
         .map(drop)
         .map_err(encode_error)
+}
+
+/// One encoded message as the pieces it is written from: encoded bytes, and the large
+/// bytes values it carries, which stay in their own buffers (no copy into the encoding).
+#[derive(Debug, Default)]
+pub struct Segments {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Segments {
+    /// The encoded length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was encoded.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces, in order; written one after the other they are the encoding.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// The encoding in one buffer (a copy unless it is one piece).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
+/// Encodes `value` after `head` (a frame's length prefix, say) as [`Segments`]: bytes
+/// values of [`SHARE_MIN`] bytes or more are not copied but referenced (a `Bytes` clone).
+pub fn encode_segments<T: Serialize + ?Sized>(head: &[u8], value: &T) -> Result<Segments, Error> {
+    let _lending = Lending::start();
+    let mut writer = SegmentWriter {
+        current: head.to_vec(),
+        out: Segments::default(),
+    };
+    bincode::serde::encode_into_writer(value, &mut writer, config()).map_err(encode_error)?;
+    writer.cut();
+    Ok(writer.out)
+}
+
+/// Bytes values at least this long are shared rather than copied: decoded as a slice of
+/// a shared input ([`decode_shared`]), encoded by reference ([`encode_segments`]).
+pub const SHARE_MIN: usize = 64 * 1024;
+
+thread_local! {
+    /// The input of the [`decode_shared`] running on this thread.
+    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+    /// While [`encode_segments`] runs on this thread: the large bytes values it met.
+    static LENT: RefCell<Option<Vec<Bytes>>> = const { RefCell::new(None) };
+}
+
+/// Holds [`SOURCE`] for one decode, restoring what was there when dropped.
+struct Source(Option<Bytes>);
+
+impl Source {
+    fn set(bytes: &Bytes) -> Source {
+        Source(SOURCE.with(|s| s.replace(Some(bytes.clone()))))
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        SOURCE.with(|s| *s.borrow_mut() = previous);
+    }
+}
+
+/// Holds [`LENT`] open for one encode.
+struct Lending(Option<Vec<Bytes>>);
+
+impl Lending {
+    fn start() -> Lending {
+        Lending(LENT.with(|l| l.replace(Some(Vec::new()))))
+    }
+}
+
+impl Drop for Lending {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        LENT.with(|l| *l.borrow_mut() = previous);
+    }
+}
+
+/// Called by `Value`'s serializer just before it writes bytes `b`: under
+/// [`encode_segments`], a large one is noted so that the writer references it.
+pub(crate) fn lend_bytes(b: &Bytes) {
+    if b.len() >= SHARE_MIN {
+        LENT.with(|l| {
+            if let Some(lent) = l.borrow_mut().as_mut() {
+                lent.push(b.clone());
+            }
+        });
+    }
+}
+
+/// `v` as `Bytes`: a slice of the shared input when `v` lies in it, is large, and is at
+/// least a quarter of it (so a small value never keeps a much larger frame alive);
+/// otherwise a copy.
+fn share_or_copy(v: &[u8]) -> Bytes {
+    if v.len() >= SHARE_MIN {
+        let shared = SOURCE.with(|s| {
+            s.borrow().as_ref().and_then(|source| {
+                let start = source.as_ptr().addr();
+                let inside = v.as_ptr().addr() >= start
+                    && v.as_ptr().addr() + v.len() <= start + source.len();
+                (inside && v.len().saturating_mul(4) >= source.len()).then(|| source.slice_ref(v))
+            })
+        });
+        if let Some(shared) = shared {
+            return shared;
+        }
+    }
+    Bytes::copy_from_slice(v)
+}
+
+/// bincode's writer for [`encode_segments`].
+struct SegmentWriter {
+    current: Vec<u8>,
+    out: Segments,
+}
+
+impl SegmentWriter {
+    /// Ends the current run of encoded bytes as a piece.
+    fn cut(&mut self) {
+        if !self.current.is_empty() {
+            let run = std::mem::take(&mut self.current);
+            self.out.len += run.len();
+            self.out.parts.push(Bytes::from(run));
+        }
+    }
+}
+
+impl bincode::enc::write::Writer for SegmentWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        if bytes.len() >= SHARE_MIN {
+            // The bytes of a value noted by `lend_bytes`: referenced, not copied.
+            let lent = LENT.with(|l| {
+                let mut l = l.borrow_mut();
+                let lent = l.as_mut()?;
+                let i = lent
+                    .iter()
+                    .position(|b| b.as_ptr() == bytes.as_ptr() && b.len() == bytes.len())?;
+                Some(lent.swap_remove(i))
+            });
+            if let Some(lent) = lent {
+                self.cut();
+                self.out.len += lent.len();
+                self.out.parts.push(lent);
+                return Ok(());
+            }
+        }
+        self.current.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A bytes value read from the input without trusting its claimed length (like
+/// [`bounded::OwnedBytes`]): a slice of a shared input when it is large, a copy otherwise.
+pub(crate) struct SharedBytes(pub(crate) Bytes);
+
+impl<'de> Deserialize<'de> for SharedBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SharedBytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<SharedBytes, E> {
+                Ok(SharedBytes(share_or_copy(v)))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SharedBytes, E> {
+                Ok(SharedBytes(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SharedBytes, E> {
+                Ok(SharedBytes(v.into()))
+            }
+            // Formats without a bytes type (JSON) write a list of numbers.
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SharedBytes, A::Error> {
+                collect_cautiously(seq.size_hint(), || seq.next_element())
+                    .map(|v: Vec<u8>| SharedBytes(v.into()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
 }
 
 fn encode_error(e: bincode::error::EncodeError) -> Error {
@@ -174,7 +392,7 @@ mod tests {
         let value = (
             7u64,
             "m",
-            vec![Value::Bytes(vec![1; 70_000]), Value::from("x")],
+            vec![Value::Bytes(vec![1; 70_000].into()), Value::from("x")],
         );
         let bytes = encode(&value).unwrap();
         assert_eq!(encoded_len(&value).unwrap(), bytes.len());
@@ -197,7 +415,7 @@ mod tests {
                 Value::U64(2),
                 Value::Map(vec![(
                     Value::Ref(Ref::Wire(WireRef::Receiver(1))),
-                    Value::Bytes(vec![1, 2]),
+                    Value::Bytes(vec![1, 2].into()),
                 )]),
             ],
             deadline_ms: Some(30_000),
@@ -298,15 +516,128 @@ mod tests {
             deadline_ms: None,
         }))
         .unwrap();
+        let call = Bytes::from(call);
         match decode_message_or_refuse(&call, limits) {
             Err(Refused::OverLimit(Head::Call(9), LimitBreach::Depth { limit: 2 })) => {}
             other => panic!("{other:?}"),
         }
         // Cut short, the same call is garbage, not a value over a limit.
-        match decode_message_or_refuse(&call[..call.len() - 3], DecodeLimits::default()) {
+        match decode_message_or_refuse(&call.slice(..call.len() - 3), DecodeLimits::default()) {
             Err(Refused::Malformed(e)) => assert_eq!(e.kind(), ErrorKind::Protocol),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn call_with(args: Vec<Value>) -> Message {
+        Message::Call(Call {
+            question: 5,
+            target: Target::Export(0),
+            method: "len".into(),
+            args,
+            deadline_ms: Some(1000),
+        })
+    }
+
+    fn bytes_arg(msg: &Message) -> &Bytes {
+        match msg {
+            Message::Call(Call { args, .. }) => match args.as_slice() {
+                [Value::Bytes(b), ..] => b,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn large_bytes_decode_as_a_slice_of_a_shared_frame() {
+        let data: Vec<u8> = (0..SHARE_MIN * 4)
+            .map(|i| u8::try_from(i % 253).unwrap())
+            .collect();
+        let frame = Bytes::from(
+            encode_message(&call_with(vec![Value::Bytes(data.clone().into())])).unwrap(),
+        );
+        let msg = decode_message_shared(&frame, DecodeLimits::default()).unwrap();
+        let b = bytes_arg(&msg);
+        assert_eq!(b[..], data[..], "exact bytes");
+        let inside = frame.as_ptr().addr() <= b.as_ptr().addr()
+            && b.as_ptr().addr() + b.len() <= frame.as_ptr().addr() + frame.len();
+        assert!(inside, "a slice of the frame, not a copy");
+        // From a plain slice, or when small, it is a copy.
+        let msg = decode_message(&frame, DecodeLimits::default()).unwrap();
+        assert_eq!(bytes_arg(&msg)[..], data[..]);
+        let small = Bytes::from(
+            encode_message(&call_with(vec![Value::Bytes(vec![7; 100].into())])).unwrap(),
+        );
+        let msg = decode_message_shared(&small, DecodeLimits::default()).unwrap();
+        let b = bytes_arg(&msg);
+        assert!(
+            b.as_ptr().addr() < small.as_ptr().addr()
+                || b.as_ptr().addr() >= small.as_ptr().addr() + small.len()
+        );
+    }
+
+    #[test]
+    fn a_small_bytes_value_never_keeps_a_large_frame_alive() {
+        // 64 KiB of bytes beside 1 MiB of string: copied, so the frame can be freed.
+        let args = vec![
+            Value::Bytes(vec![1; SHARE_MIN].into()),
+            Value::String("x".repeat(1 << 20)),
+        ];
+        let frame = Bytes::from(encode_message(&call_with(args)).unwrap());
+        let msg = decode_message_shared(&frame, DecodeLimits::default()).unwrap();
+        let b = bytes_arg(&msg);
+        let start = frame.as_ptr().addr();
+        assert!(b.as_ptr().addr() < start || b.as_ptr().addr() >= start + frame.len());
+    }
+
+    #[test]
+    fn a_bytes_value_claiming_more_than_the_frame_is_an_error_not_an_allocation() {
+        // Tag 6 (Bytes), then a length claiming 1 TiB (varint: 253 + u64), then 3 bytes.
+        let mut lying = vec![6u8, 253];
+        lying.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        lying.extend_from_slice(&[1, 2, 3]);
+        let shared = Bytes::from(lying.clone());
+        for err in [
+            decode_value(&lying, DecodeLimits::default()).unwrap_err(),
+            decode_shared::<Value>(&shared, DecodeLimits::default()).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        }
+        // A large value cut short, shared or not.
+        let whole = encode_value(&Value::Bytes(vec![9; SHARE_MIN * 2].into())).unwrap();
+        let cut = Bytes::from(whole[..whole.len() - 1].to_vec());
+        let err = decode_shared::<Value>(&cut, DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(err.message().contains("malformed"), "{err}");
+    }
+
+    #[test]
+    fn segments_reference_large_bytes_and_concatenate_to_the_encoding() {
+        let big: Bytes = vec![3u8; SHARE_MIN * 2].into();
+        let msg = call_with(vec![
+            Value::Bytes(big.clone()),
+            Value::Bytes(vec![4; 10].into()),
+            Value::List(vec![Value::Bytes(vec![5; SHARE_MIN].into())]),
+        ]);
+        let segments = encode_segments(b"head", &msg).unwrap();
+        let mut expected = b"head".to_vec();
+        expected.extend(encode_message(&msg).unwrap());
+        assert_eq!(segments.len(), expected.len());
+        assert_eq!(segments.to_bytes()[..], expected[..]);
+        assert!(
+            segments
+                .parts()
+                .iter()
+                .any(|p| p.as_ptr() == big.as_ptr() && p.len() == big.len()),
+            "the large value is written from its own buffer"
+        );
+        assert_eq!(
+            segments.parts().len(),
+            5,
+            "head+start, big, middle, 64 KiB, end"
+        );
+        // Outside `encode_segments` nothing is lent.
+        assert_eq!(encode_message(&msg).unwrap(), expected[4..]);
     }
 
     #[test]

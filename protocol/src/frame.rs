@@ -23,6 +23,13 @@ pub fn begin_frame(buf: &mut Vec<u8>) -> usize {
 /// `max_frame` bytes.
 pub fn finish_frame(buf: &mut [u8], start: usize, max_frame: usize) -> Result<(), Error> {
     let len = buf.len() - start - PREFIX_LEN;
+    buf[start..start + PREFIX_LEN].copy_from_slice(&prefix(len, max_frame)?);
+    Ok(())
+}
+
+/// The length prefix of a frame whose payload is `len` bytes; fails if that is over
+/// `max_frame` bytes.
+pub fn prefix(len: usize, max_frame: usize) -> Result<[u8; PREFIX_LEN], Error> {
     let too_big = || {
         Error::bad_argument(format!(
             "message of {len} bytes exceeds the frame limit of {max_frame} bytes; send less at once"
@@ -32,8 +39,7 @@ pub fn finish_frame(buf: &mut [u8], start: usize, max_frame: usize) -> Result<()
         return Err(too_big());
     }
     let len32 = u32::try_from(len).map_err(|_| too_big())?;
-    buf[start..start + PREFIX_LEN].copy_from_slice(&len32.to_le_bytes());
-    Ok(())
+    Ok(len32.to_le_bytes())
 }
 
 /// Encodes one whole frame around `payload`.
@@ -148,19 +154,32 @@ async fn read_prefix<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, E
         .map_err(|_| Error::protocol("frame length does not fit this platform"))
 }
 
-/// Reads exactly `len` bytes, growing the buffer only as they arrive.
+/// Bytes of a frame read before the rest of its announced length is allocated: a peer
+/// that announces a large frame and sends nothing costs no more than this.
+const FIRST_READ: usize = 1 << 20;
+
+/// Reads exactly `len` bytes into a buffer of exactly `len` bytes. Up to [`FIRST_READ`]
+/// is allocated at once; the rest of the announced length (already checked against the
+/// frame limit) once that much has arrived: one reallocation at most, never a buffer
+/// that doubles its way up, and the reads go straight into it.
 async fn read_payload<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> Result<Vec<u8>, Error> {
-    let mut payload = Vec::with_capacity(len.min(1 << 20));
-    let len64 = u64::try_from(len).map_err(|_| Error::protocol("frame length does not fit"))?;
-    let read = r
-        .take(len64)
-        .read_to_end(&mut payload)
-        .await
-        .map_err(read_failed)?;
-    if read != len {
-        return Err(Error::protocol(format!(
-            "truncated frame: stream ended after {read} of {len} bytes"
-        )));
+    let mut payload = Vec::with_capacity(len.min(FIRST_READ));
+    while payload.len() < len {
+        if payload.len() == payload.capacity() {
+            payload.reserve_exact(len - payload.len());
+        }
+        let room = payload.capacity().min(len) - payload.len();
+        let n = (&mut *r)
+            .take(u64::try_from(room).unwrap_or(u64::MAX))
+            .read_buf(&mut payload)
+            .await
+            .map_err(read_failed)?;
+        if n == 0 {
+            return Err(Error::protocol(format!(
+                "truncated frame: stream ended after {} of {len} bytes",
+                payload.len()
+            )));
+        }
     }
     Ok(payload)
 }
@@ -213,6 +232,42 @@ mod tests {
         }
         let err = skip(&mut &bytes[..10], 46).await.unwrap_err();
         assert!(err.message().contains("truncated"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_lands_in_a_buffer_of_its_own_size() {
+        let payload: Vec<u8> = (0..3 * FIRST_READ + 17)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let bytes = frame(&payload, usize::MAX).unwrap();
+        // Read in small pieces, as a socket gives them.
+        let mut r = tokio_test_reader(&bytes, 10_000);
+        let got = read_frame(&mut r, usize::MAX).await.unwrap().unwrap();
+        assert_eq!(got, payload);
+        assert_eq!(
+            got.capacity(),
+            payload.len(),
+            "allocated once, to the frame's length"
+        );
+    }
+
+    /// A reader over `bytes` that gives at most `chunk` bytes a read.
+    fn tokio_test_reader(bytes: &[u8], chunk: usize) -> impl AsyncRead + Unpin + '_ {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl AsyncRead for Chunked<'_> {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let n = self.1.min(self.0.len()).min(buf.remaining());
+                let (head, rest) = self.0.split_at(n);
+                buf.put_slice(head);
+                self.0 = rest;
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        Chunked(bytes, chunk)
     }
 
     #[tokio::test]

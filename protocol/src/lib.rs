@@ -29,7 +29,9 @@
 //! assert_eq!(sum, 5);
 //! # });
 //! ```
-#![forbid(unsafe_code)]
+// No unsafe code, except the two type casts of `value::cast` (byte buffers past serde's
+// one-`u8`-at-a-time path), which allows it for itself.
+#![deny(unsafe_code)]
 
 /// Items that only the `io` feature builds (sockets, tasks, live netrefs): each gets the
 /// one `#[cfg]`, written here once.

@@ -22,7 +22,7 @@ async fn every_value_kind_round_trips_by_value() {
         ),
         (
             Value::I64(7),
-            Value::Map(vec![(Value::Bool(true), Value::Bytes(vec![0, 255]))]),
+            Value::Map(vec![(Value::Bool(true), Value::Bytes(vec![0, 255].into()))]),
         ),
         (
             Value::Unit,
@@ -37,7 +37,7 @@ async fn every_value_kind_round_trips_by_value() {
         Value::F64(f64::NAN),
         Value::F64(-0.0),
         Value::String("héllo, wörld".into()),
-        Value::Bytes(vec![1, 2, 3]),
+        Value::Bytes(vec![1, 2, 3].into()),
         Value::List(vec![Value::Unit, Value::String("x".into())]),
         nested,
         Value::Bytes((0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect()),

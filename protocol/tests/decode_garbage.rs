@@ -535,10 +535,10 @@ fn sample_values() -> Vec<Value> {
         Value::F64(0.5),
         Value::F64(f64::NAN),
         Value::String("text".into()),
-        Value::Bytes(vec![0, 1, 255]),
+        Value::Bytes(vec![0, 1, 255].into()),
         Value::List(vec![Value::Unit, Value::List(vec![Value::I64(1)])]),
         Value::Map(vec![
-            (Value::String("k".into()), Value::Bytes(vec![7; 20])),
+            (Value::String("k".into()), Value::Bytes(vec![7; 20].into())),
             (
                 Value::U64(1),
                 Value::Map(vec![(Value::Unit, Value::Bool(false))]),

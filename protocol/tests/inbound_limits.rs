@@ -41,7 +41,7 @@ fn gated(gate: Arc<Semaphore>) -> NetRef {
 fn hold(root: &NetRef, bytes: usize) -> PendingCall {
     root.call_with(
         "hold",
-        vec![Value::Bytes(vec![0; bytes])],
+        vec![Value::Bytes(vec![0; bytes].into())],
         Default::default(),
     )
 }

@@ -23,7 +23,7 @@ fn nested(depth: usize) -> Value {
 }
 
 fn bytes(n: usize) -> Value {
-    Value::Bytes(vec![0x5a; n])
+    Value::Bytes(vec![0x5a; n].into())
 }
 
 /// Echoes, builds deep or big results, answers slowly, and hands out an object.

@@ -437,7 +437,7 @@ fn value(u: &mut Unstructured<'_>, depth: u8, wire_refs: bool) -> arbitrary::Res
         } else {
             WireRef::Receiver(id(u)?)
         })),
-        6 => Value::Bytes(u.arbitrary()?),
+        6 => Value::Bytes(u.arbitrary::<Vec<u8>>()?.into()),
         7 => Value::List(values(u, depth - 1, wire_refs)?),
         _ => Value::Map(
             (0..u.int_in_range(0..=2u8)?)

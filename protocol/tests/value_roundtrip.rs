@@ -37,7 +37,7 @@ fn arb_value() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::U64),
         arb_f64().prop_map(Value::F64),
         vec(any::<char>(), 0..=8).prop_map(|cs| Value::String(cs.into_iter().collect())),
-        vec(any::<u8>(), 0..=8).prop_map(Value::Bytes),
+        vec(any::<u8>(), 0..=8).prop_map(|b| Value::Bytes(b.into())),
         arb_ref().prop_map(Value::Ref),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {

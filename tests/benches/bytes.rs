@@ -12,7 +12,9 @@
 //!   instructions, as in Wasm).
 //!
 //! Placement: the node (or the echo service) on a current-thread runtime in a thread of its
-//! own, the client on another: two threads, in one process, over TCP on 127.0.0.1.
+//! own, the client on another: two threads, in one process, over TCP on 127.0.0.1. The
+//! allocator is mimalloc, as in the `rwc-node` and `rwc` binaries (the system allocator
+//! hands out fresh pages for every 64 MiB buffer, which costs more than the copies).
 //!
 //! Run with `cargo bench -p rwc-tests --bench bytes`; `RWC_BENCH_QUICK=1` takes fewer
 //! samples.
@@ -39,10 +41,14 @@ const NODE_MEMORY: u64 = 1 << 30;
 /// What each instance of the fast paths gets: the node's default.
 const INSTANCE_MEMORY: u64 = 256 << 20;
 
+/// The same allocator as the `rwc-node` and `rwc` binaries.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let quick = std::env::var_os("RWC_BENCH_QUICK").is_some();
     println!(
-        "rwc bytes benchmark ({} mode); node and client on two threads of one process, TCP on 127.0.0.1",
+        "rwc bytes benchmark ({} mode); node and client on two threads of one process, TCP on 127.0.0.1, mimalloc",
         if quick { "quick" } else { "full" }
     );
     let echo = on_own_thread(start_echo_service);
@@ -87,7 +93,7 @@ async fn client(echo: &str, node: &str, quick: bool) {
         let data = random_bytes(size, 1);
         let protocol = best(n, || async {
             let back = echo_root
-                .call_value("echo", vec![Value::Bytes(data.clone())])
+                .call_value("echo", vec![Value::Bytes(data.clone().into())])
                 .await
                 .expect("protocol echo");
             check(
@@ -111,7 +117,7 @@ async fn client(echo: &str, node: &str, quick: bool) {
         .await;
         let both = best(n, || async {
             let back = blob
-                .call_value("echo", vec![Value::Bytes(data.clone())])
+                .call_value("echo", vec![Value::Bytes(data.clone().into())])
                 .await
                 .expect("guest echo");
             check(
@@ -168,7 +174,7 @@ async fn before_and_after(client: &Client, module: &rwc_client::Module, blob: &I
         .await;
         let value = best(3, || async {
             let len = blob
-                .call_value("len", vec![Value::Bytes(data.clone())])
+                .call_value("len", vec![Value::Bytes(data.clone().into())])
                 .await
                 .expect("len");
             check(len == Value::U64(size as u64), "len of a bytes value");

@@ -401,10 +401,10 @@ fn typed_values_round_trip_through_the_guest() {
     assert_eq!(area, Value::F64(12.0));
 
     let reversed = g
-        .call("reverse_bytes", vec![Value::Bytes(vec![1, 2, 3])])
+        .call("reverse_bytes", vec![Value::Bytes(vec![1, 2, 3].into())])
         .unwrap()
         .unwrap();
-    assert_eq!(reversed, Value::Bytes(vec![3, 2, 1]));
+    assert_eq!(reversed, Value::Bytes(vec![3, 2, 1].into()));
 
     let v = Value::Map(vec![(
         Value::I64(-1),
@@ -679,7 +679,7 @@ fn hand_written_wat_guest_speaks_the_abi() {
         g.call("greet", vec![string("ignored")]).unwrap(),
         Ok(string("hello"))
     );
-    let args = vec![Value::U64(1), string("two"), Value::Bytes(vec![3])];
+    let args = vec![Value::U64(1), string("two"), Value::Bytes(vec![3].into())];
     assert_eq!(g.call("args", args.clone()).unwrap(), Ok(Value::List(args)));
     assert_eq!(g.call("fail", vec![]).unwrap(), Err(Error::failed("nope")));
     assert_eq!(g.numeric::<(i32, i32), i32>("add", (2, 40)).unwrap(), 42);

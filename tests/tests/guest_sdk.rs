@@ -106,7 +106,7 @@ async fn typed_values_round_trip_through_a_guest() {
 
     let nested = Value::Map(vec![(
         Value::from("k"),
-        Value::List(vec![Value::I64(-1), Value::Bytes(vec![9])]),
+        Value::List(vec![Value::I64(-1), Value::Bytes(vec![9].into())]),
     )]);
     assert_eq!(
         wc.call_value("echo", vec![nested.clone()]).await.unwrap(),

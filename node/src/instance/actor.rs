@@ -298,7 +298,7 @@ async fn run_top(instance: &mut Instance, kind: JobKind, rich: &[String]) -> Res
         JobKind::ReadMemory { offset, len } => {
             return instance
                 .read_memory(offset, len)
-                .map(Value::Bytes)
+                .map(|b| Value::Bytes(b.into()))
                 .map_err(to_error);
         }
         JobKind::WriteMemory { offset, bytes } => {

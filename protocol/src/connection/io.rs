@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::abortable;
 use futures::task::noop_waker_ref;
@@ -23,8 +24,8 @@ use crate::value::{Value, to_value};
 
 /// What the writer task is asked to do.
 pub(crate) enum Outgoing {
-    /// Write one encoded frame.
-    Frame(Vec<u8>),
+    /// Write one encoded frame, from its pieces.
+    Frame(codec::Segments),
     /// Flush what is queued before this, then shut the stream down.
     Shutdown,
 }
@@ -100,14 +101,21 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         let result: std::io::Result<()> = async {
             while let Some(item) = next.take() {
                 match item {
-                    Outgoing::Frame(f) if f.len() >= DIRECT_WRITE => {
-                        if !batch.is_empty() {
-                            w.write_all(&batch).await?;
-                            batch.clear();
+                    Outgoing::Frame(f) => {
+                        // Small pieces are batched; large ones (large frames, and the
+                        // bytes values a frame references) are written from where they are.
+                        for part in f.parts() {
+                            if part.len() >= DIRECT_WRITE {
+                                if !batch.is_empty() {
+                                    w.write_all(&batch).await?;
+                                    batch.clear();
+                                }
+                                w.write_all(part).await?;
+                            } else {
+                                batch.extend_from_slice(part);
+                            }
                         }
-                        w.write_all(&f).await?;
                     }
-                    Outgoing::Frame(f) => batch.extend_from_slice(&f),
                     Outgoing::Shutdown => {
                         shutdown = true;
                         break;
@@ -159,6 +167,8 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
         };
         let handled = match incoming {
             Ok(Some(Incoming::Frame(bytes))) => {
+                // Shared, so that large bytes values decode as slices of it.
+                let bytes = Bytes::from(bytes);
                 // A panic while handling a frame (a decoder bug) must still close the
                 // connection, or its pending calls would wait for their deadlines.
                 std::panic::catch_unwind(AssertUnwindSafe(|| shared.handle_frame(&bytes)))
@@ -216,7 +226,7 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(
 
 impl Shared {
     /// Decodes and dispatches one frame. An error is a protocol violation by the peer.
-    fn handle_frame(self: &Arc<Self>, bytes: &[u8]) -> Result<(), Error> {
+    fn handle_frame(self: &Arc<Self>, bytes: &Bytes) -> Result<(), Error> {
         let mut msg = match codec::decode_message_or_refuse(bytes, self.limits.decode) {
             Ok(msg) => msg,
             Err(Refused::OverLimit(which, breach)) => {

@@ -572,13 +572,20 @@ impl Shared {
         }
     }
 
-    fn encode_frame(&self, msg: &Message) -> Result<Vec<u8>, Error> {
-        // Most frames are small: one allocation instead of a few reallocations.
-        let mut buf = Vec::with_capacity(128);
-        let start = frame::begin_frame(&mut buf);
-        codec::encode_message_into(msg, &mut buf)?;
-        frame::finish_frame(&mut buf, start, self.limits.max_frame)?;
-        Ok(buf)
+    /// The frame for `msg`: its large bytes values are not copied into it but written
+    /// from their own buffers.
+    fn encode_frame(&self, msg: &Message) -> Result<codec::Segments, Error> {
+        let len = codec::encoded_len(msg)?;
+        let prefix = frame::prefix(len, self.limits.max_frame)?;
+        let segments = codec::encode_segments(&prefix, msg)?;
+        if segments.len() == frame::PREFIX_LEN + len {
+            Ok(segments)
+        } else {
+            Err(Error::failed(format!(
+                "a message measured {len} bytes but encoded to {}",
+                segments.len() - frame::PREFIX_LEN
+            )))
+        }
     }
 
     /// A call from the peer finished (or failed before it started): answer it.

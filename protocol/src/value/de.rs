@@ -1,6 +1,7 @@
 //! [`Value`] to typed values: the deserializer behind [`from_value`].
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, Expected, IntoDeserializer, MapAccess,
@@ -19,9 +20,32 @@ use crate::error::Error;
 /// [`ErrorKind::BadArgument`](crate::error::ErrorKind), with a message saying what was
 /// expected and what was found.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    if unty::type_equal::<T, Vec<u8>>()
+        && let Value::Bytes(b) = value
+    {
+        // A `Vec<u8>` takes the bytes whole instead of one `u8` at a time through serde.
+        return super::cast::bytes_as(b.into())
+            .map_err(|_| Error::failed("a Vec<u8> is not a Vec<u8>"));
+    }
     // Refs are handed to `deserialize_ref` through the stash; the scope keeps it open.
     let _scope = StashScope::enter();
     T::deserialize(ValueDeserializer::new(value)).map_err(|e| Error::bad_argument(e.0))
+}
+
+/// `T::deserialize(value)` for a seed, with the same shortcut as [`from_value`] for the
+/// seed of a `Vec<u8>` (a field or element of that type).
+fn seed_value<'de, S: DeserializeSeed<'de>>(
+    seed: S,
+    value: Value,
+) -> Result<S::Value, ConvertError> {
+    if unty::type_equal::<S, PhantomData<Vec<u8>>>()
+        && let Value::Bytes(b) = value
+    {
+        // The seed of a `Vec<u8>` (`S::Value` is `Vec<u8>`): the bytes whole.
+        return super::cast::bytes_as(b.into())
+            .map_err(|_| ConvertError("a Vec<u8> is not a Vec<u8>".to_owned()));
+    }
+    seed.deserialize(ValueDeserializer::new(value))
 }
 
 impl de::Error for ConvertError {
@@ -74,14 +98,15 @@ impl ValueDeserializer {
     fn sequence<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::List(items) => visit_list(items, visitor),
-            Value::Bytes(bytes) => visit_elements(bytes.into_iter(), visitor),
+            Value::Bytes(bytes) => visit_elements(Vec::from(bytes).into_iter(), visitor),
             other => Err(invalid_type(&visitor, &other)),
         }
     }
 }
 
 impl Value {
-    /// The bytes of a [`Value::Bytes`], moved out (no copy), or those of a list of integers
+    /// The bytes of a [`Value::Bytes`], moved out (no copy when nothing else shares
+    /// them; a slice of a received frame is copied out), or those of a list of integers
     /// `0..=255` (what a peer without a bytes type sends).
     ///
     /// Anything else is a [`ErrorKind::BadArgument`](crate::error::ErrorKind) error that
@@ -95,7 +120,7 @@ impl Value {
 /// What [`Value::into_bytes`] does, with the error of this deserializer.
 fn bytes_of(value: Value) -> Result<Vec<u8>, ConvertError> {
     match value {
-        Value::Bytes(b) => Ok(b),
+        Value::Bytes(b) => Ok(b.into()),
         Value::List(items) => items
             .iter()
             .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
@@ -128,7 +153,7 @@ fn visit_list<'de, V: Visitor<'de>>(
 fn visit_elements<'de, I, V>(items: I, visitor: V) -> Result<V::Value, ConvertError>
 where
     I: ExactSizeIterator,
-    I::Item: IntoDeserializer<'de, ConvertError>,
+    I::Item: Element,
     V: Visitor<'de>,
 {
     let len = items.len();
@@ -195,7 +220,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
             Value::U64(n) => visitor.visit_u64(n),
             Value::F64(n) => visitor.visit_f64(n),
             Value::String(s) => visitor.visit_string(s),
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
             Value::List(items) => visit_list(items, visitor),
             Value::Map(entries) => visit_map(entries, visitor),
             // The ref goes in the stash and its token is offered as a ref-token newtype:
@@ -245,7 +270,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         match self.value {
             Value::String(s) => visitor.visit_string(s),
             // A string visitor takes bytes that are valid UTF-8 and says so if not.
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
             other => Err(invalid_type(&visitor, &other)),
         }
     }
@@ -378,7 +403,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.value {
             Value::String(s) => visitor.visit_string(s),
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
             // Field and variant identifiers also take their index.
             Value::U64(n) => visitor.visit_u64(n),
             Value::I64(n) => visitor.visit_i64(n),
@@ -407,10 +432,36 @@ impl<'de> IntoDeserializer<'de, ConvertError> for Value {
 /// The elements of a list (values) or of bytes (`u8`s), for `visit_seq`.
 struct Elements<I>(I);
 
+/// An element of [`Elements`]: a value, or one `u8` of bytes.
+trait Element {
+    fn deserialize_seed<'de, S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, ConvertError>;
+}
+
+impl Element for Value {
+    fn deserialize_seed<'de, S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, ConvertError> {
+        seed_value(seed, self)
+    }
+}
+
+impl Element for u8 {
+    fn deserialize_seed<'de, S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, ConvertError> {
+        seed.deserialize(self.into_deserializer())
+    }
+}
+
 impl<'de, I> SeqAccess<'de> for Elements<I>
 where
     I: ExactSizeIterator,
-    I::Item: IntoDeserializer<'de, ConvertError>,
+    I::Item: Element,
 {
     type Error = ConvertError;
 
@@ -418,10 +469,7 @@ where
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, ConvertError> {
-        self.0
-            .next()
-            .map(|v| seed.deserialize(v.into_deserializer()))
-            .transpose()
+        self.0.next().map(|v| v.deserialize_seed(seed)).transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -457,7 +505,7 @@ impl<'de> MapAccess<'de> for MapEntries {
         seed: V,
     ) -> Result<V::Value, ConvertError> {
         match self.value.take() {
-            Some(v) => seed.deserialize(ValueDeserializer::new(v)),
+            Some(v) => seed_value(seed, v),
             None => Err(ConvertError(
                 "map value requested before its key".to_owned(),
             )),
@@ -472,7 +520,7 @@ impl<'de> MapAccess<'de> for MapEntries {
         match self.entries.next() {
             Some((k, v)) => {
                 let k = kseed.deserialize(ValueDeserializer::new(k))?;
-                let v = vseed.deserialize(ValueDeserializer::new(v))?;
+                let v = seed_value(vseed, v)?;
                 Ok(Some((k, v)))
             }
             None => Ok(None),
@@ -532,7 +580,7 @@ impl<'de> VariantAccess<'de> for VariantContent {
         seed: T,
     ) -> Result<T::Value, ConvertError> {
         match self.0 {
-            Some(content) => seed.deserialize(ValueDeserializer::new(content)),
+            Some(content) => seed_value(seed, content),
             None => Err(Self::mismatch(None, "newtype variant")),
         }
     }
@@ -748,11 +796,11 @@ mod tests {
         assert_eq!(from_value::<f64>(Value::I64(-3)).unwrap(), -3.0);
         assert_eq!(from_value::<f32>(Value::U64(3)).unwrap(), 3.0);
         assert_eq!(
-            from_value::<Vec<u8>>(Value::Bytes(vec![1, 2])).unwrap(),
+            from_value::<Vec<u8>>(Value::Bytes(vec![1, 2].into())).unwrap(),
             vec![1, 2]
         );
         assert_eq!(
-            from_value::<(u8, u8)>(Value::Bytes(vec![1, 2])).unwrap(),
+            from_value::<(u8, u8)>(Value::Bytes(vec![1, 2].into())).unwrap(),
             (1, 2)
         );
         // `{variant: ()}` is a unit variant as well.
@@ -771,7 +819,7 @@ mod tests {
             Value::U64(u64::MAX),
             Value::F64(f64::NAN),
             s(""),
-            Value::Bytes(vec![]),
+            Value::Bytes(vec![].into()),
             wire(7),
             Value::List(vec![wire(7), Value::List(vec![wire(8), Value::Unit])]),
             Value::Map(vec![
@@ -848,7 +896,7 @@ mod tests {
 
     #[test]
     fn bytes_read_as_bytes_or_as_a_sequence_of_numbers() {
-        let bytes = Value::Bytes(vec![0, 7, 255]);
+        let bytes = Value::Bytes(vec![0, 7, 255].into());
         assert_eq!(from_value::<Vec<u8>>(bytes.clone()).unwrap(), [0, 7, 255]);
         assert_eq!(from_value::<Vec<u32>>(bytes.clone()).unwrap(), [0, 7, 255]);
         assert_eq!(from_value::<[u8; 3]>(bytes.clone()).unwrap(), [0, 7, 255]);

@@ -8,6 +8,7 @@
 //! [`DecodeLimits`]. Human-readable ones (JSON, and the crate's own value serializer) get the
 //! natural form: a list is a sequence, a map is a map, bytes are bytes.
 
+mod cast;
 mod de;
 mod limits;
 mod ser;
@@ -20,6 +21,8 @@ use std::fmt;
 use serde::de::{EnumAccess, SeqAccess, VariantAccess, Visitor};
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use bytes::Bytes;
 
 pub use de::from_value;
 pub use limits::DecodeLimits;
@@ -52,8 +55,10 @@ pub enum Value {
     F64(f64),
     /// A UTF-8 string.
     String(String),
-    /// A byte buffer.
-    Bytes(Vec<u8>),
+    /// A byte buffer. Shared, so that cloning it is cheap and large bytes decoded from a
+    /// frame are a slice of that frame rather than a copy (see [`codec`](crate::codec)).
+    /// Build one from a `Vec<u8>` with `.into()` (no copy).
+    Bytes(Bytes),
     /// A list of values.
     List(Vec<Value>),
     /// A map, in insertion order, with keys of any type.
@@ -295,6 +300,7 @@ impl_from! {
     f32 => F64 via f64, f64 => F64 via f64,
     String => String via String, &str => String via String,
     Vec<Value> => List via Vec<Value>,
+    Vec<u8> => Bytes via Bytes, Bytes => Bytes via Bytes,
 }
 
 impl From<()> for Value {
@@ -439,12 +445,15 @@ impl Serialize for Value {
             Value::U64(n) => serializer.serialize_newtype_variant("Value", 3, "U64", n),
             Value::F64(n) => serializer.serialize_newtype_variant("Value", 4, "F64", n),
             Value::String(s) => serializer.serialize_newtype_variant("Value", 5, "String", s),
-            Value::Bytes(b) => serializer.serialize_newtype_variant(
-                "Value",
-                6,
-                "Bytes",
-                serde_bytes::Bytes::new(b),
-            ),
+            Value::Bytes(b) => {
+                crate::codec::lend_bytes(b);
+                serializer.serialize_newtype_variant(
+                    "Value",
+                    6,
+                    "Bytes",
+                    serde_bytes::Bytes::new(b),
+                )
+            }
             Value::List(l) => serializer.serialize_newtype_variant("Value", 7, "List", l),
             Value::Map(m) => serializer.serialize_newtype_variant("Value", 8, "Map", &MapPairs(m)),
             Value::Ref(Ref::Wire(w)) => serializer.serialize_newtype_variant("Value", 9, "Ref", w),
@@ -544,11 +553,7 @@ impl<'de> Visitor<'de> for WireVisitor {
                     .newtype_variant::<crate::codec::bounded::OwnedString>()?
                     .0,
             ),
-            6 => Value::Bytes(
-                variant
-                    .newtype_variant::<crate::codec::bounded::OwnedBytes>()?
-                    .0,
-            ),
+            6 => Value::Bytes(variant.newtype_variant::<crate::codec::SharedBytes>()?.0),
             7 => Value::List(variant.newtype_variant::<WireSeq<Value>>()?.0),
             8 => Value::Map(variant.newtype_variant::<WireSeq<(Value, Value)>>()?.0),
             9 => Value::Ref(Ref::Wire(variant.newtype_variant()?)),
@@ -617,10 +622,10 @@ impl<'de> Visitor<'de> for NaturalVisitor {
         Ok(Value::String(v))
     }
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Bytes(v.to_vec()))
+        Ok(Value::Bytes(Bytes::copy_from_slice(v)))
     }
     fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
-        Ok(Value::Bytes(v))
+        Ok(Value::Bytes(v.into()))
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         // Only the value deserializer produces newtype structs from `deserialize_any`, and

@@ -6,6 +6,8 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
+use bytes::Bytes;
+
 use super::{ConvertError, REF_TOKEN, StashScope, Value, cautious_capacity, stash_take};
 use crate::error::Error;
 
@@ -92,7 +94,25 @@ impl ser::Serializer for ValueSerializer {
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<Value, ConvertError> {
-        Ok(Value::Bytes(v.to_vec()))
+        Ok(Value::Bytes(Bytes::copy_from_slice(v)))
+    }
+
+    fn collect_seq<I>(self, iter: I) -> Result<Value, ConvertError>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        // `Vec<u8>`, `[u8]` and `Box<[u8]>` serialize as `collect_seq(&self)`: take their
+        // bytes whole (one copy) instead of one `u8` at a time.
+        if let Some(bytes) = super::cast::byte_slice(&iter).filter(|b| !b.is_empty()) {
+            return Ok(Value::Bytes(Bytes::copy_from_slice(bytes)));
+        }
+        let iter = iter.into_iter();
+        let mut seq = ser::Serializer::serialize_seq(self, iter.size_hint().1)?;
+        for item in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &item)?;
+        }
+        ser::SerializeSeq::end(seq)
     }
 
     fn serialize_none(self) -> Result<Value, ConvertError> {
@@ -250,7 +270,7 @@ impl SerializeList {
 
     fn finish(self) -> Value {
         match self.bytes {
-            Some(bytes) if !bytes.is_empty() => Value::Bytes(bytes),
+            Some(bytes) if !bytes.is_empty() => Value::Bytes(bytes.into()),
             _ => Value::List(self.items),
         }
     }
@@ -614,19 +634,22 @@ mod tests {
         assert_eq!(to_value(&Some(1u8)).unwrap(), Value::U64(1));
         assert_eq!(
             to_value(&serde_bytes::ByteBuf::from(vec![1, 2])).unwrap(),
-            Value::Bytes(vec![1, 2])
+            Value::Bytes(vec![1, 2].into())
         );
     }
 
     #[test]
     fn byte_sequences_become_bytes() {
-        assert_eq!(to_value(&vec![1u8, 2]).unwrap(), Value::Bytes(vec![1, 2]));
+        assert_eq!(
+            to_value(&vec![1u8, 2]).unwrap(),
+            Value::Bytes(vec![1, 2].into())
+        );
         assert_eq!(
             to_value(&[0u8, 255][..]).unwrap(),
-            Value::Bytes(vec![0, 255])
+            Value::Bytes(vec![0, 255].into())
         );
         let boxed: Box<[u8]> = Box::new([7, 8]);
-        assert_eq!(to_value(&boxed).unwrap(), Value::Bytes(vec![7, 8]));
+        assert_eq!(to_value(&boxed).unwrap(), Value::Bytes(vec![7, 8].into()));
         // Inside other values too, and next to other numbers.
         #[derive(Serialize)]
         struct Blob {
@@ -640,13 +663,13 @@ mod tests {
         assert_eq!(
             to_value(&blob).unwrap(),
             Value::Map(vec![
-                (s("data"), Value::Bytes(vec![3])),
+                (s("data"), Value::Bytes(vec![3].into())),
                 (s("sizes"), Value::List(vec![Value::U64(3)])),
             ])
         );
         assert_eq!(
             to_value(&vec![vec![1u8], vec![]]).unwrap(),
-            Value::List(vec![Value::Bytes(vec![1]), Value::List(vec![])])
+            Value::List(vec![Value::Bytes(vec![1].into()), Value::List(vec![])])
         );
     }
 
@@ -773,14 +796,14 @@ mod tests {
             Value::Unit,
             Value::F64(f64::NAN),
             Value::F64(-0.0),
-            Value::Bytes(vec![0, 255]),
+            Value::Bytes(vec![0, 255].into()),
             wire(7),
             Value::List(vec![wire(7), Value::I64(-1), Value::List(vec![wire(8)])]),
             Value::Map(vec![
                 (s("r"), wire(7)),
                 (wire(9), Value::Map(vec![(Value::U64(1), wire(10))])),
                 (
-                    Value::Bytes(vec![1]),
+                    Value::Bytes(vec![1].into()),
                     Value::Ref(Ref::Wire(WireRef::Receiver(3))),
                 ),
             ]),

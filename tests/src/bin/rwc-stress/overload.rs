@@ -474,7 +474,7 @@ fn ping_back(instance: &rwc_client::Instance, cb: &NetRef) -> PendingCall {
 fn write_memory(instance: &rwc_client::Instance, offset: u64, bytes: Vec<u8>) -> PendingCall {
     instance.call_async(
         "rwc.write_memory",
-        vec![Value::U64(offset), Value::Bytes(bytes)],
+        vec![Value::U64(offset), Value::Bytes(bytes.into())],
     )
 }
 
