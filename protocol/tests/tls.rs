@@ -80,7 +80,7 @@ async fn sixteen_mib_of_random_bytes_cross_tls_exactly_both_ways() {
     let data: Vec<u8> = (0..16 << 20).map(|_| rng.byte()).collect();
     let back = conn
         .root()
-        .call_value("echo", vec![Value::Bytes(data.clone())])
+        .call_value("echo", vec![Value::Bytes(data.clone().into())])
         .await
         .expect("echo");
     match back {
