@@ -2,7 +2,10 @@
 //! `info()` can report it.
 
 fn main() {
-    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    // Read when the script runs, not baked in when it is compiled: a compile cache may
+    // hand this script's binary to another checkout.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let lock = std::path::Path::new(&dir).join("../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     let text = std::fs::read_to_string(&lock).unwrap_or_default();
     let version = text

@@ -186,7 +186,8 @@ async fn info_reports_versions_limits_and_uptime() {
     assert!(
         info.get("wasmtime_version")
             .and_then(Value::as_str)
-            .is_some_and(|v| v.starts_with("48."))
+            .is_some_and(|v| v.starts_with("48.")),
+        "{info:?}"
     );
     assert_eq!(
         info.get("limits")
