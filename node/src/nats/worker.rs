@@ -108,10 +108,6 @@ struct Inner {
     running: Arc<Running>,
     /// One permit per task that may run at once.
     slots: Arc<Semaphore>,
-    /// Tasks in hand waiting for a slot.
-    waiting: AtomicUsize,
-    /// Told when a waiting task takes a slot.
-    took_slot: Notify,
     results: stream::Stream,
     jobs: kv::Store,
     modules: ObjectStore,
@@ -144,8 +140,6 @@ impl Worker {
         Ok(Worker {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(settings.capacity)),
-                waiting: AtomicUsize::new(0),
-                took_slot: Notify::new(),
                 client: node.inner.next_client.fetch_add(1, Ordering::Relaxed),
                 node,
                 principal,
@@ -186,22 +180,11 @@ impl Worker {
     ) {
         let slots = &self.inner.slots;
         while !*stop.borrow() {
-            // Wait for a free slot that no task in hand is waiting for; ask for one task
-            // per free slot and as many again, so that the next tasks are here when a
-            // slot frees (a pull is a round trip to NATS). At most `capacity` tasks wait.
-            let wanted = loop {
-                let took = self.inner.took_slot.notified();
-                let free = tokio::select! {
-                    p = slots.acquire() => match p { Ok(_) => 1 + slots.available_permits(), Err(_) => return },
-                    _ = stop.changed() => return,
-                };
-                if self.inner.waiting.load(Ordering::SeqCst) == 0 {
-                    break free + self.inner.settings.capacity;
-                }
-                tokio::select! {
-                    () = took => {}
-                    _ = stop.changed() => return,
-                }
+            // Wait for a free slot (after the tasks already waiting for one: the semaphore
+            // is fair); ask for one task per free slot.
+            let wanted = tokio::select! {
+                p = slots.acquire() => match p { Ok(_) => 1 + slots.available_permits(), Err(_) => return },
+                _ = stop.changed() => return,
             };
             let batch = consumer
                 .fetch()
@@ -238,9 +221,6 @@ impl Worker {
                 // Taken here, before this loop asks for more, so that it cannot ask for
                 // a slot this task is about to need.
                 let permit = slots.clone().try_acquire_owned().ok();
-                if permit.is_none() {
-                    self.inner.waiting.fetch_add(1, Ordering::SeqCst);
-                }
                 let inner = self.inner.clone();
                 tokio::spawn(async move { inner.handle(message, permit).await });
             }
@@ -257,9 +237,6 @@ impl Inner {
         slot: Option<OwnedSemaphorePermit>,
     ) {
         let _running = self.running.enter();
-        // Counted by the pull loop when it found no free slot; uncounted however this
-        // ends.
-        let waiting = slot.is_none().then(|| StopsWaiting(&self));
         let delivery = message
             .info()
             .map_or(1, |i| u64::try_from(i.delivered).unwrap_or(1));
@@ -283,14 +260,10 @@ impl Inner {
         };
         let _slot = match slot {
             Some(p) => p,
-            None => {
-                let p = self.slots.clone().acquire_owned().await;
-                drop(waiting);
-                match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                }
-            }
+            None => match self.slots.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            },
         };
         tracing::debug!(job = %task.job, first = task.first, delivery, "running task");
         let outcome = self.run_task(&task, delivery).await;
@@ -523,16 +496,6 @@ impl Inner {
 struct TaskRun {
     module: Option<Arc<LoadedModule>>,
     instance: Option<InstanceObject>,
-}
-
-/// A task in hand that no longer waits for a slot, when dropped.
-struct StopsWaiting<'a>(&'a Inner);
-
-impl Drop for StopsWaiting<'_> {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
-        self.0.took_slot.notify_waiters();
-    }
 }
 
 /// A spawned task that ends when this is dropped.
