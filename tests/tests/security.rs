@@ -146,6 +146,19 @@ grants = ["upload", "instantiate", "run", "info"]
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
     }
+
+    /// The node's log once it holds `text` (the node writes it after the client has
+    /// already seen the refusal), or as it is after 10 s.
+    fn log_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(text) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// `tls://ADDR` for a node that printed `listening on ADDR`.
@@ -191,10 +204,10 @@ fn tls_with_a_trusted_ca_and_a_token_calls_and_each_tls_failure_is_distinct() {
         err.contains("speaks TLS") && err.contains("tls://"),
         "plain to TLS: {err}"
     );
+    let log = s.log_with("plain rwc client");
     assert!(
-        s.log().contains("plain rwc client"),
-        "the node logs the plain client: {}",
-        s.log()
+        log.contains("plain rwc client"),
+        "the node logs the plain client: {log}"
     );
 
     // TLS to a plain node: told to drop tls://.
@@ -286,7 +299,7 @@ fn tokens_right_wrong_and_missing() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info is JSON");
     assert_eq!(json["principal"]["name"], "reader");
 
-    let log = s.log();
+    let log = s.log_with("refused a connection: authentication failed");
     assert!(
         log.contains("refused a connection: authentication failed"),
         "refusals are logged: {log}"
@@ -494,10 +507,10 @@ fn an_expired_client_certificate_is_refused_as_expired() {
     );
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("expired"), "expired certificate: {err}");
+    let log = s.log_with("the client's certificate has expired");
     assert!(
-        s.log().contains("the client's certificate has expired"),
-        "the node logs why: {}",
-        s.log()
+        log.contains("the client's certificate has expired"),
+        "the node logs why: {log}"
     );
 }
 
