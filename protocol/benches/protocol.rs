@@ -18,6 +18,11 @@
 //! connection (TCP connect plus handshakes) plain, with a full TLS handshake and with a
 //! resumed TLS session.
 //!
+//! The raw ping-pong, the plain call and the TLS call are timed in interleaved blocks of
+//! 100 over three connections open at once: a cross-core round trip on a shared VM drifts
+//! by half within a minute, and timing one kind after the other turned that drift into a
+//! ratio.
+//!
 //! Pinning uses `taskset`. Left to itself the OS moves the two threads between these two
 //! cases during a run, which makes unpinned figures unrepeatable; without `taskset` the
 //! bench falls back to that ("2 threads, unpinned").
@@ -499,7 +504,10 @@ fn bench_service() -> NetRef {
 // Client side. Every measurement warms up with about a tenth of its iterations first.
 
 async fn run_client(addrs: Addrs, counts: &Counts) -> Results {
-    let raw = raw_ping_pong(addrs.raw, counts.round_trips).await;
+    let mut raw_stream = TcpStream::connect(addrs.raw)
+        .await
+        .expect("connect to the raw server");
+    raw_stream.set_nodelay(true).expect("TCP_NODELAY");
     let conn = connect_tcp(
         addrs.rwc,
         Service::new("bench-client").into_object(),
@@ -507,25 +515,27 @@ async fn run_client(addrs: Addrs, counts: &Counts) -> Results {
     )
     .await
     .expect("cannot connect to the bench server");
+    let tls = client_tls(&addrs.ca_pem);
+    let tls_conn = connect_tls(addrs.tls, &tls).await;
     let root = conn.root();
+    let tls_root = tls_conn.root();
+    let [raw, call, tls_call] =
+        round_trips(&mut raw_stream, &root, &tls_root, counts.round_trips).await;
     let results = Results {
         raw,
-        call: trivial_calls(&root, counts.round_trips).await,
+        call,
+        tls_call,
         pipelined_per_s: pipelined(&root, counts.pipelined).await,
         callback_call: callback_calls(&root, counts.callback_calls, 1).await,
         callback_multi: callback_calls(&root, counts.callback_multi_calls, CALLBACKS_PER_CALL)
             .await,
         echo_1m: echo(&root, 1 << 20, counts.echo_1m).await,
         echo_64m: echo(&root, 64 << 20, counts.echo_64m).await,
+        tls_echo_64m: echo(&tls_root, 64 << 20, counts.echo_64m).await,
         ..Results::default()
     };
     conn.close();
-    let tls = client_tls(&addrs.ca_pem);
-    let conn = connect_tls(addrs.tls, &tls).await;
-    let root = conn.root();
-    let tls_call = trivial_calls(&root, counts.round_trips).await;
-    let tls_echo_64m = echo(&root, 64 << 20, counts.echo_64m).await;
-    conn.close();
+    tls_conn.close();
     let plain = async || {
         connect_tcp(
             addrs.rwc,
@@ -549,8 +559,6 @@ async fn run_client(addrs: Addrs, counts: &Counts) -> Results {
     let connect_tls_resumed = connects(counts.connects, || connect_tls(addrs.tls, &tls)).await;
     let (r2, a2) = tls_accepts();
     Results {
-        tls_call,
-        tls_echo_64m,
         connect_plain,
         connect_tls_full,
         connect_tls_resumed,
@@ -573,26 +581,40 @@ async fn sequential(n: usize, mut once: impl AsyncFnMut()) -> Stats {
     Stats::new(samples)
 }
 
-async fn raw_ping_pong(addr: SocketAddr, n: usize) -> Stats {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .expect("connect to the raw server");
-    stream.set_nodelay(true).expect("TCP_NODELAY");
+/// Round trips timed in turn, one block of each kind after the other.
+const ROUND_TRIP_BLOCK: usize = 100;
+
+/// `n` round trips of each kind: a raw ping-pong on `raw`, a trivial call on `plain` and
+/// one on `tls`, timed in interleaved blocks of [`ROUND_TRIP_BLOCK`] so that a slow patch of
+/// the machine (another VM on the host, a frequency change) falls on all three alike and
+/// their ratios hold. The first block of each is a warm-up.
+async fn round_trips(raw: &mut TcpStream, plain: &NetRef, tls: &NetRef, n: usize) -> [Stats; 3] {
     let msg = [7u8; RAW_MSG];
     let mut buf = [0u8; RAW_MSG];
-    sequential(n, async || {
-        stream.write_all(&msg).await.expect("raw write");
-        stream.read_exact(&mut buf).await.expect("raw read");
-    })
-    .await
-}
-
-async fn trivial_calls(root: &NetRef, n: usize) -> Stats {
-    sequential(n, async || {
-        let sum: u64 = root.call("add", (2, 3)).await.expect("add");
-        debug_assert_eq!(sum, 5);
-    })
-    .await
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    let blocks = n.div_ceil(ROUND_TRIP_BLOCK);
+    for block in 0..=blocks {
+        for (kind, kept) in samples.iter_mut().enumerate() {
+            for _ in 0..ROUND_TRIP_BLOCK {
+                let start = Instant::now();
+                match kind {
+                    0 => {
+                        raw.write_all(&msg).await.expect("raw write");
+                        raw.read_exact(&mut buf).await.expect("raw read");
+                    }
+                    _ => {
+                        let root = if kind == 1 { plain } else { tls };
+                        let sum: u64 = root.call("add", (2, 3)).await.expect("add");
+                        debug_assert_eq!(sum, 5);
+                    }
+                }
+                if block > 0 {
+                    kept.push(start.elapsed());
+                }
+            }
+        }
+    }
+    samples.map(Stats::new)
 }
 
 /// Keeps `IN_FLIGHT` calls going until `total` have returned, in `PIPELINE_ROUNDS` rounds;
