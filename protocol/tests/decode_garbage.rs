@@ -441,25 +441,24 @@ struct Trickle<'a> {
 
 impl AsyncRead for Trickle<'_> {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.wait = !this.wait;
-        if this.wait && this.at < this.data.len() {
+        self.wait = !self.wait;
+        if self.wait && self.at < self.data.len() {
             return Poll::Pending;
         }
         // Piece sizes 1..=8, or the rest at once when the low bits say 0.
-        this.pieces = this.pieces.rotate_left(3);
-        let piece = match this.pieces % 9 {
+        self.pieces = self.pieces.rotate_left(3);
+        let piece = match self.pieces % 9 {
             0 => usize::MAX,
             n => usize::from(n),
         };
-        let rest = &this.data[this.at..];
+        let rest = &self.data[self.at..];
         let n = rest.len().min(piece).min(buf.remaining());
         buf.put_slice(&rest[..n]);
-        this.at += n;
+        self.at += n;
         Poll::Ready(Ok(()))
     }
 }
