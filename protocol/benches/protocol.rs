@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use rwc_protocol::transport::{accept_tcp, connect_tcp};
+use rwc_protocol::listener::Listener;
+use rwc_protocol::transport::connect_tcp;
 use rwc_protocol::{ConnectionConfig, Error, NetRef, Service, Value, callable, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -407,15 +408,16 @@ struct Addrs {
     ca_pem: Vec<u8>,
 }
 
-/// Starts the raw echo server and the rwc server on the current runtime.
+/// Starts the raw echo server, the rwc server (a [`Listener`], the accept loop a node runs)
+/// and the TLS one on the current runtime.
 async fn start_servers() -> Addrs {
     let raw = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let rwc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let rwc = Listener::bind("127.0.0.1:0").await.expect("bind");
     let tls_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (server_tls, ca_pem) = tls_setup();
     let addrs = Addrs {
         raw: raw.local_addr().expect("addr"),
-        rwc: rwc.local_addr().expect("addr"),
+        rwc: rwc.address().parse().expect("a TCP address"),
         tls: tls_listener.local_addr().expect("addr"),
         ca_pem,
     };
@@ -456,17 +458,10 @@ async fn start_servers() -> Addrs {
         }
     });
     tokio::spawn(async move {
-        while let Ok((stream, _)) = rwc.accept().await {
-            tokio::spawn(async move {
-                // A connection lives as long as a handle to it: hold one until the client
-                // goes away.
-                if let Ok(conn) =
-                    accept_tcp(stream, bench_service(), ConnectionConfig::default()).await
-                {
-                    conn.closed().await;
-                }
-            });
-        }
+        rwc.serve(std::future::pending(), ConnectionConfig::default(), |_| {
+            bench_service()
+        })
+        .await
     });
     addrs
 }
@@ -808,36 +803,40 @@ fn print_report(counts: &Counts, columns: &[(Placement, Results)]) {
     let _ = writeln!(out, "verdicts:");
     for (placement, r) in columns {
         let name = placement.name();
-        let ratio = r.call.median_us() / r.raw.median_us();
-        let _ = writeln!(
-            out,
-            "  [{name}] call median <= {TARGET_CALL_RATIO}x raw median: {ratio:.2}x -> {}",
-            verdict_at_most(ratio, TARGET_CALL_RATIO)
-        );
-        let _ = writeln!(
-            out,
-            "  [{name}] pipelined >= {TARGET_PIPELINED_PER_S:.0} calls/s: {:.0} -> {}",
-            r.pipelined_per_s,
-            verdict_at_least(r.pipelined_per_s, TARGET_PIPELINED_PER_S)
-        );
-        let _ = writeln!(
-            out,
-            "  [{name}] echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways): {:.0} -> {}",
-            r.echo_64m.mb_per_s(),
-            verdict_at_least(r.echo_64m.mb_per_s(), TARGET_ECHO_64M_MB_S)
-        );
+        let call_ratio = r.call.median_us() / r.raw.median_us();
         let tls_ratio = r.tls_call.median_us() / r.call.median_us();
-        let _ = writeln!(
-            out,
-            "  [{name}] TLS call median <= {TARGET_TLS_CALL_RATIO}x plain call median: {tls_ratio:.2}x -> {}",
-            verdict_at_most(tls_ratio, TARGET_TLS_CALL_RATIO)
-        );
-        let _ = writeln!(
-            out,
-            "  [{name}] TLS echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways): {:.0} -> {}",
-            r.tls_echo_64m.mb_per_s(),
-            verdict_at_least(r.tls_echo_64m.mb_per_s(), TARGET_ECHO_64M_MB_S)
-        );
+        let (echo, tls_echo) = (r.echo_64m.mb_per_s(), r.tls_echo_64m.mb_per_s());
+        // (target, figure, verdict)
+        let verdicts = [
+            (
+                format!("call median <= {TARGET_CALL_RATIO}x raw median"),
+                format!("{call_ratio:.2}x"),
+                verdict_at_most(call_ratio, TARGET_CALL_RATIO),
+            ),
+            (
+                format!("pipelined >= {TARGET_PIPELINED_PER_S:.0} calls/s"),
+                format!("{:.0}", r.pipelined_per_s),
+                verdict_at_least(r.pipelined_per_s, TARGET_PIPELINED_PER_S),
+            ),
+            (
+                format!("echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways)"),
+                format!("{echo:.0}"),
+                verdict_at_least(echo, TARGET_ECHO_64M_MB_S),
+            ),
+            (
+                format!("TLS call median <= {TARGET_TLS_CALL_RATIO}x plain call median"),
+                format!("{tls_ratio:.2}x"),
+                verdict_at_most(tls_ratio, TARGET_TLS_CALL_RATIO),
+            ),
+            (
+                format!("TLS echo 64 MiB >= {TARGET_ECHO_64M_MB_S:.0} MB/s (both ways)"),
+                format!("{tls_echo:.0}"),
+                verdict_at_least(tls_echo, TARGET_ECHO_64M_MB_S),
+            ),
+        ];
+        for (target, figure, verdict) in verdicts {
+            let _ = writeln!(out, "  [{name}] {target}: {figure} -> {verdict}");
+        }
     }
     if counts.echo_64m < 3 {
         let _ = writeln!(out, "(quick mode: few iterations, the figures are noisy)");

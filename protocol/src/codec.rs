@@ -660,7 +660,7 @@ pub mod bounded {
     use serde::de::{Deserializer, SeqAccess, Visitor};
     use serde::{Deserialize, de};
 
-    use super::collect_cautiously;
+    use super::{SharedBytes, collect_cautiously};
 
     /// A `String` field (`#[serde(deserialize_with = "…::string")]`).
     pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -724,24 +724,9 @@ pub mod bounded {
 
     impl<'de> Deserialize<'de> for OwnedBytes {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = OwnedBytes;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<OwnedBytes, E> {
-                    Ok(OwnedBytes(v.to_vec()))
-                }
-                fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<OwnedBytes, E> {
-                    Ok(OwnedBytes(v))
-                }
-                // Formats without a bytes type (JSON) write a list of numbers.
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OwnedBytes, A::Error> {
-                    collect_cautiously(seq.size_hint(), || seq.next_element()).map(OwnedBytes)
-                }
-            }
-            d.deserialize_bytes(V)
+            // The same reading as a bytes value's, made a `Vec` (without a copy when it
+            // was copied from the input already).
+            SharedBytes::deserialize(d).map(|b| OwnedBytes(b.0.into()))
         }
     }
 }

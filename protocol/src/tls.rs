@@ -196,13 +196,21 @@ impl TlsClientConfig {
 impl TlsIdentity {
     /// Whether the certificate carries `name`.
     pub fn has(&self, name: &CertName) -> bool {
-        let (list, want) = match name {
-            CertName::CommonName(n) => (&self.common_names, n),
-            CertName::Dns(n) => (&self.dns_names, n),
-            CertName::Uri(n) => (&self.uris, n),
-            CertName::Email(n) => (&self.emails, n),
-        };
-        list.iter().any(|have| have == want)
+        let want = name.parts();
+        self.names().any(|have| have == want)
+    }
+
+    /// Every name as (prefix, name), in the form [`CertName`] parses: the common names,
+    /// then the DNS, URI and e-mail SANs.
+    fn names(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("CN", &self.common_names),
+            ("DNS", &self.dns_names),
+            ("URI", &self.uris),
+            ("email", &self.emails),
+        ]
+        .into_iter()
+        .flat_map(|(kind, names)| names.iter().map(move |n| (kind, n.as_str())))
     }
 
     /// Reads the names of a DER certificate that rustls has verified.
@@ -239,11 +247,7 @@ impl TlsIdentity {
 impl fmt::Display for TlsIdentity {
     /// `CN=ops, DNS=ops.example.com`: every name, in the form [`CertName`] parses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = (self.common_names.iter().map(|n| ("CN", n)))
-            .chain(self.dns_names.iter().map(|n| ("DNS", n)))
-            .chain(self.uris.iter().map(|n| ("URI", n)))
-            .chain(self.emails.iter().map(|n| ("email", n)));
-        for (i, (kind, name)) in names.enumerate() {
+        for (i, (kind, name)) in self.names().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -278,14 +282,22 @@ impl FromStr for CertName {
     }
 }
 
+impl CertName {
+    /// The prefix this name is written with (`CN`, `DNS`, `URI` or `email`) and the name.
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            CertName::CommonName(n) => ("CN", n),
+            CertName::Dns(n) => ("DNS", n),
+            CertName::Uri(n) => ("URI", n),
+            CertName::Email(n) => ("email", n),
+        }
+    }
+}
+
 impl fmt::Display for CertName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CertName::CommonName(n) => write!(f, "CN={n}"),
-            CertName::Dns(n) => write!(f, "DNS={n}"),
-            CertName::Uri(n) => write!(f, "URI={n}"),
-            CertName::Email(n) => write!(f, "email={n}"),
-        }
+        let (kind, name) = self.parts();
+        write!(f, "{kind}={name}")
     }
 }
 
@@ -494,12 +506,8 @@ pub(crate) fn is_tls_record(first: &[u8]) -> bool {
 }
 
 fn accept_error(e: &io::Error, first: Option<u8>) -> Error {
-    let denied = |m: &str| Error::new(ErrorKind::Denied, format!("TLS: {m}"));
     let Some(err) = rustls_error(e) else {
-        return Error::new(
-            ErrorKind::Disconnected,
-            format!("TLS handshake failed: {e}"),
-        );
+        return handshake_failed(e);
     };
     match err {
         rustls::Error::InvalidMessage(_) if first == Some(crate::handshake::MAGIC[0]) => {
@@ -511,19 +519,11 @@ fn accept_error(e: &io::Error, first: Option<u8>) -> Error {
         rustls::Error::NoCertificatesPresented => denied(
             "the client presented no certificate, and this node requires one (--tls-client-ca)",
         ),
-        rustls::Error::InvalidCertificate(c) => match c {
-            // A CA of the same name but another key gives a bad signature.
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-                denied("the client's certificate is not signed by this node's --tls-client-ca")
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                denied("the client's certificate has expired")
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                denied("the client's certificate is not valid yet")
-            }
-            other => denied(&format!("the client's certificate is refused: {other}")),
-        },
+        // A CA of the same name but another key gives a bad signature.
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => denied("the client's certificate is not signed by this node's --tls-client-ca"),
+        rustls::Error::InvalidCertificate(c) => certificate_refused("client's", c),
         rustls::Error::AlertReceived(AlertDescription::UnknownCA) => denied(
             "the client does not trust this node's certificate (it needs this node's CA: --tls-ca)",
         ),
@@ -533,25 +533,18 @@ fn accept_error(e: &io::Error, first: Option<u8>) -> Error {
         rustls::Error::AlertReceived(AlertDescription::CertificateExpired) => {
             denied("the client refused this node's certificate: it has expired")
         }
-        other => Error::new(
-            ErrorKind::Disconnected,
-            format!("TLS handshake failed: {other}"),
-        ),
+        other => handshake_failed(other),
     }
 }
 
 fn connect_error(e: &io::Error, first: Option<u8>, server_name: &str, peer: &str) -> Error {
-    let denied = |m: String| Error::new(ErrorKind::Denied, format!("TLS: {m}"));
     let Some(err) = rustls_error(e) else {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             return Error::disconnected(
                 "the node closed the connection during the TLS handshake (does it serve TLS?)",
             );
         }
-        return Error::new(
-            ErrorKind::Disconnected,
-            format!("TLS handshake failed: {e}"),
-        );
+        return handshake_failed(e);
     };
     match err {
         rustls::Error::InvalidMessage(_) if first == Some(crate::handshake::MAGIC[0]) => {
@@ -562,8 +555,7 @@ fn connect_error(e: &io::Error, first: Option<u8>, server_name: &str, peer: &str
         }
         rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => denied(
-                "the node's certificate is not signed by a CA this client trusts (give the node's CA with --tls-ca or RWC_TLS_CA)"
-                    .into(),
+                "the node's certificate is not signed by a CA this client trusts (give the node's CA with --tls-ca or RWC_TLS_CA)",
             ),
             CertificateError::NotValidForName => {
                 denied(format!("the node's certificate is not valid for the name `{server_name}`"))
@@ -572,17 +564,39 @@ fn connect_error(e: &io::Error, first: Option<u8>, server_name: &str, peer: &str
                 "the node's certificate is not valid for the name `{server_name}` (it is for: {}); connect by one of those names, or give the node a certificate for this one (rwc-node gen-cert --san {server_name})",
                 presented.iter().map(|p| presented_name(p)).collect::<Vec<_>>().join(", ")
             )),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                denied("the node's certificate has expired".into())
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                denied("the node's certificate is not valid yet".into())
-            }
-            other => denied(format!("the node's certificate is refused: {other}")),
+            other => certificate_refused("node's", other),
         },
         rustls::Error::AlertReceived(alert) => alert_from_node(*alert),
-        other => Error::new(ErrorKind::Disconnected, format!("TLS handshake failed: {other}")),
+        other => handshake_failed(other),
     }
+}
+
+/// A peer's certificate refused for what both sides word alike (its dates, or a reason
+/// not told apart); `whose` is `client's` or `node's`.
+fn certificate_refused(whose: &str, c: &CertificateError) -> Error {
+    denied(match c {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            format!("the {whose} certificate has expired")
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            format!("the {whose} certificate is not valid yet")
+        }
+        other => format!("the {whose} certificate is refused: {other}"),
+    })
+}
+
+/// The handshake refused, saying why.
+fn denied(why: impl fmt::Display) -> Error {
+    Error::new(ErrorKind::Denied, format!("TLS: {why}"))
+}
+
+/// A handshake that failed for a reason with no better words than rustls's or the
+/// transport's.
+fn handshake_failed(e: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Disconnected,
+        format!("TLS handshake failed: {e}"),
+    )
 }
 
 fn alert_from_node(alert: AlertDescription) -> Error {
@@ -600,7 +614,7 @@ fn alert_from_node(alert: AlertDescription) -> Error {
         }
         other => format!("the node refused the connection ({other:?})"),
     };
-    Error::new(ErrorKind::Denied, format!("TLS: {m}"))
+    denied(m)
 }
 
 /// `DnsName("localhost")` → `localhost`, `IpAddress(127.0.0.1)` → `127.0.0.1`: the names
@@ -734,5 +748,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByte<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_names_parse_print_and_match_their_own_kind() {
+        let id = TlsIdentity {
+            common_names: vec!["ops".into()],
+            dns_names: vec!["ops.example.com".into()],
+            uris: vec!["spiffe://example.com/ops".into()],
+            emails: vec!["ops@example.com".into()],
+        };
+        let written = [
+            "CN=ops",
+            "DNS=ops.example.com",
+            "URI=spiffe://example.com/ops",
+            "email=ops@example.com",
+        ];
+        assert_eq!(id.to_string(), written.join(", "));
+        for w in written {
+            let name: CertName = w.parse().unwrap();
+            assert_eq!(name.to_string(), w);
+            assert!(id.has(&name), "{w}");
+        }
+        // The prefix is not case sensitive, the name is; a name of another kind is not it.
+        assert!(id.has(&"cn=ops".parse().unwrap()));
+        assert!(!id.has(&"CN=OPS".parse().unwrap()));
+        assert!(!id.has(&"DNS=ops".parse().unwrap()));
+        assert!(!id.has(&"email=ops.example.com".parse().unwrap()));
     }
 }

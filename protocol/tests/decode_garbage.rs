@@ -18,6 +18,9 @@ use tokio::io::{AsyncRead, ReadBuf};
 #[path = "common/rng.rs"]
 mod rng;
 use rng::XorShift;
+#[path = "common/tally.rs"]
+mod tally;
+use tally::tally;
 
 /// Largest frame the frame check accepts; small, so that random prefixes often fit.
 pub const MAX_FRAME: usize = 4096;
@@ -158,18 +161,19 @@ fn long_varints_and_unknown_error_kinds_are_the_only_second_encodings() {
     assert_eq!(Reencoded::of(&[3, 5], &[3, 5]), Reencoded::Same);
 }
 
-/// What one input decoded as.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Outcome {
-    /// Successful message decodes (under either limits, whole input or frame payload).
-    pub messages: usize,
-    /// Successful value decodes.
-    pub values: usize,
-    /// Frames read.
-    pub frames: usize,
-    /// Decodes whose input was not in the shortest form (long varints, unknown error
-    /// kinds), so that re-encoding it gave other, canonical bytes.
-    pub normalized: usize,
+tally! {
+    /// What one input decoded as.
+    pub struct Outcome {
+        /// Successful message decodes (under either limits, whole input or frame payload).
+        messages,
+        /// Successful value decodes.
+        values,
+        /// Frames read.
+        frames,
+        /// Decodes whose input was not in the shortest form (long varints, unknown error
+        /// kinds), so that re-encoding it gave other, canonical bytes.
+        normalized,
+    }
 }
 
 impl Outcome {
@@ -181,15 +185,6 @@ impl Outcome {
             "too few {inputs} decoded: {self:?}, wanted at least {messages} messages, \
              {values} values, {frames} frames"
         );
-    }
-}
-
-impl std::ops::AddAssign for Outcome {
-    fn add_assign(&mut self, other: Outcome) {
-        self.messages += other.messages;
-        self.values += other.values;
-        self.frames += other.frames;
-        self.normalized += other.normalized;
     }
 }
 
@@ -446,25 +441,24 @@ struct Trickle<'a> {
 
 impl AsyncRead for Trickle<'_> {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.wait = !this.wait;
-        if this.wait && this.at < this.data.len() {
+        self.wait = !self.wait;
+        if self.wait && self.at < self.data.len() {
             return Poll::Pending;
         }
         // Piece sizes 1..=8, or the rest at once when the low bits say 0.
-        this.pieces = this.pieces.rotate_left(3);
-        let piece = match this.pieces % 9 {
+        self.pieces = self.pieces.rotate_left(3);
+        let piece = match self.pieces % 9 {
             0 => usize::MAX,
             n => usize::from(n),
         };
-        let rest = &this.data[this.at..];
+        let rest = &self.data[self.at..];
         let n = rest.len().min(piece).min(buf.remaining());
         buf.put_slice(&rest[..n]);
-        this.at += n;
+        self.at += n;
         Poll::Ready(Ok(()))
     }
 }

@@ -19,20 +19,41 @@ use rwc_protocol::{
 use serde_bytes::ByteBuf;
 use tokio::sync::Semaphore;
 
-/// A service whose `hold(bytes)` waits until `gate` lets it through, and `add` answers
-/// at once.
-fn gated(gate: Arc<Semaphore>) -> NetRef {
+/// Where `hold` calls wait until the test lets some through.
+struct Gate(Semaphore);
+
+impl Gate {
+    /// Waits for a pass, and uses it up.
+    async fn pass(&self) -> Result<(), Error> {
+        let permit = self
+            .0
+            .acquire()
+            .await
+            .map_err(|e| Error::failed(e.to_string()))?;
+        permit.forget();
+        Ok(())
+    }
+
+    /// Lets `n` more calls through.
+    fn open(&self, n: usize) {
+        self.0.add_permits(n);
+    }
+}
+
+/// A server with `config` whose root's `hold(bytes)` waits at the returned gate, and whose
+/// `add` answers at once.
+async fn gated_server(config: ConnectionConfig) -> (Server, Arc<Gate>) {
+    let gate = Arc::new(Gate(Semaphore::new(0)));
+    let g = gate.clone();
+    let server = Server::start_with(config, move || gated(g.clone())).await;
+    (server, gate)
+}
+
+fn gated(gate: Arc<Gate>) -> NetRef {
     Service::new("gated")
         .method("hold", move |(_bytes,): (ByteBuf,)| {
             let gate = gate.clone();
-            async move {
-                let permit = gate
-                    .acquire()
-                    .await
-                    .map_err(|e| Error::failed(e.to_string()))?;
-                permit.forget();
-                Ok(())
-            }
+            async move { gate.pass().await }
         })
         .method("add", |(a, b): (u64, u64)| async move { Ok(a + b) })
         .into_object()
@@ -53,13 +74,11 @@ fn assert_overloaded(err: &Error, bound: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_connections_bound_are_refused_at_once_and_it_recovers() {
-    let gate = Arc::new(Semaphore::new(0));
     let config = ConnectionConfig {
         max_calls_in_flight: 4,
         ..ConnectionConfig::default()
     };
-    let g = gate.clone();
-    let server = Server::start_with(config, move || gated(g.clone())).await;
+    let (server, gate) = gated_server(config).await;
     let conn = server.connect().await;
     let root = conn.root();
     let held: Vec<PendingCall> = (0..4).map(|_| hold(&root, 10)).collect();
@@ -70,7 +89,7 @@ async fn calls_over_the_connections_bound_are_refused_at_once_and_it_recovers() 
     let err = root.call::<u64>("add", (1, 2)).await.unwrap_err();
     assert_overloaded(&err, "max_calls_in_flight");
 
-    gate.add_permits(4);
+    gate.open(4);
     for call in held {
         call.await.unwrap();
     }
@@ -80,13 +99,11 @@ async fn calls_over_the_connections_bound_are_refused_at_once_and_it_recovers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bytes_in_flight_are_bounded_and_a_cancel_gives_them_back() {
-    let gate = Arc::new(Semaphore::new(0));
     let config = ConnectionConfig {
         max_request_bytes_in_flight: 100 * 1024,
         ..ConnectionConfig::default()
     };
-    let g = gate.clone();
-    let server = Server::start_with(config, move || gated(g.clone())).await;
+    let (server, gate) = gated_server(config).await;
     let conn = server.connect().await;
     let root = conn.root();
     let first = hold(&root, 60 * 1024);
@@ -104,21 +121,19 @@ async fn request_bytes_in_flight_are_bounded_and_a_cancel_gives_them_back() {
     eventually(|| async { (side.stats().request_bytes_in_flight == 0).then_some(()) }).await;
     let second = hold(&root, 60 * 1024);
     eventually(|| async { (side.stats().answers == 1).then_some(()) }).await;
-    gate.add_permits(1);
+    gate.open(1);
     second.await.unwrap();
     assert_eq!(side.stats().request_bytes_in_flight, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_of_one_principal_share_its_bound() {
-    let gate = Arc::new(Semaphore::new(0));
     let budget = PrincipalBudget::new(usize::MAX, 3, usize::MAX);
     let config = ConnectionConfig {
         principal_budget: Some(budget.clone()),
         ..ConnectionConfig::default()
     };
-    let g = gate.clone();
-    let server = Server::start_with(config, move || gated(g.clone())).await;
+    let (server, gate) = gated_server(config).await;
     let (a, b) = (server.connect().await, server.connect().await);
     let held = [hold(&a.root(), 1), hold(&a.root(), 1), hold(&b.root(), 1)];
     eventually(|| async { (budget.usage(None).calls == 3).then_some(()) }).await;
@@ -128,7 +143,7 @@ async fn connections_of_one_principal_share_its_bound() {
     assert_overloaded(&err, "max_calls_in_flight_per_principal");
     assert!(err.message().contains("`anonymous`"), "{err}");
 
-    gate.add_permits(3);
+    gate.open(3);
     for call in held {
         call.await.unwrap();
     }

@@ -28,6 +28,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 mod panics;
 #[path = "common/rng.rs"]
 mod rng;
+#[path = "common/tally.rs"]
+mod tally;
+use tally::tally;
 
 /// Most operations taken from one input.
 pub const MAX_OPS: usize = 64;
@@ -82,32 +85,22 @@ async fn introspection_answers_alike_on_a_local_netref_and_through_a_connection(
     assert!(names.iter().any(|n| n == "bounce"), "{names:?}");
 }
 
-/// What a session did, summed over inputs by the stable test to show that it exercised
-/// something.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
-    /// Operations run.
-    pub ops: usize,
-    /// References that came back as the very object that was sent.
-    pub identities: usize,
-    /// Chains of nested callbacks that returned.
-    pub nested: usize,
-    /// Calls that failed with `timed out` at their deadline.
-    pub timed_out: usize,
-    /// Messages a raw peer sent.
-    pub raw_messages: usize,
-    /// Sessions in which one side closed the connection.
-    pub closed: usize,
-}
-
-impl std::ops::AddAssign for Summary {
-    fn add_assign(&mut self, o: Summary) {
-        self.ops += o.ops;
-        self.identities += o.identities;
-        self.nested += o.nested;
-        self.timed_out += o.timed_out;
-        self.raw_messages += o.raw_messages;
-        self.closed += o.closed;
+tally! {
+    /// What a session did, summed over inputs by the stable test to show that it exercised
+    /// something.
+    pub struct Summary {
+        /// Operations run.
+        ops,
+        /// References that came back as the very object that was sent.
+        identities,
+        /// Chains of nested callbacks that returned.
+        nested,
+        /// Calls that failed with `timed out` at their deadline.
+        timed_out,
+        /// Messages a raw peer sent.
+        raw_messages,
+        /// Sessions in which one side closed the connection.
+        closed,
     }
 }
 
@@ -147,65 +140,63 @@ enum Who {
 
 #[derive(Debug)]
 enum Op {
-    /// The side makes a local object and keeps a handle to it.
-    Local(Who),
-    /// The side asks the peer for a new object (which the peer exports).
-    Make(Who),
-    /// The side sends `copies` references to its handle `item` to the peer in one call;
-    /// the peer keeps them.
+    /// One end of the pair does something.
+    By(Who, Act),
+    /// A raw peer (on a third connection, to B's side) does something.
+    Raw(RawOp),
+}
+
+/// What one end does.
+#[derive(Debug)]
+enum Act {
+    /// Makes a local object and keeps a handle to it.
+    Local,
+    /// Asks the peer for a new object (which the peer exports).
+    Make,
+    /// Sends `copies` references to its handle `item` to the peer in one call; the peer
+    /// keeps them.
     Send {
-        who: Who,
         item: u8,
         copies: u8,
     },
-    /// The side sends handle `item` to the peer's `echo`, which sends it straight back: it
-    /// must come back as the same object.
+    /// Sends handle `item` to the peer's `echo`, which sends it straight back: it must come
+    /// back as the same object.
     Echo {
-        who: Who,
         item: u8,
     },
     /// Another handle to the object of handle `item`.
     Clone {
-        who: Who,
         item: u8,
     },
-    /// The side drops `n` handles, from `item` on.
+    /// Drops `n` handles, from `item` on.
     Release {
-        who: Who,
         item: u8,
         n: u8,
     },
-    /// The side asks the peer to drop `n` of the references it keeps.
+    /// Asks the peer to drop `n` of the references it keeps.
     DropHeld {
-        who: Who,
         n: u8,
     },
     /// A call of `method` on handle `item`.
     Call {
-        who: Who,
         item: u8,
         method: Method,
     },
     /// Callbacks nested `depth` deep: A calls B, which calls A, which calls B…
     Nested {
-        who: Who,
         depth: u8,
     },
     /// A slow call to the peer, polled `polls` times, then dropped (cancelled).
     Cancel {
-        who: Who,
         polls: u8,
     },
     /// A call to the peer's `sleep` for `sleep_ms`, with a timeout.
     Deadline {
-        who: Who,
         timeout: Timeout,
         sleep_ms: u16,
     },
-    Ping(Who),
-    Close(Who),
-    /// A raw peer (on a third connection, to B's side) does something.
-    Raw(RawOp),
+    Ping,
+    Close,
 }
 
 #[derive(Debug)]
@@ -256,33 +247,33 @@ impl<'a> Arbitrary<'a> for Who {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         // Weighted, so that a session does a good deal before one side closes.
-        Ok(match u.int_in_range(0..=63u8)? {
-            0..=5 => Op::Local(u.arbitrary()?),
-            6..=11 => Op::Make(u.arbitrary()?),
-            12..=17 => Op::Send {
-                who: u.arbitrary()?,
+        let kind = u.int_in_range(0..=63u8)?;
+        if kind > 54 {
+            return Ok(Op::Raw(RawOp::arbitrary(u)?));
+        }
+        // Who acts is drawn before what it does, so an input means what it always did.
+        let who = u.arbitrary()?;
+        let act = match kind {
+            0..=5 => Act::Local,
+            6..=11 => Act::Make,
+            12..=17 => Act::Send {
                 item: u.arbitrary()?,
                 copies: u.int_in_range(1..=4)?,
             },
-            18..=23 => Op::Echo {
-                who: u.arbitrary()?,
+            18..=23 => Act::Echo {
                 item: u.arbitrary()?,
             },
-            24..=27 => Op::Clone {
-                who: u.arbitrary()?,
+            24..=27 => Act::Clone {
                 item: u.arbitrary()?,
             },
-            28..=33 => Op::Release {
-                who: u.arbitrary()?,
+            28..=33 => Act::Release {
                 item: u.arbitrary()?,
                 n: u.int_in_range(1..=4)?,
             },
-            34..=36 => Op::DropHeld {
-                who: u.arbitrary()?,
+            34..=36 => Act::DropHeld {
                 n: u.int_in_range(1..=4)?,
             },
-            37..=42 => Op::Call {
-                who: u.arbitrary()?,
+            37..=42 => Act::Call {
                 item: u.arbitrary()?,
                 method: match u.int_in_range(0..=4u8)? {
                     0 => Method::Echo(values(u, 2, false)?),
@@ -293,16 +284,13 @@ impl<'a> Arbitrary<'a> for Op {
                     _ => Method::Methods,
                 },
             },
-            43..=45 => Op::Nested {
-                who: u.arbitrary()?,
+            43..=45 => Act::Nested {
                 depth: u.int_in_range(1..=40)?,
             },
-            46..=48 => Op::Cancel {
-                who: u.arbitrary()?,
+            46..=48 => Act::Cancel {
                 polls: u.int_in_range(0..=8)?,
             },
-            49..=51 => Op::Deadline {
-                who: u.arbitrary()?,
+            49..=51 => Act::Deadline {
                 timeout: match u.int_in_range(0..=3u8)? {
                     0 | 1 => Timeout::Millis(u.arbitrary()?),
                     2 => Timeout::Huge(u.int_in_range(1u64 << 40..=u64::MAX)?),
@@ -310,10 +298,10 @@ impl<'a> Arbitrary<'a> for Op {
                 },
                 sleep_ms: u.arbitrary()?,
             },
-            52..=53 => Op::Ping(u.arbitrary()?),
-            54 => Op::Close(u.arbitrary()?),
-            _ => Op::Raw(RawOp::arbitrary(u)?),
-        })
+            52..=53 => Act::Ping,
+            _ => Act::Close,
+        };
+        Ok(Op::By(who, act))
     }
 }
 
@@ -716,22 +704,24 @@ async fn step(
             expect_kind(what, r, ErrorKind::Disconnected);
         }
     };
-    match op {
-        Op::Local(who) => {
-            let (me, _) = pick(who, a, b);
+    let (who, act) = match op {
+        Op::By(who, act) => (who, act),
+        Op::Raw(op) => return raw_step(op, raw, b, config, summary).await,
+    };
+    let me = pick(who, a, b);
+    match act {
+        Act::Local => {
             let obj = object(&me.state);
             me.pool.push(obj);
         }
-        Op::Make(who) => {
-            let (me, _) = pick(who, a, b);
+        Act::Make => {
             let r = me.peer.call_value("make", vec![]).await;
             expect_ok("make", &r);
             if let Ok(v) = r {
                 me.pool.push(from_value(v).expect("make returns a netref"));
             }
         }
-        Op::Send { who, item, copies } => {
-            let (me, _) = pick(who, a, b);
+        Act::Send { item, copies } => {
             let Some(obj) = nth(&me.pool, item) else {
                 return;
             };
@@ -739,8 +729,7 @@ async fn step(
             let r = me.peer.call_value("hold", args).await;
             expect_ok("hold", &r);
         }
-        Op::Echo { who, item } => {
-            let (me, _) = pick(who, a, b);
+        Act::Echo { item } => {
             let Some(obj) = nth(&me.pool, item) else {
                 return;
             };
@@ -758,30 +747,26 @@ async fn step(
                 summary.identities += 1;
             }
         }
-        Op::Clone { who, item } => {
-            let (me, _) = pick(who, a, b);
+        Act::Clone { item } => {
             if let Some(obj) = nth(&me.pool, item) {
                 me.pool.push(obj);
             }
         }
-        Op::Release { who, item, n } => {
-            let (me, _) = pick(who, a, b);
+        Act::Release { item, n } => {
             if !me.pool.is_empty() {
                 let at = usize::from(item) % me.pool.len();
                 let end = (at + usize::from(n)).min(me.pool.len());
                 me.pool.drain(at..end);
             }
         }
-        Op::DropHeld { who, n } => {
-            let (me, _) = pick(who, a, b);
+        Act::DropHeld { n } => {
             let r = me
                 .peer
                 .call_value("drop_held", vec![Value::U64(n.into())])
                 .await;
             expect_ok("drop_held", &r);
         }
-        Op::Call { who, item, method } => {
-            let (me, _) = pick(who, a, b);
+        Act::Call { item, method } => {
             let Some(obj) = nth(&me.pool, item) else {
                 return;
             };
@@ -807,8 +792,7 @@ async fn step(
                 Method::Sleep(_) | Method::Methods => assert!(r.is_ok(), "{name}: {r:?}"),
             }
         }
-        Op::Nested { who, depth } => {
-            let (me, _) = pick(who, a, b);
+        Act::Nested { depth } => {
             let r = me
                 .peer
                 .call_value(
@@ -825,8 +809,7 @@ async fn step(
                 summary.nested += 1;
             }
         }
-        Op::Cancel { who, polls } => {
-            let (me, _) = pick(who, a, b);
+        Act::Cancel { polls } => {
             let mut call = me.peer.call_async("sleep", (60_000u64,));
             for _ in 0..polls {
                 if call.is_ready() {
@@ -836,12 +819,7 @@ async fn step(
             }
             drop(call);
         }
-        Op::Deadline {
-            who,
-            timeout,
-            sleep_ms,
-        } => {
-            let (me, _) = pick(who, a, b);
+        Act::Deadline { timeout, sleep_ms } => {
             let r = me
                 .peer
                 .call_with(
@@ -874,25 +852,22 @@ async fn step(
                 }
             }
         }
-        Op::Ping(who) => {
-            let (me, _) = pick(who, a, b);
+        Act::Ping => {
             let r = me.conn.ping().await;
             assert_eq!(r.is_ok(), open, "ping: {r:?}");
         }
-        Op::Close(who) => {
-            let (me, _) = pick(who, a, b);
+        Act::Close => {
             me.conn.close();
             *closed = true;
         }
-        Op::Raw(op) => raw_step(op, raw, b, config, summary).await,
     }
 }
 
-/// The acting side and its peer.
-fn pick<'s>(who: Who, a: &'s mut Side, b: &'s mut Side) -> (&'s mut Side, &'s mut Side) {
+/// The acting side.
+fn pick<'s>(who: Who, a: &'s mut Side, b: &'s mut Side) -> &'s mut Side {
     match who {
-        Who::A => (a, b),
-        Who::B => (b, a),
+        Who::A => a,
+        Who::B => b,
     }
 }
 

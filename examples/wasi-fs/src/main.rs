@@ -20,6 +20,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+// WASI preview 1 errno values, as wasi_fs.c has them from <errno.h>.
+use libc::{EACCES, EEXIST, ENOENT, ENOTCAPABLE, ENOTDIR, ENOTEMPTY, EPERM};
+
 struct Checks {
     failures: u32,
 }
@@ -57,15 +60,6 @@ impl Checks {
         self.failures += 1;
     }
 }
-
-// WASI preview 1 errno values.
-const EACCES: i32 = 2;
-const EEXIST: i32 = 20;
-const ENOENT: i32 = 44;
-const ENOTDIR: i32 = 54;
-const ENOTEMPTY: i32 = 55;
-const EPERM: i32 = 63;
-const ENOTCAPABLE: i32 = 76;
 
 fn is_denial(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(EPERM | EACCES | ENOTCAPABLE))

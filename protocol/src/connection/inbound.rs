@@ -39,6 +39,7 @@ pub struct InboundUsage {
 /// Give the same `Arc` to the [`ConnectionConfig`](super::ConnectionConfig) of each
 /// connection the server accepts. Connections whose peer did not authenticate count as
 /// the principal [`ANONYMOUS`].
+#[derive(Debug)]
 pub struct PrincipalBudget {
     max_connections: usize,
     max_calls: usize,
@@ -132,17 +133,6 @@ impl PrincipalBudget {
     }
 }
 
-impl fmt::Debug for PrincipalBudget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrincipalBudget")
-            .field("max_connections", &self.max_connections)
-            .field("max_calls", &self.max_calls)
-            .field("max_bytes", &self.max_bytes)
-            .field("total", &self.total())
-            .finish()
-    }
-}
-
 /// One principal's place for a connection, taken in the handshake and held by the
 /// connection until it closes; dropping it frees the place.
 pub(crate) struct Seat(Share);
@@ -178,7 +168,7 @@ pub(crate) struct Share {
 
 /// Connections open, calls and request bytes in flight, taken and given back without a
 /// lock.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counts {
     connections: AtomicUsize,
     calls: AtomicUsize,

@@ -991,32 +991,29 @@ mod tests {
 
     #[test]
     fn unread_map_entries_are_an_error() {
-        // A visitor that reads one entry and stops.
-        struct FirstKey;
-        impl<'de> Deserialize<'de> for FirstKey {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = FirstKey;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("a map")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<FirstKey, A::Error> {
-                        map.next_entry::<Value, Value>()?;
-                        Ok(FirstKey)
-                    }
-                }
-                d.deserialize_map(V)
+        /// Reads the first entry of a map and stops.
+        struct FirstEntry;
+        impl<'de> Visitor<'de> for FirstEntry {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                map.next_entry::<Value, Value>()?;
+                Ok(())
             }
         }
-        assert!(from_value::<FirstKey>(Value::Map(vec![(Value::Unit, Value::Unit)])).is_ok());
+        let first_entry = |v| ValueDeserializer::new(v).deserialize_map(FirstEntry);
+        assert!(first_entry(Value::Map(vec![(Value::Unit, Value::Unit)])).is_ok());
         let two = Value::Map(vec![
             (Value::Unit, Value::Unit),
             (Value::U64(1), Value::Unit),
         ]);
-        assert!(from_value::<FirstKey>(two).is_err());
+        let err = first_entry(two).unwrap_err();
+        assert!(
+            err.0.contains("invalid length 2, expected 1 elements"),
+            "{}",
+            err.0
+        );
     }
 }

@@ -418,12 +418,16 @@ pub fn deserialize_ref<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ref
             f.write_str("a netref")
         }
         fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Ref, D::Error> {
-            let token = u64::deserialize(d)?;
-            stash_take(token)
-                .ok_or_else(|| serde::de::Error::custom("netref token is not in the stash"))
+            take_stashed(d)
         }
     }
     deserializer.deserialize_newtype_struct(REF_TOKEN, TokenVisitor)
+}
+
+/// Reads a stash token from `d` and takes the reference it names out of the stash.
+fn take_stashed<'de, D: Deserializer<'de>>(d: D) -> Result<Ref, D::Error> {
+    let token = u64::deserialize(d)?;
+    stash_take(token).ok_or_else(|| serde::de::Error::custom("netref token is not in the stash"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,10 +634,7 @@ impl<'de> Visitor<'de> for NaturalVisitor {
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         // Only the value deserializer produces newtype structs from `deserialize_any`, and
         // only for references.
-        let token = u64::deserialize(d)?;
-        stash_take(token)
-            .map(Value::Ref)
-            .ok_or_else(|| serde::de::Error::custom("netref token is not in the stash"))
+        take_stashed(d).map(Value::Ref)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         read_collection(seq.size_hint(), || seq.next_element()).map(Value::List)
