@@ -101,14 +101,12 @@ impl Commands {
     /// placeholder a parameter and every parameter used, anchored patterns that compile,
     /// listed values that a request could send.
     pub fn new(configs: &[CommandConfig]) -> Result<Self, String> {
-        let mut by_name = BTreeMap::new();
-        for config in configs {
-            let command = Command::new(config.clone())
-                .map_err(|e| format!("[[commands]] `{}`: {e}", config.name))?;
-            if by_name.insert(config.name.clone(), command).is_some() {
-                return Err(format!("[[commands]] `{}` is defined twice", config.name));
-            }
-        }
+        let by_name = super::by_name(
+            "commands",
+            configs,
+            |c| &c.name,
+            |c, _| Command::new(c.clone()),
+        )?;
         Ok(Self { by_name })
     }
 

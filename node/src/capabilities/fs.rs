@@ -50,22 +50,24 @@ impl Dirs {
     /// Checks the config: unique names and guest paths, absolute host paths that are
     /// directories now, absolute guest paths without `.` or `..`.
     pub fn new(configs: &[DirConfig]) -> Result<Self, String> {
-        let mut by_name = BTreeMap::new();
-        for d in configs {
-            check(d).map_err(|e| format!("[[dirs]] `{}`: {e}", d.name))?;
-            if by_name
-                .values()
-                .any(|o: &DirConfig| o.guest_path == d.guest_path)
-            {
-                return Err(format!(
-                    "[[dirs]] `{}`: guest path {} is already another directory's",
-                    d.name, d.guest_path
-                ));
-            }
-            if by_name.insert(d.name.clone(), d.clone()).is_some() {
-                return Err(format!("[[dirs]] `{}` is defined twice", d.name));
-            }
-        }
+        let by_name = super::by_name(
+            "dirs",
+            configs,
+            |d| &d.name,
+            |d, earlier| {
+                check(d)?;
+                if earlier
+                    .values()
+                    .any(|o: &DirConfig| o.guest_path == d.guest_path)
+                {
+                    return Err(format!(
+                        "guest path {} is already another directory's",
+                        d.guest_path
+                    ));
+                }
+                Ok(d.clone())
+            },
+        )?;
         Ok(Self { by_name })
     }
 

@@ -15,7 +15,7 @@ mod fs;
 mod log;
 pub(crate) mod sys;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX, LOG, SYS};
@@ -50,6 +50,26 @@ impl Host {
             commands: Arc::new(Commands::new(&config.commands)?),
         })
     }
+}
+
+/// The entries of the config's `[[TABLE]]` by name, each checked and built by `make`
+/// (which sees the entries built so far); a name given twice is an error. Every error
+/// names the table and the entry, as in "[[dirs]] `logs`: path x must be absolute".
+fn by_name<C, T>(
+    table: &str,
+    configs: &[C],
+    name: impl Fn(&C) -> &str,
+    mut make: impl FnMut(&C, &BTreeMap<String, T>) -> Result<T, String>,
+) -> Result<BTreeMap<String, T>, String> {
+    let mut built = BTreeMap::new();
+    for config in configs {
+        let name = name(config);
+        let entry = make(config, &built).map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
+        if built.insert(name.to_owned(), entry).is_some() {
+            return Err(format!("[[{table}]] `{name}` is defined twice"));
+        }
+    }
+    Ok(built)
 }
 
 /// What a client's capability names resolve to: objects by the name the guest looks them
