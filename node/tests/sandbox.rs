@@ -82,6 +82,18 @@ async fn load_and_instantiate(
     (module, instance)
 }
 
+/// Calls `export` without arguments in a default instance of `wat`, in a sandbox of its
+/// own; the call must fail: its error.
+async fn failure_of(wat: &str, export: &str) -> SandboxError {
+    let sandbox = sandbox();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, wat, InstanceOptions::default()).await;
+    match instance.call(export, &[]).await {
+        Ok(results) => panic!("`{export}` returned {results:?} instead of failing"),
+        Err(err) => err,
+    }
+}
+
 const ADD: &str = r#"(module
     (memory (export "memory") 1)
     (func $add (export "add") (param i32 i32) (result i32)
@@ -442,12 +454,11 @@ async fn initial_memory_over_the_limit_fails_instantiation() {
 
 #[tokio::test]
 async fn unbounded_recursion_is_a_stack_overflow_trap() {
-    let sandbox = sandbox();
-    let module = sandbox
-        .load(br#"(module (func $recurse (export "recurse") (call $recurse)))"#)
-        .unwrap();
-    let mut instance = plain(&sandbox, &module).await;
-    let err = instance.call("recurse", &[]).await.unwrap_err();
+    let err = failure_of(
+        r#"(module (func $recurse (export "recurse") (call $recurse)))"#,
+        "recurse",
+    )
+    .await;
     let (message, _) = trap(&err);
     assert!(message.contains("stack overflow"), "{message}");
 }
@@ -458,10 +469,7 @@ const UNREACHABLE: &str = r#"(module
 
 #[tokio::test]
 async fn unreachable_traps_with_a_named_backtrace() {
-    let sandbox = sandbox();
-    let (_module, mut instance) =
-        load_and_instantiate(&sandbox, UNREACHABLE, InstanceOptions::default()).await;
-    let err = instance.call("boom", &[]).await.unwrap_err();
+    let err = failure_of(UNREACHABLE, "boom").await;
     let (message, trace) = trap(&err);
     assert!(message.contains("unreachable"), "{message}");
     assert!(trace.contains("inner_fails"), "{trace}");
@@ -475,10 +483,7 @@ const PROC_EXIT: &str = r#"(module
 
 #[tokio::test]
 async fn proc_exit_is_an_exit() {
-    let sandbox = sandbox();
-    let (_module, mut instance) =
-        load_and_instantiate(&sandbox, PROC_EXIT, InstanceOptions::default()).await;
-    let err = instance.call("quit", &[]).await.unwrap_err();
+    let err = failure_of(PROC_EXIT, "quit").await;
     assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
 }
 
