@@ -22,7 +22,7 @@ use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX, LOG, SYS};
 use rwc_protocol::{Error, NetRef};
 
 use self::exec::Allowed;
-pub use self::exec::{CommandConfig, Commands, ExecCapability, ParamRule};
+pub use self::exec::{Command, CommandConfig, Commands, ExecCapability, ParamRule};
 pub use self::fs::{DirConfig, Dirs};
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
@@ -52,24 +52,61 @@ impl Host {
     }
 }
 
-/// The entries of the config's `[[TABLE]]` by name, each checked and built by `make`
-/// (which sees the entries built so far); a name given twice is an error. Every error
-/// names the table and the entry, as in "[[dirs]] `logs`: path x must be absolute".
-fn by_name<C, T>(
-    table: &str,
-    configs: &[C],
-    name: impl Fn(&C) -> &str,
-    mut make: impl FnMut(&C, &BTreeMap<String, T>) -> Result<T, String>,
-) -> Result<BTreeMap<String, T>, String> {
-    let mut built = BTreeMap::new();
-    for config in configs {
-        let name = name(config);
-        let entry = make(config, &built).map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
-        if built.insert(name.to_owned(), entry).is_some() {
-            return Err(format!("[[{table}]] `{name}` is defined twice"));
+/// The entries of one of the config's tables (`[[dirs]]`, `[[commands]]`) by name,
+/// checked when the node starts: [`Dirs`] and [`Commands`].
+#[derive(Debug)]
+pub struct Table<T> {
+    by_name: BTreeMap<String, T>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            by_name: BTreeMap::new(),
         }
     }
-    Ok(built)
+}
+
+impl<T> Table<T> {
+    /// The entries of the config's `[[TABLE]]`, each checked and built by `make` (which
+    /// sees the entries built so far); a name given twice is an error. Every error names
+    /// the table and the entry, as in "[[dirs]] `logs`: path x must be absolute".
+    fn build<C>(
+        table: &str,
+        configs: &[C],
+        name: impl Fn(&C) -> &str,
+        mut make: impl FnMut(&C, &Self) -> Result<T, String>,
+    ) -> Result<Self, String> {
+        let mut built = Self::default();
+        for config in configs {
+            let name = name(config);
+            let entry = make(config, &built).map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
+            if built.by_name.insert(name.to_owned(), entry).is_some() {
+                return Err(format!("[[{table}]] `{name}` is defined twice"));
+            }
+        }
+        Ok(built)
+    }
+
+    /// Whether an entry is called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// The entries' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The entry called `name`.
+    fn get(&self, name: &str) -> Option<&T> {
+        self.by_name.get(name)
+    }
+
+    /// The entries, in the order of their names.
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.by_name.values()
+    }
 }
 
 /// What a client's capability names resolve to: objects by the name the guest looks them
