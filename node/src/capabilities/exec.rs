@@ -348,14 +348,6 @@ fn forbidden_char(value: &str) -> Option<char> {
 
 impl Command {
     fn new(config: CommandConfig) -> Result<Self, String> {
-        if config.name.is_empty()
-            || !config
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err("a name is letters, digits, `-`, `_` and `.`".into());
-        }
         if !config.program.is_absolute() {
             return Err(format!(
                 "program {} must be an absolute path (commands run without a PATH lookup)",

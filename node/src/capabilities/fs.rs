@@ -76,14 +76,6 @@ impl Table<DirConfig> {
 }
 
 fn check(d: &DirConfig) -> Result<(), String> {
-    if d.name.is_empty()
-        || !d
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err("a name is letters, digits, `-`, `_` and `.`".into());
-    }
     if !d.path.is_absolute() {
         return Err(format!("path {} must be absolute", d.path.display()));
     }

@@ -69,8 +69,9 @@ impl<T> Default for Table<T> {
 
 impl<T> Table<T> {
     /// The entries of the config's `[[TABLE]]`, each checked and built by `make` (which
-    /// sees the entries built so far); a name given twice is an error. Every error names
-    /// the table and the entry, as in "[[dirs]] `logs`: path x must be absolute".
+    /// sees the entries built so far); a name is letters, digits, `-`, `_` and `.`, given
+    /// once. Every error names the table and the entry, as in "[[dirs]] `logs`: path x
+    /// must be absolute".
     fn build<C>(
         table: &str,
         configs: &[C],
@@ -80,7 +81,13 @@ impl<T> Table<T> {
         let mut built = Self::default();
         for config in configs {
             let name = name(config);
-            let entry = make(config, &built).map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
+            let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+            let entry = if name.is_empty() || !name.chars().all(plain) {
+                Err("a name is letters, digits, `-`, `_` and `.`".to_owned())
+            } else {
+                make(config, &built)
+            }
+            .map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
             if built.by_name.insert(name.to_owned(), entry).is_some() {
                 return Err(format!("[[{table}]] `{name}` is defined twice"));
             }
@@ -220,6 +227,49 @@ mod tests {
 
     fn anonymous(node: &Node) -> Arc<Principal> {
         node.inner.principals.get(None).unwrap().clone()
+    }
+
+    #[test]
+    fn both_tables_refuse_odd_and_repeated_names_naming_table_and_entry() {
+        let tmp = std::env::temp_dir();
+        let dir = |name: &str, guest: &str| {
+            format!(
+                "[[dirs]]\nname='{name}'\npath='{}'\nguest_path='{guest}'\n",
+                tmp.display()
+            )
+        };
+        let command = |name: &str| format!("[[commands]]\nname='{name}'\nprogram='/bin/true'\n");
+        let host = |toml_text: &str| {
+            Host::new(&NodeConfig::parse(toml_text).unwrap())
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let odd = "a name is letters, digits, `-`, `_` and `.`";
+        for (case, toml_text, want) in [
+            (
+                "dir, space",
+                dir("my logs", "/a"),
+                format!("[[dirs]] `my logs`: {odd}"),
+            ),
+            ("dir, empty", dir("", "/a"), format!("[[dirs]] ``: {odd}")),
+            (
+                "command, slash",
+                command("a/b"),
+                format!("[[commands]] `a/b`: {odd}"),
+            ),
+            (
+                "dir twice",
+                dir("a", "/a") + &dir("a", "/b"),
+                "[[dirs]] `a` is defined twice".to_owned(),
+            ),
+            (
+                "command twice",
+                command("df") + &command("df"),
+                "[[commands]] `df` is defined twice".to_owned(),
+            ),
+        ] {
+            assert_eq!(host(&toml_text), want, "case: {case}");
+        }
     }
 
     #[tokio::test]
