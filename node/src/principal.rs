@@ -54,8 +54,9 @@ pub struct Principals {
 #[derive(Debug)]
 pub struct Principal {
     name: String,
-    anonymous: bool,
     grants: BTreeSet<String>,
+    /// Its token's digest and the name its client certificate must carry; neither only
+    /// for the anonymous principal (a `[[principals]]` entry must give one).
     token: Option<TokenDigest>,
     cert: Option<CertName>,
     limits: EffectiveLimits,
@@ -97,7 +98,6 @@ impl Principals {
             all.extend(grants.iter().cloned());
             let principal = Principal::new(
                 ANONYMOUS.to_owned(),
-                true,
                 all,
                 None,
                 None,
@@ -248,7 +248,6 @@ impl Authenticator for Principals {
 impl Principal {
     fn new(
         name: String,
-        anonymous: bool,
         grants: BTreeSet<String>,
         token: Option<TokenDigest>,
         cert: Option<CertName>,
@@ -257,7 +256,6 @@ impl Principal {
         Principal {
             calls: Arc::new(Semaphore::new(limits.max_concurrent_calls)),
             name,
-            anonymous,
             grants,
             token,
             cert,
@@ -314,7 +312,6 @@ impl Principal {
         }
         Ok(Principal::new(
             name.to_owned(),
-            false,
             grants,
             token,
             cert,
@@ -325,6 +322,12 @@ impl Principal {
     /// The principal's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether it is the anonymous principal of a node without `[[principals]]`: the only
+    /// one proven by nothing ([`from_config`](Self::from_config) refuses such an entry).
+    fn is_anonymous(&self) -> bool {
+        self.token.is_none() && self.cert.is_none()
     }
 
     /// Whether the principal holds `grant`. `exec` covers every `exec:NAME`.
@@ -340,7 +343,7 @@ impl Principal {
         if self.holds(grant) {
             return Ok(());
         }
-        let how = if self.anonymous {
+        let how = if self.is_anonymous() {
             "add it to the node's `grants`"
         } else {
             "add it to the principal's `grants` in the node's config"
@@ -371,7 +374,7 @@ impl Principal {
     /// Whether it may find the module `hash`: one it uploaded (the anonymous principal,
     /// alone on its node, sees every module the node holds).
     pub(crate) fn sees_module(&self, hash: &str) -> bool {
-        self.anonymous
+        self.is_anonymous()
             || self
                 .modules
                 .lock()

@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{TestNode, eventually, wat};
+use common::{TestClient, TestNode, eventually, wat};
 use rwc_node::NodeConfig;
 use rwc_node::config::Limits;
-use rwc_protocol::transport::connect_tcp;
-use rwc_protocol::{ConnectionConfig, Error, ErrorKind, NetRef, Service, Value};
+use rwc_protocol::{Error, ErrorKind, NetRef, Value};
 use serde_bytes::ByteBuf;
 
 fn with_limits(f: impl FnOnce(&mut Limits)) -> NodeConfig {
@@ -220,11 +219,8 @@ async fn calls_in_flight_per_connection_follow_the_node_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_node_caps_are_refused_and_info_counts_them() {
-    let node = TestNode::start_with(with_limits(|l| l.max_connections = 2)).await;
-    let one = node.client().await;
-    let _two = node.client().await;
-    let err = refused(&node.addr).await;
-    assert_bound(&err, ErrorKind::Overloaded, "max_connections");
+    let (_node, [one, _two], _) =
+        two_connected_third_refused(|l| &mut l.max_connections, "max_connections").await;
     let usage = one.info().await;
     let usage = usage.get("usage").unwrap();
     assert_eq!(usage.get("connections").and_then(Value::as_u64), Some(2));
@@ -256,11 +252,11 @@ async fn connections_over_the_node_caps_are_refused_and_info_counts_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_principals_cap_are_refused_in_the_handshake() {
     // Without credentials every client is the principal `anonymous`.
-    let node = TestNode::start_with(with_limits(|l| l.max_connections_per_principal = 2)).await;
-    let one = node.client().await;
-    let two = node.client().await;
-    let err = refused(&node.addr).await;
-    assert_bound(&err, ErrorKind::Overloaded, "max_connections_per_principal");
+    let (node, [one, two], err) = two_connected_third_refused(
+        |l| &mut l.max_connections_per_principal,
+        "max_connections_per_principal",
+    )
+    .await;
     assert!(err.message().contains("`anonymous`"), "{err}");
     let info = one.info().await;
     let usage = info.get("usage").unwrap();
@@ -279,15 +275,18 @@ async fn connections_over_the_principals_cap_are_refused_in_the_handshake() {
     again.info().await;
 }
 
-/// Connects a third client to `addr`, which refuses it: the error.
-async fn refused(addr: &str) -> Error {
-    connect_tcp(
-        addr,
-        Service::new("third").into_object(),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap_err()
+/// A node whose connection cap `cap` (the `[limits]` key `key`) is 2: two clients
+/// connect, and a third is refused as `overloaded` naming `key`. The node, the two
+/// clients and the third's error.
+async fn two_connected_third_refused(
+    cap: fn(&mut Limits) -> &mut usize,
+    key: &str,
+) -> (TestNode, [TestClient; 2], Error) {
+    let node = TestNode::start_with(with_limits(|l| *cap(l) = 2)).await;
+    let two = [node.client().await, node.client().await];
+    let err = common::try_connect(&node.addr).await.unwrap_err();
+    assert_bound(&err, ErrorKind::Overloaded, key);
+    (node, two, err)
 }
 
 fn rwc_client_hash(bytes: &[u8]) -> String {

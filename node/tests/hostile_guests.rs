@@ -278,13 +278,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_instances_freed() {
 
     let deaf = Arc::new(AtomicBool::new(false));
     let relay = deafening_relay(&node.addr, deaf.clone()).await;
-    let conn = rwc_protocol::transport::connect_tcp(
-        relay.as_str(),
-        rwc_protocol::Service::new("deaf client").into_object(),
-        rwc_protocol::ConnectionConfig::default(),
-    )
-    .await
-    .unwrap();
+    let conn = common::try_connect(relay.as_str()).await.unwrap();
     let module: rwc_protocol::NetRef = conn
         .root()
         .call(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::wat;
-use rwc_protocol::transport::{connect_child, connect_tcp};
+use rwc_protocol::transport::connect_child;
 use rwc_protocol::{Connection, ConnectionConfig, ErrorKind, NetRef, Service, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -70,13 +70,7 @@ async fn add(conn: &Connection, module: &NetRef, a: i64, b: i64) -> i64 {
 }
 
 async fn connect(addr: &str) -> Connection {
-    connect_tcp(
-        addr,
-        Service::new("t").into_object(),
-        ConnectionConfig::default(),
-    )
-    .await
-    .unwrap()
+    common::try_connect(addr).await.unwrap()
 }
 
 async fn terminate(child: &mut Child) -> std::process::ExitStatus {
@@ -238,15 +232,7 @@ async fn sigterm_lets_calls_in_flight_finish_then_exits_zero() {
         .unwrap();
     assert!(status.success(), "{status:?}");
     // And nobody new gets in.
-    assert!(
-        connect_tcp(
-            &addr,
-            Service::new("t").into_object(),
-            ConnectionConfig::default()
-        )
-        .await
-        .is_err()
-    );
+    assert!(common::try_connect(&addr).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

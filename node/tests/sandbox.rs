@@ -82,6 +82,18 @@ async fn load_and_instantiate(
     (module, instance)
 }
 
+/// Calls `export` without arguments in a default instance of `wat`, in a sandbox of its
+/// own; the call must fail: its error.
+async fn failure_of(wat: &str, export: &str) -> SandboxError {
+    let sandbox = sandbox();
+    let (_module, mut instance) =
+        load_and_instantiate(&sandbox, wat, InstanceOptions::default()).await;
+    match instance.call(export, &[]).await {
+        Ok(results) => panic!("`{export}` returned {results:?} instead of failing"),
+        Err(err) => err,
+    }
+}
+
 const ADD: &str = r#"(module
     (memory (export "memory") 1)
     (func $add (export "add") (param i32 i32) (result i32)
@@ -93,6 +105,26 @@ const ADD: &str = r#"(module
 
 const SPIN: &str = r#"(module
     (func $spin (export "spin") (loop $forever (br $forever))))"#;
+
+/// What stops a call of `spin`, which loops for ever.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// The call timeout: `TimedOut`.
+    Deadline,
+    /// The fuel budget: `OutOfFuel`.
+    Fuel,
+}
+
+/// Calls `spin` on `instance`, which `stop` must end: the error.
+async fn spin_until(instance: &mut Instance, stop: Stop) -> SandboxError {
+    let err = instance.call("spin", &[]).await.unwrap_err();
+    let stopped = match stop {
+        Stop::Deadline => matches!(err, SandboxError::TimedOut { .. }),
+        Stop::Fuel => matches!(err, SandboxError::OutOfFuel { .. }),
+    };
+    assert!(stopped, "expected the {stop:?} to stop `spin`, got {err:?}");
+    err
+}
 
 #[tokio::test]
 async fn add_returns_the_sum() {
@@ -187,18 +219,17 @@ async fn infinite_loop_times_out_at_its_deadline() {
     let (_module, mut instance) =
         load_and_instantiate(&sandbox, SPIN, timeout(Duration::from_millis(200))).await;
     let start = std::time::Instant::now();
-    let err = instance.call("spin", &[]).await.unwrap_err();
+    let err = spin_until(&mut instance, Stop::Deadline).await;
     let elapsed = start.elapsed();
-    match &err {
-        SandboxError::TimedOut {
-            call_timeout,
-            trace,
-        } => {
-            assert_eq!(*call_timeout, Duration::from_millis(200));
-            assert!(trace.contains("spin"), "{trace}");
-        }
-        other => panic!("expected TimedOut, got {other:?}"),
-    }
+    let SandboxError::TimedOut {
+        call_timeout,
+        trace,
+    } = &err
+    else {
+        unreachable!("spin_until checked the kind")
+    };
+    assert_eq!(*call_timeout, Duration::from_millis(200));
+    assert!(trace.contains("spin"), "{trace}");
     assert_eq!(
         err.to_string(),
         "call ran past its call timeout of 200ms; raise --timeout (call_timeout_ms), up to \
@@ -208,8 +239,7 @@ async fn infinite_loop_times_out_at_its_deadline() {
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 
     // A timed-out instance can be called again, with a fresh deadline.
-    let err = instance.call("spin", &[]).await.unwrap_err();
-    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+    spin_until(&mut instance, Stop::Deadline).await;
 }
 
 #[tokio::test]
@@ -219,8 +249,7 @@ async fn deadlines_hold_after_the_sandbox_is_dropped() {
         load_and_instantiate(&sandbox, SPIN, timeout(Duration::from_millis(100))).await;
     drop(module);
     drop(sandbox);
-    let err = instance.call("spin", &[]).await.unwrap_err();
-    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+    spin_until(&mut instance, Stop::Deadline).await;
 }
 
 #[tokio::test]
@@ -228,8 +257,7 @@ async fn fuel_budget_stops_an_infinite_loop() {
     let sandbox = sandbox();
     let (module, mut instance) = load_and_instantiate(&sandbox, SPIN, fuel(100_000)).await;
     assert_eq!(instance.fuel_remaining(), Some(100_000));
-    let err = instance.call("spin", &[]).await.unwrap_err();
-    assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+    let err = spin_until(&mut instance, Stop::Fuel).await;
     assert!(err.trace().is_some_and(|t| t.contains("spin")), "{err:?}");
     assert_eq!(instance.fuel_remaining(), Some(0));
 
@@ -297,8 +325,7 @@ async fn fuel_variant_is_compiled_once_on_demand() {
 
     for (instance, budget) in [(&mut first, 100_000), (&mut second, 50_000)] {
         assert_eq!(instance.fuel_remaining(), Some(budget));
-        let err = instance.call("spin", &[]).await.unwrap_err();
-        assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+        spin_until(instance, Stop::Fuel).await;
         assert_eq!(instance.fuel_remaining(), Some(0));
     }
 
@@ -342,8 +369,7 @@ async fn metered_instances_still_time_out() {
     };
     let (_module, mut instance) = load_and_instantiate(&sandbox, SPIN, options).await;
     let start = std::time::Instant::now();
-    let err = instance.call("spin", &[]).await.unwrap_err();
-    assert!(matches!(err, SandboxError::TimedOut { .. }), "{err:?}");
+    spin_until(&mut instance, Stop::Deadline).await;
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -428,12 +454,11 @@ async fn initial_memory_over_the_limit_fails_instantiation() {
 
 #[tokio::test]
 async fn unbounded_recursion_is_a_stack_overflow_trap() {
-    let sandbox = sandbox();
-    let module = sandbox
-        .load(br#"(module (func $recurse (export "recurse") (call $recurse)))"#)
-        .unwrap();
-    let mut instance = plain(&sandbox, &module).await;
-    let err = instance.call("recurse", &[]).await.unwrap_err();
+    let err = failure_of(
+        r#"(module (func $recurse (export "recurse") (call $recurse)))"#,
+        "recurse",
+    )
+    .await;
     let (message, _) = trap(&err);
     assert!(message.contains("stack overflow"), "{message}");
 }
@@ -444,10 +469,7 @@ const UNREACHABLE: &str = r#"(module
 
 #[tokio::test]
 async fn unreachable_traps_with_a_named_backtrace() {
-    let sandbox = sandbox();
-    let (_module, mut instance) =
-        load_and_instantiate(&sandbox, UNREACHABLE, InstanceOptions::default()).await;
-    let err = instance.call("boom", &[]).await.unwrap_err();
+    let err = failure_of(UNREACHABLE, "boom").await;
     let (message, trace) = trap(&err);
     assert!(message.contains("unreachable"), "{message}");
     assert!(trace.contains("inner_fails"), "{trace}");
@@ -461,10 +483,7 @@ const PROC_EXIT: &str = r#"(module
 
 #[tokio::test]
 async fn proc_exit_is_an_exit() {
-    let sandbox = sandbox();
-    let (_module, mut instance) =
-        load_and_instantiate(&sandbox, PROC_EXIT, InstanceOptions::default()).await;
-    let err = instance.call("quit", &[]).await.unwrap_err();
+    let err = failure_of(PROC_EXIT, "quit").await;
     assert!(matches!(err, SandboxError::Exit(3)), "{err:?}");
 }
 
@@ -668,8 +687,7 @@ async fn disk_cache_keeps_both_variants() {
     };
     async fn out_of_fuel(sandbox: &Sandbox, module: &Arc<rwc_node::sandbox::LoadedModule>) {
         let mut instance = sandbox.instantiate(module, fuel(1_000)).await.unwrap();
-        let err = instance.call("spin", &[]).await.unwrap_err();
-        assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
+        spin_until(&mut instance, Stop::Fuel).await;
     }
 
     let first = with_cache();

@@ -28,6 +28,7 @@ use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
+use super::Table;
 use crate::audit;
 
 /// One `[[commands]]` entry of the node's config.
@@ -91,35 +92,19 @@ pub enum ParamRule {
 }
 
 /// The node's commands, checked when the node starts.
-#[derive(Debug, Default)]
-pub struct Commands {
-    by_name: BTreeMap<String, Command>,
-}
+pub type Commands = Table<Command>;
 
-impl Commands {
+impl Table<Command> {
     /// Checks the config: unique names, absolute programs and working directories, every
     /// placeholder a parameter and every parameter used, anchored patterns that compile,
     /// listed values that a request could send.
     pub fn new(configs: &[CommandConfig]) -> Result<Self, String> {
-        let mut by_name = BTreeMap::new();
-        for config in configs {
-            let command = Command::new(config.clone())
-                .map_err(|e| format!("[[commands]] `{}`: {e}", config.name))?;
-            if by_name.insert(config.name.clone(), command).is_some() {
-                return Err(format!("[[commands]] `{}` is defined twice", config.name));
-            }
-        }
-        Ok(Self { by_name })
-    }
-
-    /// Whether a command is called `name`.
-    pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
-    }
-
-    /// The commands' names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        Self::build(
+            "commands",
+            configs,
+            |c| &c.name,
+            |c, _| Command::new(c.clone()),
+        )
     }
 }
 
@@ -171,7 +156,6 @@ impl ExecCapability {
     async fn run(&self, req: Run) -> Result<ExecOutput, Error> {
         let command = self
             .commands
-            .by_name
             .get(&req.name)
             .filter(|_| self.allowed.covers(&req.name));
         let checked = match command {
@@ -216,7 +200,6 @@ impl ExecCapability {
 
     fn list(&self) -> Vec<CommandInfo> {
         self.commands
-            .by_name
             .values()
             .filter(|c| self.allowed.covers(&c.config.name))
             .map(Command::info)
@@ -259,9 +242,9 @@ fn describe(out: &ExecOutput) -> String {
     text
 }
 
-/// One checked command.
+/// One checked command of [`Commands`].
 #[derive(Debug)]
-struct Command {
+pub struct Command {
     config: CommandConfig,
     args: Vec<Vec<Piece>>,
     rules: BTreeMap<String, Rule>,
@@ -365,14 +348,6 @@ fn forbidden_char(value: &str) -> Option<char> {
 
 impl Command {
     fn new(config: CommandConfig) -> Result<Self, String> {
-        if config.name.is_empty()
-            || !config
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err("a name is letters, digits, `-`, `_` and `.`".into());
-        }
         if !config.program.is_absolute() {
             return Err(format!(
                 "program {} must be an absolute path (commands run without a PATH lookup)",
@@ -674,13 +649,9 @@ fn parse_template(arg: &str) -> Result<Vec<Piece>, String> {
 mod tests {
     use super::*;
 
+    /// The `[[commands]]` of a node config, read as the node reads its config file.
     fn commands(toml_text: &str) -> Result<Commands, String> {
-        #[derive(Deserialize)]
-        struct File {
-            commands: Vec<CommandConfig>,
-        }
-        let f: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        Commands::new(&f.commands)
+        Commands::new(&crate::NodeConfig::parse(toml_text)?.commands)
     }
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -691,7 +662,7 @@ mod tests {
     }
 
     fn command<'a>(c: &'a Commands, name: &str) -> &'a Command {
-        c.by_name.get(name).expect("configured")
+        c.get(name).expect("configured")
     }
 
     const CONFIG: &str = r#"

@@ -6,11 +6,11 @@
 //! read-only preopen refuses every change with `EPERM`, and no path (`..`, absolute,
 //! through a symlink) leads out of a preopen.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::Table;
 use crate::sandbox::Preopen;
 
 /// One `[[dirs]]` entry of the node's config.
@@ -41,59 +41,41 @@ fn read_only_default() -> bool {
 }
 
 /// The node's directories, checked when the node starts.
-#[derive(Debug, Default)]
-pub struct Dirs {
-    by_name: BTreeMap<String, DirConfig>,
-}
+pub type Dirs = Table<DirConfig>;
 
-impl Dirs {
+impl Table<DirConfig> {
     /// Checks the config: unique names and guest paths, absolute host paths that are
     /// directories now, absolute guest paths without `.` or `..`.
     pub fn new(configs: &[DirConfig]) -> Result<Self, String> {
-        let mut by_name = BTreeMap::new();
-        for d in configs {
-            check(d).map_err(|e| format!("[[dirs]] `{}`: {e}", d.name))?;
-            if by_name
-                .values()
-                .any(|o: &DirConfig| o.guest_path == d.guest_path)
-            {
-                return Err(format!(
-                    "[[dirs]] `{}`: guest path {} is already another directory's",
-                    d.name, d.guest_path
-                ));
-            }
-            if by_name.insert(d.name.clone(), d.clone()).is_some() {
-                return Err(format!("[[dirs]] `{}` is defined twice", d.name));
-            }
-        }
-        Ok(Self { by_name })
+        Self::build(
+            "dirs",
+            configs,
+            |d| &d.name,
+            |d, earlier| {
+                check(d)?;
+                if earlier.values().any(|o| o.guest_path == d.guest_path) {
+                    return Err(format!(
+                        "guest path {} is already another directory's",
+                        d.guest_path
+                    ));
+                }
+                Ok(d.clone())
+            },
+        )
     }
 
     /// The preopen of the directory `name`, if the config has it. The guest's file
     /// changes are in the audit log, on behalf of the instance's principal.
     pub(crate) fn preopen(&self, name: &str) -> Option<Preopen> {
-        self.by_name.get(name).map(|d| Preopen {
+        self.get(name).map(|d| Preopen {
             host: d.path.clone(),
             guest: d.guest_path.clone(),
             read_only: d.read_only,
         })
     }
-
-    /// The directories' names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
-    }
 }
 
 fn check(d: &DirConfig) -> Result<(), String> {
-    if d.name.is_empty()
-        || !d
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err("a name is letters, digits, `-`, `_` and `.`".into());
-    }
     if !d.path.is_absolute() {
         return Err(format!("path {} must be absolute", d.path.display()));
     }
@@ -120,13 +102,9 @@ fn check(d: &DirConfig) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The `[[dirs]]` of a node config, read as the node reads its config file.
     fn dirs(toml_text: &str) -> Result<Dirs, String> {
-        #[derive(Deserialize)]
-        struct File {
-            dirs: Vec<DirConfig>,
-        }
-        let f: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        Dirs::new(&f.dirs)
+        Dirs::new(&crate::NodeConfig::parse(toml_text)?.dirs)
     }
 
     #[test]

@@ -15,14 +15,14 @@ mod fs;
 mod log;
 pub(crate) mod sys;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rwc_api::capability::{EXEC, EXEC_PREFIX, FS_PREFIX, LOG, SYS};
 use rwc_protocol::{Error, NetRef};
 
 use self::exec::Allowed;
-pub use self::exec::{CommandConfig, Commands, ExecCapability, ParamRule};
+pub use self::exec::{Command, CommandConfig, Commands, ExecCapability, ParamRule};
 pub use self::fs::{DirConfig, Dirs};
 pub use self::log::LogCapability;
 pub use self::sys::SysCapability;
@@ -49,6 +49,70 @@ impl Host {
             dirs: Dirs::new(&config.dirs)?,
             commands: Arc::new(Commands::new(&config.commands)?),
         })
+    }
+}
+
+/// The entries of one of the config's tables (`[[dirs]]`, `[[commands]]`) by name,
+/// checked when the node starts: [`Dirs`] and [`Commands`].
+#[derive(Debug)]
+pub struct Table<T> {
+    by_name: BTreeMap<String, T>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            by_name: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Table<T> {
+    /// The entries of the config's `[[TABLE]]`, each checked and built by `make` (which
+    /// sees the entries built so far); a name is letters, digits, `-`, `_` and `.`, given
+    /// once. Every error names the table and the entry, as in "[[dirs]] `logs`: path x
+    /// must be absolute".
+    fn build<C>(
+        table: &str,
+        configs: &[C],
+        name: impl Fn(&C) -> &str,
+        mut make: impl FnMut(&C, &Self) -> Result<T, String>,
+    ) -> Result<Self, String> {
+        let mut built = Self::default();
+        for config in configs {
+            let name = name(config);
+            let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+            let entry = if name.is_empty() || !name.chars().all(plain) {
+                Err("a name is letters, digits, `-`, `_` and `.`".to_owned())
+            } else {
+                make(config, &built)
+            }
+            .map_err(|e| format!("[[{table}]] `{name}`: {e}"))?;
+            if built.by_name.insert(name.to_owned(), entry).is_some() {
+                return Err(format!("[[{table}]] `{name}` is defined twice"));
+            }
+        }
+        Ok(built)
+    }
+
+    /// Whether an entry is called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// The entries' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The entry called `name`.
+    fn get(&self, name: &str) -> Option<&T> {
+        self.by_name.get(name)
+    }
+
+    /// The entries, in the order of their names.
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.by_name.values()
     }
 }
 
@@ -163,6 +227,49 @@ mod tests {
 
     fn anonymous(node: &Node) -> Arc<Principal> {
         node.inner.principals.get(None).unwrap().clone()
+    }
+
+    #[test]
+    fn both_tables_refuse_odd_and_repeated_names_naming_table_and_entry() {
+        let tmp = std::env::temp_dir();
+        let dir = |name: &str, guest: &str| {
+            format!(
+                "[[dirs]]\nname='{name}'\npath='{}'\nguest_path='{guest}'\n",
+                tmp.display()
+            )
+        };
+        let command = |name: &str| format!("[[commands]]\nname='{name}'\nprogram='/bin/true'\n");
+        let host = |toml_text: &str| {
+            Host::new(&NodeConfig::parse(toml_text).unwrap())
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let odd = "a name is letters, digits, `-`, `_` and `.`";
+        for (case, toml_text, want) in [
+            (
+                "dir, space",
+                dir("my logs", "/a"),
+                format!("[[dirs]] `my logs`: {odd}"),
+            ),
+            ("dir, empty", dir("", "/a"), format!("[[dirs]] ``: {odd}")),
+            (
+                "command, slash",
+                command("a/b"),
+                format!("[[commands]] `a/b`: {odd}"),
+            ),
+            (
+                "dir twice",
+                dir("a", "/a") + &dir("a", "/b"),
+                "[[dirs]] `a` is defined twice".to_owned(),
+            ),
+            (
+                "command twice",
+                command("df") + &command("df"),
+                "[[commands]] `df` is defined twice".to_owned(),
+            ),
+        ] {
+            assert_eq!(host(&toml_text), want, "case: {case}");
+        }
     }
 
     #[tokio::test]

@@ -35,9 +35,10 @@ pub enum Number {
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Int(v) => write!(f, "{v}"),
-            Self::UInt(v) => write!(f, "{v}"),
-            Self::Float(v) => write!(f, "{v:?}"),
+            Self::Int(v) => fmt::Display::fmt(v, f),
+            Self::UInt(v) => fmt::Display::fmt(v, f),
+            // Debug keeps the `.0` of a whole float, so it reads back as a float.
+            Self::Float(v) => fmt::Debug::fmt(v, f),
         }
     }
 }
@@ -323,6 +324,22 @@ fn coerce(value: Number, ty: &ValType) -> Result<WasmArg, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_display_as_they_were_written_and_honour_width() {
+        assert_eq!(Number::Int(-5).to_string(), "-5");
+        assert_eq!(Number::UInt(u64::MAX).to_string(), "18446744073709551615");
+        assert_eq!(
+            Number::Float(2.0).to_string(),
+            "2.0",
+            "a float stays a float"
+        );
+        assert_eq!(
+            format!("{:>4}|{:<3}|", Number::Int(7), Number::UInt(8)),
+            "   7|8  |"
+        );
+        assert_eq!(format!("{:>5}", Number::Float(0.5)), "  0.5");
+    }
 
     #[test]
     fn integers_coerce_within_range() {

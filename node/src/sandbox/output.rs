@@ -237,20 +237,20 @@ mod tests {
 
     type Recorded = Arc<Mutex<Vec<(Stream, Vec<u8>)>>>;
 
-    /// A sink recording everything it is given.
-    fn recording_sink() -> (OutputSink, Recorded) {
+    /// A capture of at most `cap` bytes into a sink recording everything it is given:
+    /// the capture and what the sink saw.
+    fn recording_capture(cap: u64) -> (OutputCapture, Recorded) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink_seen = Arc::clone(&seen);
         let sink = OutputSink::new(move |stream, bytes| {
             sink_seen.lock().unwrap().push((stream, bytes.to_vec()));
         });
-        (sink, seen)
+        (OutputCapture::new(Some(sink), cap), seen)
     }
 
     #[test]
     fn delivers_each_write_as_it_happens() {
-        let (sink, seen) = recording_sink();
-        let capture = OutputCapture::new(Some(sink), 100);
+        let (capture, seen) = recording_capture(100);
         let mut out = capture.stream(Stream::Stdout);
         let mut err = capture.stream(Stream::Stderr);
         out.write(Bytes::from_static(b"hello ")).unwrap();
@@ -275,8 +275,7 @@ mod tests {
 
     #[test]
     fn cap_delivers_a_prefix_then_one_marker_then_nothing() {
-        let (sink, seen) = recording_sink();
-        let capture = OutputCapture::new(Some(sink), 10);
+        let (capture, seen) = recording_capture(10);
         let mut out = capture.stream(Stream::Stdout);
         out.write(Bytes::from_static(b"12345678")).unwrap();
         out.write(Bytes::from_static(b"abcdef")).unwrap();
@@ -293,8 +292,7 @@ mod tests {
 
     #[test]
     fn reset_starts_a_fresh_budget() {
-        let (sink, seen) = recording_sink();
-        let capture = OutputCapture::new(Some(sink), 4);
+        let (capture, seen) = recording_capture(4);
         let mut out = capture.stream(Stream::Stdout);
         out.write(Bytes::from_static(b"123456")).unwrap();
         capture.reset();

@@ -9,7 +9,6 @@
 //! with an interrupt trap that becomes [`SandboxError::TimedOut`].
 
 use std::any::Any;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -28,7 +27,9 @@ const HOST_CALL_GRACE: Duration = Duration::from_secs(1);
 /// The data of an instance's wasmtime store.
 ///
 /// Host functions added with [`Sandbox::with_host_functions`](super::Sandbox::with_host_functions) see this; `ext` is where
-/// they keep their own per-instance state.
+/// they keep their own per-instance state. Its `Debug` shows no secret: the WASI context
+/// shows only whether it is audited, `ext` only that it is set.
+#[derive(Debug)]
 pub struct StoreState {
     /// The guest's WASI preview 1 context: no network, only the given env, args and
     /// preopened directories.
@@ -66,17 +67,6 @@ impl StoreState {
             table_limit,
             deadline: None,
         }
-    }
-}
-
-impl fmt::Debug for StoreState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreState")
-            .field("limits", &self.limits)
-            .field("output", &self.output)
-            .field("memory_limit", &self.memory_limit)
-            .field("deadline", &self.deadline)
-            .finish_non_exhaustive()
     }
 }
 

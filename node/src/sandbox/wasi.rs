@@ -119,8 +119,10 @@ fn opens_for_change(oflags: types::Oflags, rights: types::Rights, fdflags: types
 
 /// Writes the [`WasiSnapshotPreview1`] functions that [`GuestWasi`] hands to wasmtime-wasi
 /// unchanged, each given as its signature without `&mut self, memory`; and those that
-/// change what a descriptor (`fd`) or a path under one (`dirfd, path`) names, logged as the
-/// audit operation named after `=>`.
+/// change what a descriptor (`fd`) or a path under one (`dirfd, path`) names, or make one
+/// path name what another does (`src_fd, src_path => dest_fd, dest_path`, with the
+/// source's lookup flags if the call takes them), logged as the audit operation named
+/// after the last `=>`.
 macro_rules! forward {
     () => {};
     (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; $($rest:tt)*) => {
@@ -158,6 +160,28 @@ macro_rules! forward {
             let target = self.path_of(dirfd, memory, path);
             let result = self.ctx.$name(memory, dirfd, path).await;
             self.log($op, target.as_deref(), None, &result);
+            result
+        }
+        forward!($($rest)*);
+    };
+    (async fn $name:ident($src_fd:ident $([$flags:ident: $flags_ty:ty])?, $src:ident => $dest_fd:ident, $dest:ident) => $op:literal;
+     $($rest:tt)*) => {
+        async fn $name(
+            &mut self,
+            memory: &mut GuestMemory<'_>,
+            $src_fd: Fd,
+            $($flags: $flags_ty,)?
+            $src: GuestPtr<str>,
+            $dest_fd: Fd,
+            $dest: GuestPtr<str>,
+        ) -> Result<(), Error> {
+            let from = self.path_of($src_fd, memory, $src);
+            let to = self.path_of($dest_fd, memory, $dest);
+            let result = self
+                .ctx
+                .$name(memory, $src_fd, $($flags,)? $src, $dest_fd, $dest)
+                .await;
+            self.log($op, from.as_deref(), to.as_deref(), &result);
             result
         }
         forward!($($rest)*);
@@ -228,25 +252,6 @@ impl WasiSnapshotPreview1 for GuestWasi {
         result
     }
 
-    async fn path_link(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        src_fd: Fd,
-        src_flags: types::Lookupflags,
-        src_path: GuestPtr<str>,
-        target_fd: Fd,
-        target_path: GuestPtr<str>,
-    ) -> Result<(), Error> {
-        let from = self.path_of(src_fd, memory, src_path);
-        let to = self.path_of(target_fd, memory, target_path);
-        let result = self
-            .ctx
-            .path_link(memory, src_fd, src_flags, src_path, target_fd, target_path)
-            .await;
-        self.log("link", from.as_deref(), to.as_deref(), &result);
-        result
-    }
-
     async fn path_open(
         &mut self,
         memory: &mut GuestMemory<'_>,
@@ -278,24 +283,6 @@ impl WasiSnapshotPreview1 for GuestWasi {
         if let (Ok(fd), Some(audit), Some(target)) = (&result, &mut self.audit, target) {
             audit.paths.insert(u32::from(*fd), target);
         }
-        result
-    }
-
-    async fn path_rename(
-        &mut self,
-        memory: &mut GuestMemory<'_>,
-        src_fd: Fd,
-        src_path: GuestPtr<str>,
-        dest_fd: Fd,
-        dest_path: GuestPtr<str>,
-    ) -> Result<(), Error> {
-        let from = self.path_of(src_fd, memory, src_path);
-        let to = self.path_of(dest_fd, memory, dest_path);
-        let result = self
-            .ctx
-            .path_rename(memory, src_fd, src_path, dest_fd, dest_path)
-            .await;
-        self.log("rename", from.as_deref(), to.as_deref(), &result);
         result
     }
 
@@ -355,5 +342,7 @@ impl WasiSnapshotPreview1 for GuestWasi {
         async fn path_create_directory(dirfd, path) => "mkdir";
         async fn path_remove_directory(dirfd, path) => "rmdir";
         async fn path_unlink_file(dirfd, path) => "unlink";
+        async fn path_link(src_fd [src_flags: types::Lookupflags], src_path => target_fd, target_path) => "link";
+        async fn path_rename(src_fd, src_path => dest_fd, dest_path) => "rename";
     }
 }

@@ -44,12 +44,16 @@ impl TestNode {
     }
 }
 
+/// A plain TCP connection to `addr` (default settings, an empty root of our own), or
+/// why the node refused it.
+pub async fn try_connect(addr: &str) -> Result<Connection, Error> {
+    let root = Service::new("test client").into_object();
+    connect_tcp(addr, root, ConnectionConfig::default()).await
+}
+
 /// A client of the node at `addr`.
 pub async fn connect(addr: &str) -> TestClient {
-    let root = Service::new("test client").into_object();
-    let conn = connect_tcp(addr, root, ConnectionConfig::default())
-        .await
-        .unwrap();
+    let conn = try_connect(addr).await.unwrap();
     TestClient {
         root: conn.root(),
         conn,
