@@ -129,11 +129,16 @@ impl TlsServerConfig {
             }
             None => builder.with_no_client_auth(),
         };
-        let config = builder.with_single_cert(chain, key).map_err(|e| {
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
             bad_config(format!(
                 "TLS: the certificate and key do not go together: {e}"
             ))
         })?;
+        // Tickets that carry the session, sealed with a key the node rotates every six
+        // hours, so a client resumes however many others came since; rustls's default keeps
+        // sessions in a cache of 256, which a busy node overflows in seconds.
+        config.ticketer = rustls::crypto::ring::Ticketer::new()
+            .map_err(|e| bad_config(format!("TLS: cannot make a session ticket key: {e}")))?;
         Ok(TlsServerConfig {
             config: Arc::new(config),
             client_auth: client_ca_pem.is_some(),

@@ -72,6 +72,33 @@ async fn a_second_connection_with_the_same_config_resumes_its_session() {
     );
 }
 
+/// Clients enough to overflow a server-side session cache have come and gone (rustls's
+/// holds 256 sessions, and each client is sent two tickets): a client that connected
+/// before them still resumes, since its ticket carries the session itself.
+#[tokio::test]
+async fn a_session_resumes_after_more_clients_than_a_session_cache_holds() {
+    const OTHERS: usize = 150;
+    let (addr, mut resumed, ca_pem) = server().await;
+    let config = client_tls(&ca_pem);
+    let first = connect_tls(addr, &config).await;
+    let _: Value = first.root().call("echo", (1u8,)).await.expect("echo");
+    first.close();
+    assert!(!resumed.recv().await.expect("a report"), "first: full");
+    for i in 0..OTHERS {
+        let other = connect_tls(addr, &client_tls(&ca_pem)).await;
+        // Each takes its tickets before it goes, as a real client's session would.
+        let _: Value = other.root().call("echo", (1u8,)).await.expect("echo");
+        other.close();
+        assert!(!resumed.recv().await.expect("a report"), "client {i}: full");
+    }
+    let again = connect_tls(addr, &config).await;
+    again.close();
+    assert!(
+        resumed.recv().await.expect("a report"),
+        "the first client resumes after {OTHERS} others"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_mib_of_random_bytes_cross_tls_exactly_both_ways() {
     let (addr, _resumed, ca_pem) = server().await;
