@@ -8,7 +8,7 @@ mod rng;
 use std::net::SocketAddr;
 
 use common::tls_certs::{client_tls, connect_tls, tls_setup};
-use rwc_protocol::{ConnectionConfig, Service, Value, tls};
+use rwc_protocol::{ConnectionConfig, Service, TlsClientConfig, Value, tls};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -47,27 +47,31 @@ async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<bool>, Vec<u8>) {
     (addr, rx, ca_pem)
 }
 
+/// Connects to `addr` with `config`, waits for the session tickets (they come after the
+/// handshake: one call makes sure they have arrived), closes, and returns whether the
+/// server saw the connection resume a session.
+async fn visit(
+    addr: SocketAddr,
+    config: &TlsClientConfig,
+    resumed: &mut mpsc::UnboundedReceiver<bool>,
+) -> bool {
+    let conn = connect_tls(addr, config).await;
+    let _: Value = conn.root().call("echo", (1u8,)).await.expect("echo");
+    conn.close();
+    resumed.recv().await.expect("a report")
+}
+
 #[tokio::test]
 async fn a_second_connection_with_the_same_config_resumes_its_session() {
     let (addr, mut resumed, ca_pem) = server().await;
     let config = client_tls(&ca_pem);
-    let first = connect_tls(addr, &config).await;
-    // The session tickets come after the handshake: a call makes sure they have arrived.
-    let _: Value = first.root().call("echo", (1u8,)).await.expect("echo");
-    first.close();
-    assert!(!resumed.recv().await.expect("a report"), "first: full");
-
-    let second = connect_tls(addr, &config).await;
-    second.close();
+    assert!(!visit(addr, &config, &mut resumed).await, "first: full");
     assert!(
-        resumed.recv().await.expect("a report"),
+        visit(addr, &config, &mut resumed).await,
         "second, same config: resumed"
     );
-
-    let fresh = connect_tls(addr, &client_tls(&ca_pem)).await;
-    fresh.close();
     assert!(
-        !resumed.recv().await.expect("a report"),
+        !visit(addr, &client_tls(&ca_pem), &mut resumed).await,
         "a fresh config has no session to resume"
     );
 }
@@ -80,21 +84,13 @@ async fn a_session_resumes_after_more_clients_than_a_session_cache_holds() {
     const OTHERS: usize = 150;
     let (addr, mut resumed, ca_pem) = server().await;
     let config = client_tls(&ca_pem);
-    let first = connect_tls(addr, &config).await;
-    let _: Value = first.root().call("echo", (1u8,)).await.expect("echo");
-    first.close();
-    assert!(!resumed.recv().await.expect("a report"), "first: full");
+    assert!(!visit(addr, &config, &mut resumed).await, "first: full");
     for i in 0..OTHERS {
-        let other = connect_tls(addr, &client_tls(&ca_pem)).await;
-        // Each takes its tickets before it goes, as a real client's session would.
-        let _: Value = other.root().call("echo", (1u8,)).await.expect("echo");
-        other.close();
-        assert!(!resumed.recv().await.expect("a report"), "client {i}: full");
+        let fresh = client_tls(&ca_pem);
+        assert!(!visit(addr, &fresh, &mut resumed).await, "client {i}: full");
     }
-    let again = connect_tls(addr, &config).await;
-    again.close();
     assert!(
-        resumed.recv().await.expect("a report"),
+        visit(addr, &config, &mut resumed).await,
         "the first client resumes after {OTHERS} others"
     );
 }
