@@ -151,15 +151,7 @@ impl Drop for Sshd {
 async fn square_over(addr: &SshAddress, options: &[String]) -> Result<Value, rwc_client::Error> {
     let options = ConnectOptions::new().with_ssh_options(options.to_vec());
     let client = Client::connect_ssh(addr, &options).await?;
-    let module = client.upload(wat::MATH.as_bytes()).await?;
-    let result = client
-        .run(
-            &module,
-            "sq",
-            vec![Value::I64(7)],
-            InstanceOptions::default(),
-        )
-        .await;
+    let result = support::square(&client, 7).await;
     client.close();
     result
 }
