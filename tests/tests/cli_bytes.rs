@@ -37,19 +37,20 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
     let data = random_bytes(300_000, 7);
     let file = dir.file("data.bin", &data);
     let at_file = format!("@{file}");
+    // `rwc call` of the blob guest, which must succeed: its stdout.
+    let call_blob = |args: &[&str]| {
+        let mut all = vec![guests::BLOB];
+        all.extend_from_slice(args);
+        let (code, out, err) = rwc_at("call", &node.addr, &all);
+        assert_eq!(code, 0, "call {args:?}: {err}");
+        out
+    };
 
-    let (code, out, err) = rwc_at("call", &node.addr, &[guests::BLOB, "len", &at_file]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "300000");
+    assert_eq!(call_blob(&["len", &at_file]).trim(), "300000");
 
     // --out writes a bytes result raw.
     let digest = dir.join("digest.bin");
-    let (code, out, err) = rwc_at(
-        "call",
-        &node.addr,
-        &[guests::BLOB, "sha256", &at_file, "--out", &digest],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = call_blob(&["sha256", &at_file, "--out", &digest]);
     assert!(out.is_empty(), "nothing on stdout with --out: {out}");
     assert_eq!(
         std::fs::read(&digest).unwrap(),
@@ -83,12 +84,7 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
 
     // A result that is not bytes goes to --out as JSON.
     let count = dir.join("count.json");
-    let (code, _, err) = rwc_at(
-        "call",
-        &node.addr,
-        &[guests::BLOB, "len", &at_file, "--out", &count],
-    );
-    assert_eq!(code, 0, "{err}");
+    call_blob(&["len", &at_file, "--out", &count]);
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "300000\n");
 }
 

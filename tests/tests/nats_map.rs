@@ -49,6 +49,18 @@ fn spawn_work(
     })
 }
 
+/// A durable map of `export` of `wat::MATH` over `inputs`; its results may be errors.
+async fn map_math(
+    fleet: &NatsFleet,
+    export: &str,
+    inputs: Vec<Vec<Value>>,
+    options: DurableMapOptions,
+) -> DurableReport {
+    let module = wat::MATH.as_bytes();
+    let report = fleet.map_durable(module, export, inputs, options).await;
+    report.expect("the map runs")
+}
+
 /// Every result is `i * i`, in input order.
 fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
     for (i, r) in results.iter().enumerate() {
@@ -94,15 +106,8 @@ async fn ten_thousand_inputs_over_three_nodes_each_answered_once_in_order() {
     let server = NatsServer::start();
     let nodes = NatsNode::start_many(&server.url, 3, &["--tag", "sq"]);
     let fleet = fleet(&server.url).await;
-    let report = fleet
-        .map_durable(
-            wat::MATH.as_bytes(),
-            "sq",
-            inputs(10_000),
-            DurableMapOptions::default().job("ten-k").tag("sq"),
-        )
-        .await
-        .unwrap();
+    let options = DurableMapOptions::default().job("ten-k").tag("sq");
+    let report = map_math(&fleet, "sq", inputs(10_000), options).await;
     assert_eq!(report.map.results.len(), 10_000);
     assert_squares(&report.map.results);
     assert_eq!(report.published, 10_000, "one task message per input");
@@ -368,15 +373,8 @@ async fn deterministic_failures_are_results_and_netrefs_are_refused() {
     let server = NatsServer::start();
     let node = NatsNode::start(&server.url, &[]);
     let fleet = fleet(&server.url).await;
-    let report = fleet
-        .map_durable(
-            wat::MATH.as_bytes(),
-            "sq_or_trap13",
-            inputs(20),
-            DurableMapOptions::default(),
-        )
-        .await
-        .unwrap();
+    let options = DurableMapOptions::default();
+    let report = map_math(&fleet, "sq_or_trap13", inputs(20), options).await;
     for (i, r) in report.map.results.iter().enumerate() {
         if i == 13 {
             assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::Trapped);
@@ -497,17 +495,11 @@ memory_bytes = 33554432
         options
     };
     // Within `ops`' 32 MiB: runs.
-    let report = fleet
-        .map_durable(wat::MATH.as_bytes(), "sq", inputs(5), with_memory(16 << 20))
-        .await
-        .unwrap();
+    let report = map_math(&fleet, "sq", inputs(5), with_memory(16 << 20)).await;
     assert_squares(&report.map.results);
     // Above it (the node's own cap is 256 MiB): every input's result is the limit error
     // naming `ops`.
-    let report = fleet
-        .map_durable(wat::MATH.as_bytes(), "sq", inputs(3), with_memory(64 << 20))
-        .await
-        .unwrap();
+    let report = map_math(&fleet, "sq", inputs(3), with_memory(64 << 20)).await;
     for r in &report.map.results {
         let e = r.as_ref().expect_err("over the principal's memory cap");
         assert_eq!(e.kind(), ErrorKind::Limit, "{e}");
