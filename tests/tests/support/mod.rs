@@ -292,6 +292,16 @@ pub async fn square(
     client.run(&module, "sq", args, options).await
 }
 
+/// `sq(n)` of [`wat::MATH`] on every node of `pool` ([`Pool::each`]), after loading it.
+///
+/// [`Pool::each`]: rwc_client::Pool::each
+pub async fn square_each(pool: &mut rwc_client::Pool, n: i64) -> Vec<rwc_client::EachResult> {
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let args = vec![rwc_client::Value::I64(n)];
+    let options = rwc_client::InstanceOptions::default();
+    pool.each("sq", args, &options).await.unwrap()
+}
+
 /// WAT modules: numeric exports only, so they need no guest SDK.
 pub mod wat {
     /// `sq(n) = n * n`; `sq_or_trap13(n)` traps for 13; `work(n, spins)` counts down
