@@ -96,23 +96,27 @@ fn main() {
             "the guest build did not produce {}",
             wasm.display()
         );
-        let _ = writeln!(
-            code,
-            "/// `examples/{krate}`, built for {TARGET}.\npub const {constant}: &str = {:?};",
-            path_str(&wasm)
-        );
+        let doc = format!("`examples/{krate}`, built for {TARGET}.");
+        add_guest(&mut code, &doc, constant, &wasm);
     }
     for (file, constant) in WAT_GUESTS {
         let wat = examples.join(file);
         assert!(wat.is_file(), "{} is missing", wat.display());
-        let _ = writeln!(
-            code,
-            "/// `examples/{file}` (WAT text; a node compiles it as is).\npub const {constant}: &str = {:?};",
-            path_str(&wat)
-        );
+        let doc = format!("`examples/{file}` (WAT text; a node compiles it as is).");
+        add_guest(&mut code, &doc, constant, &wat);
     }
     build_c_guests(&examples, &target_dir.join("c"), &mut code);
     std::fs::write(out_dir.join("guests.rs"), code).expect("write guests.rs");
+}
+
+/// Adds to `code` the constant `constant`, documented by `doc`, holding the path of the
+/// guest module at `path`.
+fn add_guest(code: &mut String, doc: &str, constant: &str, path: &Path) {
+    let _ = writeln!(
+        code,
+        "/// {doc}\npub const {constant}: &str = {:?};",
+        path_str(path)
+    );
 }
 
 /// Compiles each of [`C_GUESTS`] to a WASI command module and adds its constant to `code`.
@@ -160,11 +164,8 @@ fn build_c_guests(examples: &Path, out: &Path, code: &mut String) {
             "compiling {} failed ({status}); the errors are above{install}",
             source.display()
         );
-        let _ = writeln!(
-            code,
-            "/// `examples/{file}`, built with clang for wasm32-wasi.\npub const {constant}: &str = {:?};",
-            path_str(&wasm)
-        );
+        let doc = format!("`examples/{file}`, built with clang for wasm32-wasi.");
+        add_guest(code, &doc, constant, &wasm);
     }
 }
 

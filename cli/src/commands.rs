@@ -163,37 +163,48 @@ pub async fn nodes(
         let _ = writeln!(out, "{text}");
         return Ok(());
     }
-    let Some(width) = node_column(entries.iter().map(|e| e.addr.as_str()), tag) else {
-        return Ok(());
-    };
-    let _ = writeln!(out, "{:width$}  {:>10}  tags", "node", "expires in");
-    for e in &entries {
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>9.1}s  {}",
-            e.addr,
-            e.expires_in_secs,
-            e.tags.join(",")
-        );
-    }
+    let rows = entries.iter().map(|e| {
+        let expires = format!("{:.1}s", e.expires_in_secs);
+        (e.addr.as_str(), vec![expires], e.tags.as_slice())
+    });
+    print_nodes(&mut out, tag, &[("expires in", 10)], rows);
     Ok(())
 }
 
-/// The width of a node listing's first column for nodes at `addrs`; `None`, having said
-/// so on stderr, when there are none (tagged `tag`). `rwc nodes` lists a registry's nodes
-/// and NATS ones alike.
-pub(crate) fn node_column<'a>(
-    addrs: impl Iterator<Item = &'a str>,
+/// Writes a node listing, a registry's and NATS' alike: the node column, then each of
+/// `columns` (heading, width) right-aligned, then the tags. A row is a node's address, its
+/// cells (one per column) and its tags. With no rows it says on stderr that there are no
+/// nodes (tagged `tag`).
+pub(crate) fn print_nodes<'a>(
+    out: &mut impl Write,
     tag: Option<&str>,
-) -> Option<usize> {
-    let width = addrs.map(str::len).max();
-    if width.is_none() {
+    columns: &[(&str, usize)],
+    rows: impl Iterator<Item = (&'a str, Vec<String>, &'a [String])>,
+) {
+    let rows: Vec<_> = rows.collect();
+    let Some(width) = rows.iter().map(|(addr, ..)| addr.len().max(4)).max() else {
         eprintln!(
             "no nodes{}",
             tag.map(|t| format!(" tagged {t:?}")).unwrap_or_default()
         );
+        return;
+    };
+    let line = |node: &str, cells: &mut dyn Iterator<Item = &str>, tags: &str| {
+        let mut line = format!("{node:width$}");
+        for ((_, w), cell) in columns.iter().zip(cells) {
+            line.push_str(&format!("  {cell:>w$}"));
+        }
+        format!("{line}  {tags}")
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        line("node", &mut columns.iter().map(|c| c.0), "tags")
+    );
+    for (addr, cells, tags) in &rows {
+        let mut cells = cells.iter().map(String::as_str);
+        let _ = writeln!(out, "{}", line(addr, &mut cells, &tags.join(",")));
     }
-    width.map(|w| w.max(4))
 }
 
 /// What `rwc registry` takes.
@@ -258,4 +269,50 @@ pub async fn registry(a: &RegistryArgs) -> Result<(), Error> {
 pub fn pretty(reply: &impl serde::Serialize) -> Result<String, Error> {
     serde_json::to_string_pretty(reply)
         .map_err(|e| Error::failed(format!("cannot print the reply as JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::print_nodes;
+
+    fn listing(columns: &[(&str, usize)], rows: &[(&str, Vec<String>, Vec<String>)]) -> String {
+        let mut out = Vec::new();
+        let rows = rows.iter().map(|(a, c, t)| (*a, c.clone(), t.as_slice()));
+        print_nodes(&mut out, None, columns, rows);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_registry_listing_keeps_its_columns() {
+        let tags = vec!["cpu".to_owned(), "gpu".to_owned()];
+        let rows = [
+            ("127.0.0.1:18870", vec!["29.5s".to_owned()], tags),
+            ("a:1", vec!["123456789.0s".to_owned()], Vec::new()),
+        ];
+        assert_eq!(
+            listing(&[("expires in", 10)], &rows),
+            "node             expires in  tags\n\
+             127.0.0.1:18870       29.5s  cpu,gpu\n\
+             a:1              123456789.0s  \n"
+        );
+    }
+
+    #[test]
+    fn a_nats_listing_keeps_its_columns_and_a_short_node_column() {
+        let rows = [(
+            "a:1",
+            vec!["8".to_owned(), "12345".to_owned()],
+            vec!["x".to_owned()],
+        )];
+        assert_eq!(
+            listing(&[("capacity", 8), ("load", 4)], &rows),
+            "node  capacity  load  tags\n\
+             a:1          8  12345  x\n"
+        );
+    }
+
+    #[test]
+    fn no_nodes_write_nothing() {
+        assert_eq!(listing(&[("load", 4)], &[]), "");
+    }
 }

@@ -122,25 +122,11 @@ pub async fn nodes(url: &str, tag: Option<&str>, json: bool) -> Result<(), Error
         let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
         return Ok(());
     }
-    let Some(width) = crate::commands::node_column(nodes.iter().map(|n| n.address.as_str()), tag)
-    else {
-        return Ok(());
-    };
-    let _ = writeln!(
-        out,
-        "{:width$}  {:>8}  {:>4}  tags",
-        "node", "capacity", "load"
-    );
-    for n in &nodes {
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>8}  {:>4}  {}",
-            n.address,
-            n.capacity,
-            n.load,
-            n.tags.join(",")
-        );
-    }
+    let rows = nodes.iter().map(|n| {
+        let cells = vec![n.capacity.to_string(), n.load.to_string()];
+        (n.address.as_str(), cells, n.tags.as_slice())
+    });
+    crate::commands::print_nodes(&mut out, tag, &[("capacity", 8), ("load", 4)], rows);
     Ok(())
 }
 

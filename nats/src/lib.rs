@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::jetstream::{self, kv, object_store};
+use async_nats::jetstream::{self, ErrorCode, kv, object_store};
 use async_nats::{ConnectOptions, ServerAddr};
 use rwc_api::nats::{
     self as names, JOBS_BUCKET, MODULES_BUCKET, NODES_BUCKET, RESULTS_STREAM, RESULTS_SUBJECTS,
@@ -40,13 +40,9 @@ pub const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(60);
 /// election on a cluster takes some seconds; a restarted server some more).
 pub const LOOKUP_PATIENCE: Duration = Duration::from_secs(30);
 
-/// JetStream's error code for "maximum messages per subject exceeded": a second result
-/// for an input that has one.
-const ERR_MAX_MSGS_PER_SUBJECT: u64 = 10077;
-/// "stream name already in use with a different configuration".
-const ERR_STREAM_NAME_IN_USE: u64 = 10058;
-/// "stream not found".
-const ERR_STREAM_NOT_FOUND: u64 = 10059;
+/// What JetStream answers a second result for an input that has one: its "stream store
+/// failed" code, which it gives with "maximum messages per subject exceeded".
+const ALREADY_ANSWERED: ErrorCode = ErrorCode::STREAM_STORE_FAILED;
 
 /// How to connect to NATS and make what is missing.
 #[derive(Debug, Clone)]
@@ -303,7 +299,7 @@ impl Fleet {
             };
             let e = match attempt.await {
                 Ok(_) => return Ok(Written::First),
-                Err(e) if has_code(&e, ERR_MAX_MSGS_PER_SUBJECT) => {
+                Err(e) if has_code(&e, ALREADY_ANSWERED) => {
                     return Ok(Written::AlreadyAnswered);
                 }
                 Err(e) => e,
@@ -387,7 +383,7 @@ impl Fleet {
         let name = config.name.clone();
         match self.js.get_stream(&name).await {
             Ok(s) => return Ok(s),
-            Err(e) if !has_code(&e, ERR_STREAM_NOT_FOUND) => {
+            Err(e) if !has_code(&e, ErrorCode::STREAM_NOT_FOUND) => {
                 return Err(nats_error(&format!("look up the stream {name}"), e));
             }
             Err(_) => {}
@@ -395,7 +391,7 @@ impl Fleet {
         match self.js.create_stream(config).await {
             Ok(s) => Ok(s),
             // Someone made it between our look-up and our create.
-            Err(e) if has_code(&e, ERR_STREAM_NAME_IN_USE) => self
+            Err(e) if has_code(&e, ErrorCode::STREAM_NAME_EXIST) => self
                 .js
                 .get_stream(&name)
                 .await
@@ -405,7 +401,7 @@ impl Fleet {
     }
 
     async fn stream_missing(&self, name: &str) -> bool {
-        matches!(self.js.get_stream(name).await, Err(e) if has_code(&e, ERR_STREAM_NOT_FOUND))
+        matches!(self.js.get_stream(name).await, Err(e) if has_code(&e, ErrorCode::STREAM_NOT_FOUND))
     }
 }
 
@@ -463,7 +459,7 @@ impl ResultWrites<'_> {
     ) -> Result<(), Error> {
         match ack.await {
             Ok(_) => Ok(()),
-            Err(e) if has_code(&e, ERR_MAX_MSGS_PER_SUBJECT) => Ok(()),
+            Err(e) if has_code(&e, ALREADY_ANSWERED) => Ok(()),
             Err(e) => {
                 tracing::debug!(error = %e, "result write not confirmed; writing it again");
                 self.fleet.write_result(&result).await.map(|_| ())
@@ -525,18 +521,18 @@ pub fn nats_error(what: &str, e: impl std::error::Error) -> Error {
 }
 
 /// Whether JetStream answered `e` with error `code` (anywhere in its source chain).
-pub fn has_code(e: &(dyn std::error::Error + 'static), code: u64) -> bool {
+pub fn has_code(e: &(dyn std::error::Error + 'static), code: ErrorCode) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(js) = err.downcast_ref::<jetstream::Error>()
-            && js.error_code() == jetstream::ErrorCode(code)
+            && js.error_code() == code
         {
             return true;
         }
         next = err.source();
     }
     // Some errors carry the server's answer only as text.
-    chain(e).contains(&format!("error code {code}"))
+    chain(e).contains(&format!("error code {}", code.0))
 }
 
 /// An error and its causes, `: `-separated, without repeating a cause its parent already

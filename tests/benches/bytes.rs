@@ -91,17 +91,7 @@ async fn client(echo: &str, node: &str, quick: bool) {
     for (name, size) in [("1 KiB", KIB), ("1 MiB", MIB), ("64 MiB", 64 * MIB)] {
         let n = samples(size, quick);
         let data = random_bytes(size, 1);
-        let protocol = best(n, || async {
-            let back = echo_root
-                .call_value("echo", vec![Value::Bytes(data.clone().into())])
-                .await
-                .expect("protocol echo");
-            check(
-                matches!(&back, Value::Bytes(b) if b.len() == size),
-                "protocol echo",
-            );
-        })
-        .await;
+        let protocol = echo_time(n, &echo_root, &data, "protocol echo").await;
         let into = best(n, || async {
             let len: u64 = blob.call("len", (data.clone(),)).await.expect("len");
             check(len == size as u64, "len");
@@ -115,17 +105,7 @@ async fn client(echo: &str, node: &str, quick: bool) {
             check(matches!(&made, Value::Bytes(b) if b.len() == size), "fill");
         })
         .await;
-        let both = best(n, || async {
-            let back = blob
-                .call_value("echo", vec![Value::Bytes(data.clone().into())])
-                .await
-                .expect("guest echo");
-            check(
-                matches!(&back, Value::Bytes(b) if b.len() == size),
-                "guest echo",
-            );
-        })
-        .await;
+        let both = echo_time(n, blob.netref(), &data, "guest echo").await;
         println!(
             "{name:<10} {:>16} {:>16} {:>16} {:>16}",
             rate(2 * size, protocol),
@@ -285,6 +265,22 @@ fn best_sync(n: usize, mut once: impl FnMut()) -> Duration {
         })
         .min()
         .unwrap_or_default()
+}
+
+/// The best time of `n` `echo` calls of `data` on `target` (the echo service or the blob
+/// guest), each checked to give the bytes back whole.
+async fn echo_time(n: usize, target: &NetRef, data: &[u8], what: &str) -> Duration {
+    best(n, || async {
+        let back = target
+            .call_value("echo", vec![Value::Bytes(data.to_vec().into())])
+            .await
+            .expect(what);
+        check(
+            matches!(&back, Value::Bytes(b) if b.len() == data.len()),
+            what,
+        );
+    })
+    .await
 }
 
 /// A wrong answer makes the figure meaningless: say so loudly, but keep measuring.

@@ -85,16 +85,13 @@ async fn overhead(node_bin: &Path, url: &str, items: usize, runs: usize) {
         .await
         .expect("connect");
     pool.load(SQ.as_bytes()).await.expect("load");
-    let _ = pool.map("sq", inputs(2_000), MapOptions::default()).await;
-    let mut direct = Duration::MAX;
-    for _ in 0..runs {
-        let report = pool
-            .map("sq", inputs(items), MapOptions::default())
-            .await
-            .expect("map");
+    let direct = best_of(runs, async || {
+        let report = pool.map("sq", inputs(items), MapOptions::default()).await;
+        let report = report.expect("map");
         assert_eq!(report.succeeded(), items);
-        direct = direct.min(report.elapsed);
-    }
+        report.elapsed
+    })
+    .await;
     pool.close();
 
     let mut job = 0;
@@ -120,7 +117,6 @@ async fn overhead(node_bin: &Path, url: &str, items: usize, runs: usize) {
             report.map.elapsed
         }
     };
-    let _ = durable(100).await;
     let per_item = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
     println!("map overhead: trivial export `sq`, {items} items, 2 nodes (best of {runs})");
     println!(
@@ -128,10 +124,7 @@ async fn overhead(node_bin: &Path, url: &str, items: usize, runs: usize) {
         per_item(direct)
     );
     for batch in [1, 100] {
-        let mut best = Duration::MAX;
-        for _ in 0..runs {
-            best = best.min(durable(batch).await);
-        }
+        let best = best_of(runs, async || durable(batch).await).await;
         let ratio = best.as_secs_f64() / direct.as_secs_f64();
         println!(
             "  NATS durable map, {batch:>3} input(s) per task            {:>8.2} µs/item  {ratio:.2}x direct (target <= 1.50x) {}",
@@ -154,43 +147,34 @@ async fn mandelbrot(node_bin: &Path, url: &str, guest: &[u8], runs: usize) {
     wait_for_nodes(&fleet, "two", 2).await;
     let mut job = 0;
     let mut through_nats = async |tag: &str| {
-        let mut best = Duration::MAX;
-        // The first run compiles the guest on the nodes: not counted.
-        for _ in 0..=runs {
-            job += 1;
-            let report = fleet
-                .map_durable(
-                    guest,
-                    "render",
-                    inputs.clone(),
-                    DurableMapOptions::default()
-                        .job(format!("mandel-{tag}-{job}"))
-                        .tag(tag),
-                )
-                .await
-                .expect("durable map");
-            assert_eq!(report.map.succeeded(), inputs.len());
-            if job > 1 {
-                best = best.min(report.map.elapsed);
-            }
-        }
-        best
+        job += 1;
+        let report = fleet
+            .map_durable(
+                guest,
+                "render",
+                inputs.clone(),
+                DurableMapOptions::default()
+                    .job(format!("mandel-{tag}-{job}"))
+                    .tag(tag),
+            )
+            .await
+            .expect("durable map");
+        assert_eq!(report.map.succeeded(), inputs.len());
+        report.map.elapsed
     };
-    let one = through_nats("one").await;
-    let two = through_nats("two").await;
+    let one = best_of(runs, async || through_nats("one").await).await;
+    let two = best_of(runs, async || through_nats("two").await).await;
 
     let mut pool = Pool::connect([a.addr.as_str(), b.addr.as_str()])
         .await
         .expect("connect");
     pool.load(guest).await.expect("load");
-    let mut direct = Duration::MAX;
-    for _ in 0..runs {
-        let report = pool
-            .map("render", inputs.clone(), MapOptions::default().per_node(1))
-            .await
-            .expect("map");
-        direct = direct.min(report.elapsed);
-    }
+    let direct = best_of(runs, async || {
+        let options = MapOptions::default().per_node(1);
+        let report = pool.map("render", inputs.clone(), options).await;
+        report.expect("map").elapsed
+    })
+    .await;
     pool.close();
 
     let speedup = one.as_secs_f64() / two.as_secs_f64();
@@ -213,6 +197,17 @@ async fn mandelbrot(node_bin: &Path, url: &str, guest: &[u8], runs: usize) {
         direct.as_secs_f64(),
         two.as_secs_f64() / direct.as_secs_f64()
     );
+}
+
+/// The shortest of `runs` times that `map` takes, after a first run that is not counted:
+/// it compiles the guest on the nodes that have not run it yet.
+async fn best_of(runs: usize, mut map: impl AsyncFnMut() -> Duration) -> Duration {
+    map().await;
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        best = best.min(map().await);
+    }
+    best
 }
 
 fn verdict(met: bool) -> &'static str {

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
 /// `cargo build --release -p rwc-node` in `workspace`, for a benchmark; returns the
@@ -83,6 +83,23 @@ impl Listening {
         let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// SIGTERM (the process may say goodbye: a node deregisters), then waits for it to
+    /// exit. Nothing is sent to a process that has exited already.
+    pub fn terminate(&self) {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Ok(None) = child.try_wait() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let _ = child.wait();
+    }
+
+    /// Its stderr, the first time, if it was started with stderr piped.
+    pub fn take_stderr(&self) -> Option<ChildStderr> {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        child.stderr.take()
     }
 
     /// The process id.

@@ -9,25 +9,28 @@ use rwc_protocol::callable;
 use rwc_tests::{fill_pattern as pattern, guest_bytes, guests, random_bytes as random};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
-use support::spawn_node;
+use support::{Proc, spawn_node};
 
 /// 16 MiB: a quarter of the default 256 MiB instance memory would not hold it as one
 /// value per byte (about 26 bytes each), so this passes only if bytes travel as bytes.
 const BIG: usize = 16 << 20;
 
-async fn blob(client: &Client) -> Instance {
+/// A fresh node with its default limits, a connection to it, and an instance of the blob
+/// guest there.
+async fn blob() -> (Proc, Client, Instance) {
+    let node = spawn_node(&[]);
+    let client = Client::connect(&node.addr).await.unwrap();
     let module = client.upload(&guest_bytes(guests::BLOB)).await.unwrap();
-    client
+    let blob = client
         .instantiate(&module, InstanceOptions::default())
         .await
-        .unwrap()
+        .unwrap();
+    (node, client, blob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_mib_of_vec_u8_go_in_and_out_of_a_default_node() {
-    let node = spawn_node(&[]);
-    let client = Client::connect(&node.addr).await.unwrap();
-    let blob = blob(&client).await;
+    let (_node, _client, blob) = blob().await;
 
     // In: a typed `Vec<u8>` argument to a `Vec<u8>` parameter.
     let data = random(BIG, 1);
@@ -53,9 +56,7 @@ async fn sixteen_mib_of_vec_u8_go_in_and_out_of_a_default_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_bytes_round_trip_exactly_in_every_bytes_type() {
-    let node = spawn_node(&[]);
-    let client = Client::connect(&node.addr).await.unwrap();
-    let blob = blob(&client).await;
+    let (_node, _client, blob) = blob().await;
     for (i, n) in [1usize, 2, 255, 256, 65_535, 65_536, 1_000_003]
         .into_iter()
         .enumerate()
@@ -90,9 +91,7 @@ async fn random_bytes_round_trip_exactly_in_every_bytes_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_pass_through_a_client_callback_and_a_guest_object() {
-    let node = spawn_node(&[]);
-    let client = Client::connect(&node.addr).await.unwrap();
-    let blob = blob(&client).await;
+    let (_node, _client, blob) = blob().await;
     let data = random(BIG, 2);
 
     // The guest hands 16 MiB to a client callback, which answers with them reversed.
@@ -121,9 +120,7 @@ async fn bytes_pass_through_a_client_callback_and_a_guest_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_given_for_bytes_is_refused_with_how_to_pass_bytes() {
-    let node = spawn_node(&[]);
-    let client = Client::connect(&node.addr).await.unwrap();
-    let blob = blob(&client).await;
+    let (_node, _client, blob) = blob().await;
     for export in ["sha256", "reverse"] {
         let err = blob
             .call_value(export, vec![Value::from("data.bin")])

@@ -5,7 +5,7 @@ mod support;
 
 use rwc_client::module_hash;
 use serde_json::Value as Json;
-use support::{Scratch, rwc, rwc_at, spawn_node, spawn_registry, wat};
+use support::{Scratch, assert_exit, rwc, rwc_at, spawn_node, spawn_registry, wat};
 
 #[test]
 fn call_prints_the_result_as_json() {
@@ -37,29 +37,35 @@ fn run_with_fuel_stops_a_runaway_guest() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "9");
 
-    let (code, _, err) = rwc_at("run", &node.addr, &[&module, "spin", "--fuel", "100000"]);
-    assert_eq!(code, 6, "out of fuel has exit code 6: {err}");
-    assert!(err.contains("out of fuel"), "{err}");
+    let err = assert_exit(
+        rwc_at("run", &node.addr, &[&module, "spin", "--fuel", "100000"]),
+        6,
+        "out of fuel",
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     // -v adds the details; a deadline gives `timed out` (4).
-    let (code, _, err) = rwc_at("run", &node.addr, &[&module, "spin", "--timeout", "200ms"]);
-    assert_eq!(code, 4, "{err}");
-    assert!(err.contains("timed out"), "{err}");
-    let (code, _, err) = rwc(
-        &[
-            "-v",
-            "run",
-            "--node",
-            &node.addr,
-            &module,
-            "sq_or_trap13",
-            "13",
-        ],
-        "",
+    assert_exit(
+        rwc_at("run", &node.addr, &[&module, "spin", "--timeout", "200ms"]),
+        4,
+        "timed out",
     );
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("remote trace"), "{err}");
+    assert_exit(
+        rwc(
+            &[
+                "-v",
+                "run",
+                "--node",
+                &node.addr,
+                &module,
+                "sq_or_trap13",
+                "13",
+            ],
+            "",
+        ),
+        6,
+        "remote trace",
+    );
 }
 
 #[test]
@@ -102,9 +108,11 @@ fn info_ping_and_upload() {
 
     let (code, _, err) = rwc(&["info", "--node", "127.0.0.1:1"], "");
     assert_eq!(code, 3, "an unreachable node is `disconnected`: {err}");
-    let (code, _, err) = rwc_at("upload", &node.addr, &["/no/such.wasm"]);
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("/no/such.wasm"), "{err}");
+    assert_exit(
+        rwc_at("upload", &node.addr, &["/no/such.wasm"]),
+        7,
+        "/no/such.wasm",
+    );
 }
 
 #[test]
@@ -168,12 +176,14 @@ fn map_over_two_nodes_prints_results_in_input_order() {
     assert_eq!(done, 200);
 
     let bad = dir.file("bad.jsonl", "[1]\n{oops\n");
-    let (code, _, err) = rwc(
-        &["map", "--nodes", &nodes, &module, "sq", "--input", &bad],
-        "",
+    assert_exit(
+        rwc(
+            &["map", "--nodes", &nodes, &module, "sq", "--input", &bad],
+            "",
+        ),
+        7,
+        "line 2",
     );
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("line 2"), "{err}");
 }
 
 #[test]
@@ -295,7 +305,7 @@ fn every_command_has_help_and_completions_exist() {
 
 #[test]
 fn map_prints_each_result_once_the_ones_before_it_are_in() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufRead;
     use std::process::{Command, Stdio};
     const BUSY: &str = r#"(module
       (func (export "busy") (param $n i64) (result i64)
@@ -311,16 +321,13 @@ fn map_prints_each_result_once_the_ones_before_it_are_in() {
     lines.push("[4000000000]".to_owned());
     let input = dir.file("in.jsonl", lines.join("\n"));
 
-    let mut child = Command::new(support::rwc_bin())
-        .args([
-            "map", "--nodes", &node.addr, &module, "busy", "--input", &input,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rwc");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (mut child, mut out) = support::spawn_piped(
+        Command::new(support::rwc_bin())
+            .args([
+                "map", "--nodes", &node.addr, &module, "busy", "--input", &input,
+            ])
+            .stderr(Stdio::null()),
+    );
     let mut line = String::new();
     for i in 0..20 {
         line.clear();

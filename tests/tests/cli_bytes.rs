@@ -8,7 +8,7 @@ use base64::Engine;
 use rwc_tests::{guests, random_bytes};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
-use support::{Scratch, rwc, rwc_at, rwc_bytes_at, spawn_node, wat};
+use support::{Scratch, assert_exit, rwc, rwc_at, rwc_bytes_at, spawn_node, wat};
 
 const LOG: &str = "INFO start\nERROR disk full\nINFO ok\nWARN slow @user\nERROR again\n";
 
@@ -37,19 +37,20 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
     let data = random_bytes(300_000, 7);
     let file = dir.file("data.bin", &data);
     let at_file = format!("@{file}");
+    // `rwc call` of the blob guest, which must succeed: its stdout.
+    let call_blob = |args: &[&str]| {
+        let mut all = vec![guests::BLOB];
+        all.extend_from_slice(args);
+        let (code, out, err) = rwc_at("call", &node.addr, &all);
+        assert_eq!(code, 0, "call {args:?}: {err}");
+        out
+    };
 
-    let (code, out, err) = rwc_at("call", &node.addr, &[guests::BLOB, "len", &at_file]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "300000");
+    assert_eq!(call_blob(&["len", &at_file]).trim(), "300000");
 
     // --out writes a bytes result raw.
     let digest = dir.join("digest.bin");
-    let (code, out, err) = rwc_at(
-        "call",
-        &node.addr,
-        &[guests::BLOB, "sha256", &at_file, "--out", &digest],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = call_blob(&["sha256", &at_file, "--out", &digest]);
     assert!(out.is_empty(), "nothing on stdout with --out: {out}");
     assert_eq!(
         std::fs::read(&digest).unwrap(),
@@ -83,12 +84,7 @@ fn files_and_stdin_are_arguments_and_bytes_results_can_be_written_raw() {
 
     // A result that is not bytes goes to --out as JSON.
     let count = dir.join("count.json");
-    let (code, _, err) = rwc_at(
-        "call",
-        &node.addr,
-        &[guests::BLOB, "len", &at_file, "--out", &count],
-    );
-    assert_eq!(code, 0, "{err}");
+    call_blob(&["len", &at_file, "--out", &count]);
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "300000\n");
 }
 
@@ -189,27 +185,31 @@ fn bad_byte_arguments_say_how_to_pass_bytes() {
         "{err}"
     );
 
-    let (code, _, err) = rwc_at(
-        "call",
-        &node.addr,
-        &[guests::BLOB, "sha256", "@/no/such/file"],
-    );
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("cannot read /no/such/file"), "{err}");
-    let (code, _, err) = rwc(
-        &[
+    assert_exit(
+        rwc_at(
             "call",
-            "--node",
             &node.addr,
-            guests::LOGGREP,
-            "count",
-            "@-",
-            "@-",
-        ],
-        "x",
+            &[guests::BLOB, "sha256", "@/no/such/file"],
+        ),
+        7,
+        "cannot read /no/such/file",
     );
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("stdin is already read by @-"), "{err}");
+    assert_exit(
+        rwc(
+            &[
+                "call",
+                "--node",
+                &node.addr,
+                guests::LOGGREP,
+                "count",
+                "@-",
+                "@-",
+            ],
+            "x",
+        ),
+        7,
+        "stdin is already read by @-",
+    );
 }
 
 #[test]
@@ -272,9 +272,7 @@ fn exports_lists_signatures_and_docs_from_the_file_alone() {
     );
 
     let garbage = dir.file("garbage.wasm", b"\0asm\x01\0\0\0\x01\xff");
-    let (code, _, err) = run(&[&garbage]);
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("not a valid Wasm module"), "{err}");
+    assert_exit(run(&[&garbage]), 7, "not a valid Wasm module");
 }
 
 #[test]
@@ -337,20 +335,26 @@ fn limits_have_their_own_kind_and_exit_code() {
               (br_if $l (i32.ne (local.get $r) (i32.const -1))))
             (local.get $r)))"#,
     );
-    let (code, _, err) = rwc_at("run", &node.addr, &[&grow, "grow", "--memory", "4MiB"]);
-    assert_eq!(code, 10, "{err}");
-    assert!(err.contains("rwc: limit: guest needs"), "{err}");
+    let err = assert_exit(
+        rwc_at("run", &node.addr, &[&grow, "grow", "--memory", "4MiB"]),
+        10,
+        "rwc: limit: guest needs",
+    );
     assert!(err.contains("--memory"), "says how to raise it: {err}");
 
     // A module over the node's size limit.
     let small = spawn_node(&["--max-module-bytes", "1000"]);
     let big = dir.file("big.wat", wat::big(5000));
-    let (code, _, err) = rwc_at("upload", &small.addr, &[&big]);
-    assert_eq!(code, 10, "{err}");
-    assert!(err.contains("--max-module-bytes"), "{err}");
+    assert_exit(
+        rwc_at("upload", &small.addr, &[&big]),
+        10,
+        "--max-module-bytes",
+    );
 
     // A capability that was not handed over stays `denied` (5).
-    let (code, _, err) = rwc_at("call", &node.addr, &[guests::SYSREPORT, "report"]);
-    assert_eq!(code, 5, "{err}");
-    assert!(err.contains("rwc: denied:"), "{err}");
+    assert_exit(
+        rwc_at("call", &node.addr, &[guests::SYSREPORT, "report"]),
+        5,
+        "rwc: denied:",
+    );
 }

@@ -4,7 +4,7 @@
 mod support;
 
 use rwc_client::{Client, InstanceOptions, Value};
-use support::{node_bin, wat};
+use support::{node_bin, square, wat};
 use tokio::process::Command;
 
 #[tokio::test]
@@ -20,16 +20,7 @@ async fn a_child_node_over_stdio_runs_modules() {
         .unwrap();
     let sq: i64 = instance.call("sq", (12i64,)).await.unwrap();
     assert_eq!(sq, 144);
-    let once = client
-        .run(
-            &module,
-            "sq",
-            vec![Value::I64(5)],
-            InstanceOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(once, Value::I64(25));
+    assert_eq!(square(&client, 5).await.unwrap(), Value::I64(25));
     assert!(client.ping().await.is_ok());
     client.close();
 }

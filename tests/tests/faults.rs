@@ -5,72 +5,65 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rwc_client::{Client, ErrorKind, InstanceOptions, NodeInfo, Value};
 use rwc_protocol::CallOptions;
 use rwc_tests::process::Listening;
-use support::{Proc, Scratch, eventually, node_bin, spawn_node, stress_bin, wat};
+use support::{
+    Proc, Scratch, eventually, node_bin, spawn_node, spawn_piped, square, stress_bin, wat,
+};
 
 /// Runs `rwc-stress ARGS…` and waits for it to print `line`.
 fn helper(args: &[&str], line: &str) -> Child {
-    let mut child = Command::new(stress_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start rwc-stress");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (child, mut out) = spawn_piped(Command::new(stress_bin()).args(args));
     let mut got = String::new();
     out.read_line(&mut got).expect("read the helper's stdout");
     assert_eq!(got.trim(), line, "the helper did not get there");
     child
 }
 
-async fn info(client: &Client) -> NodeInfo {
-    client.info().await.unwrap()
+/// Kills the `helper` client (SIGKILL) and waits until the node, as `observer` sees it,
+/// has `freed` what the client held (`what`).
+async fn kill_helper(
+    mut client: Child,
+    observer: &Client,
+    what: &str,
+    freed: impl Fn(&NodeInfo) -> bool,
+) {
+    client.kill().unwrap();
+    client.wait().unwrap();
+    eventually(Duration::from_secs(10), what, async || {
+        freed(&info(observer).await)
+    })
+    .await;
 }
 
-/// `sq(n)` of `wat::MATH` on the node of `client`, in a fresh instance.
-async fn square(client: &Client, n: i64) -> Value {
-    let module = client.upload(wat::MATH.as_bytes()).await.unwrap();
-    client
-        .run(
-            &module,
-            "sq",
-            vec![Value::I64(n)],
-            InstanceOptions::default(),
-        )
-        .await
-        .unwrap()
+async fn info(client: &Client) -> NodeInfo {
+    client.info().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_killed_mid_call_leaves_nothing_behind() {
     let node = spawn_node(&[]);
     let observer = Client::connect(&node.addr).await.unwrap();
-    let mut client = helper(&["hang-in-call", "--node", &node.addr], "calling");
+    let client = helper(&["hang-in-call", "--node", &node.addr], "calling");
     let during = info(&observer).await;
     assert_eq!(during.live_instances, 1);
     assert_eq!(during.usage.connections, 2);
 
-    client.kill().unwrap();
-    client.wait().unwrap();
-    eventually(
-        Duration::from_secs(10),
+    kill_helper(
+        client,
+        &observer,
         "the killed client's instance freed",
-        async || {
-            let now = info(&observer).await;
-            now.live_instances == 0 && now.usage.connections == 1 && now.usage.queued_jobs == 0
-        },
+        |now| now.live_instances == 0 && now.usage.connections == 1 && now.usage.queued_jobs == 0,
     )
     .await;
     assert_eq!(
-        square(&observer, 9).await,
+        square(&observer, 9).await.unwrap(),
         Value::I64(81),
         "the node still serves"
     );
@@ -81,7 +74,7 @@ async fn a_client_killed_mid_upload_frees_the_partial_upload() {
     let node = spawn_node(&[]);
     let observer = Client::connect(&node.addr).await.unwrap();
     let bytes = 8u64 << 20;
-    let mut client = helper(
+    let client = helper(
         &[
             "hang-in-upload",
             "--node",
@@ -93,16 +86,9 @@ async fn a_client_killed_mid_upload_frees_the_partial_upload() {
     );
     assert_eq!(info(&observer).await.usage.upload_bytes_in_flight, bytes);
 
-    client.kill().unwrap();
-    client.wait().unwrap();
-    eventually(
-        Duration::from_secs(10),
-        "the partial upload freed",
-        async || {
-            let usage = info(&observer).await.usage;
-            usage.upload_bytes_in_flight == 0 && usage.connections == 1
-        },
-    )
+    kill_helper(client, &observer, "the partial upload freed", |now| {
+        now.usage.upload_bytes_in_flight == 0 && now.usage.connections == 1
+    })
     .await;
 }
 
@@ -182,7 +168,7 @@ async fn a_full_disk_under_the_cache_is_a_warning_and_uploads_still_work() {
 
     let client = Client::connect(&node.addr).await.unwrap();
     assert_eq!(
-        square(&client, 12).await,
+        square(&client, 12).await.unwrap(),
         Value::I64(144),
         "served from memory"
     );

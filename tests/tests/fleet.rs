@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use rwc_client::{ErrorKind, InstanceOptions, Pool, Value};
+use rwc_client::{ErrorKind, Pool, Value};
 use rwc_tests::guests;
 use serde_json::Value as Json;
 use support::{Proc, Scratch, rwc, spawn_node, spawn_nodes, wat};
@@ -87,11 +87,7 @@ async fn pool_each_answers_once_per_node() {
     let mut pool = Pool::connect(nodes.iter().map(|n| n.addr.as_str()))
         .await
         .unwrap();
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
-    let rows = pool
-        .each("sq", vec![Value::I64(5)], &InstanceOptions::default())
-        .await
-        .unwrap();
+    let rows = support::square_each(&mut pool, 5).await;
     assert_eq!(rows.len(), 3);
     for row in &rows {
         if row.addr == nodes[2].addr {

@@ -13,10 +13,14 @@ use std::time::Duration;
 use nats_support::{
     ACK_WAIT_SECS, NatsCluster, NatsNode, NatsServer, calls_served, fleet, numbers, spawn_map,
 };
-use rwc_client::nats::{DurableMapOptions, FleetOptions, NatsFleet};
+use rwc_client::nats::{DurableMapOptions, DurableReport, FleetOptions, NatsFleet};
 use rwc_client::{ErrorKind, Value};
 use support::{Scratch, wat};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// A durable map running in a task of its own.
+type RunningMap = JoinHandle<Result<DurableReport, rwc_client::Error>>;
 
 /// Inputs `0..n` as argument lists.
 fn inputs(n: i64) -> Vec<Vec<Value>> {
@@ -36,13 +40,25 @@ fn spawn_work(
     fleet: &NatsFleet,
     inputs: Vec<Vec<Value>>,
     options: DurableMapOptions,
-) -> tokio::task::JoinHandle<Result<rwc_client::nats::DurableReport, rwc_client::Error>> {
+) -> RunningMap {
     let fleet = fleet.clone();
     tokio::spawn(async move {
         fleet
             .map_durable(wat::MATH.as_bytes(), "work", inputs, options)
             .await
     })
+}
+
+/// A durable map of `export` of `wat::MATH` over `inputs`; its results may be errors.
+async fn map_math(
+    fleet: &NatsFleet,
+    export: &str,
+    inputs: Vec<Vec<Value>>,
+    options: DurableMapOptions,
+) -> DurableReport {
+    let module = wat::MATH.as_bytes();
+    let report = fleet.map_durable(module, export, inputs, options).await;
+    report.expect("the map runs")
 }
 
 /// Every result is `i * i`, in input order.
@@ -57,31 +73,41 @@ fn assert_squares(results: &[Result<Value, rwc_client::Error>]) {
     }
 }
 
-/// Options whose progress callback wakes `barrier` once `at` results are in.
-fn notify_at(options: DurableMapOptions, at: usize, barrier: Arc<Notify>) -> DurableMapOptions {
-    options.on_progress(move |p| {
+/// [`spawn_work`], returning once `at` results are in: the map, still running.
+async fn spawn_work_past(
+    fleet: &NatsFleet,
+    inputs: Vec<Vec<Value>>,
+    options: DurableMapOptions,
+    at: usize,
+) -> RunningMap {
+    let barrier = Arc::new(Notify::new());
+    let reached = barrier.clone();
+    let options = options.on_progress(move |p| {
         if p.done == at {
-            barrier.notify_one();
+            reached.notify_one();
         }
-    })
+    });
+    let map = spawn_work(fleet, inputs, options);
+    barrier.notified().await;
+    map
+}
+
+/// The report of `map`, which must end within `limit`; `what` says what was to end.
+async fn ended(map: RunningMap, limit: Duration, what: &str) -> DurableReport {
+    tokio::time::timeout(limit, map)
+        .await
+        .expect(what)
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_inputs_over_three_nodes_each_answered_once_in_order() {
     let server = NatsServer::start();
-    let nodes: Vec<NatsNode> = (0..3)
-        .map(|_| NatsNode::start(&server.url, &["--tag", "sq"]))
-        .collect();
+    let nodes = NatsNode::start_many(&server.url, 3, &["--tag", "sq"]);
     let fleet = fleet(&server.url).await;
-    let report = fleet
-        .map_durable(
-            wat::MATH.as_bytes(),
-            "sq",
-            inputs(10_000),
-            DurableMapOptions::default().job("ten-k").tag("sq"),
-        )
-        .await
-        .unwrap();
+    let options = DurableMapOptions::default().job("ten-k").tag("sq");
+    let report = map_math(&fleet, "sq", inputs(10_000), options).await;
     assert_eq!(report.map.results.len(), 10_000);
     assert_squares(&report.map.results);
     assert_eq!(report.published, 10_000, "one task message per input");
@@ -109,26 +135,12 @@ async fn ten_thousand_inputs_over_three_nodes_each_answered_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_at_30_percent_loses_no_input() {
     let server = NatsServer::start();
-    let nodes: Vec<NatsNode> = (0..3).map(|_| NatsNode::start(&server.url, &[])).collect();
+    let nodes = NatsNode::start_many(&server.url, 3, &[]);
     let fleet = fleet(&server.url).await;
-    let barrier = Arc::new(Notify::new());
-    let options = notify_at(
-        DurableMapOptions::default().job("kill-node"),
-        300,
-        barrier.clone(),
-    );
-    let map = fleet.map_durable(
-        wat::MATH.as_bytes(),
-        "work",
-        slow_inputs(1000, 200_000),
-        options,
-    );
-    let killer = async {
-        barrier.notified().await;
-        nodes[0].kill();
-    };
-    let (report, ()) = tokio::join!(map, killer);
-    let report = report.unwrap();
+    let options = DurableMapOptions::default().job("kill-node");
+    let map = spawn_work_past(&fleet, slow_inputs(1000, 200_000), options, 300).await;
+    nodes[0].kill();
+    let report = map.await.unwrap().unwrap();
     assert_squares(&report.map.results);
     let killed = report.map.nodes.iter().find(|n| n.addr == nodes[0].addr);
     let others: usize = report
@@ -149,7 +161,7 @@ async fn a_node_killed_at_30_percent_loses_no_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_killed_at_half_resumes_with_the_same_job_name() {
     let server = NatsServer::start();
-    let nodes: Vec<NatsNode> = (0..2).map(|_| NatsNode::start(&server.url, &[])).collect();
+    let nodes = NatsNode::start_many(&server.url, 2, &[]);
     let scratch = Scratch::new();
     let module = scratch.file("math.wat", wat::MATH);
     let n = 2000;
@@ -217,27 +229,18 @@ async fn a_client_killed_at_half_resumes_with_the_same_job_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_restart_mid_map_loses_no_input() {
     let mut server = NatsServer::start();
-    let _nodes: Vec<NatsNode> = (0..2).map(|_| NatsNode::start(&server.url, &[])).collect();
+    let _nodes = NatsNode::start_many(&server.url, 2, &[]);
     let fleet = fleet(&server.url).await;
-    let barrier = Arc::new(Notify::new());
-    let options = notify_at(
-        DurableMapOptions::default().job("restart"),
-        300,
-        barrier.clone(),
-    );
-    let map = spawn_work(&fleet, slow_inputs(1000, 100_000), options);
-    barrier.notified().await;
+    let options = DurableMapOptions::default().job("restart");
+    let map = spawn_work_past(&fleet, slow_inputs(1000, 100_000), options, 300).await;
     let _server = tokio::task::spawn_blocking(move || {
         server.restart();
         server
     })
     .await
     .expect("the server restarts");
-    let report = tokio::time::timeout(Duration::from_secs(90), map)
-        .await
-        .expect("the map finishes after the restart")
-        .unwrap()
-        .unwrap();
+    let what = "the map finishes after the restart";
+    let report = ended(map, Duration::from_secs(90), what).await;
     assert_squares(&report.map.results);
 }
 
@@ -267,17 +270,9 @@ async fn a_cluster_survives_losing_the_stream_leader() {
             }
         }
     };
-    let _nodes: Vec<NatsNode> = (0..2)
-        .map(|_| NatsNode::start(&cluster.url, &["--nats-replicas", "3"]))
-        .collect();
-    let barrier = Arc::new(Notify::new());
-    let options = notify_at(
-        DurableMapOptions::default().job("leader"),
-        200,
-        barrier.clone(),
-    );
-    let map = spawn_work(&fleet, slow_inputs(800, 100_000), options);
-    barrier.notified().await;
+    let _nodes = NatsNode::start_many(&cluster.url, 2, &["--nats-replicas", "3"]);
+    let options = DurableMapOptions::default().job("leader");
+    let map = spawn_work_past(&fleet, slow_inputs(800, 100_000), options, 200).await;
     let mut tasks = fleet.fleet().tasks().await.unwrap();
     let leader = tasks
         .info()
@@ -288,11 +283,8 @@ async fn a_cluster_survives_losing_the_stream_leader() {
         .and_then(|c| c.leader)
         .expect("the tasks stream has a leader");
     cluster.kill(&leader);
-    let report = tokio::time::timeout(Duration::from_secs(120), map)
-        .await
-        .expect("the map finishes after the leader is lost")
-        .unwrap()
-        .unwrap();
+    let what = "the map finishes after the leader is lost";
+    let report = ended(map, Duration::from_secs(120), what).await;
     assert_squares(&report.map.results);
     // Right after the election a lookup can still time out on a loaded machine: ask
     // again until the cluster answers (within 60 s).
@@ -323,9 +315,7 @@ async fn a_cluster_survives_losing_the_stream_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_input_that_kills_its_node_every_time_stops_after_max_deliver() {
     let server = NatsServer::start();
-    let nodes: Vec<NatsNode> = (0..3)
-        .map(|_| NatsNode::start(&server.url, &["--nats-max-deliver", "2"]))
-        .collect();
+    let nodes = NatsNode::start_many(&server.url, 3, &["--nats-max-deliver", "2"]);
     let fleet = fleet(&server.url).await;
     // Input 7 runs for ever (well past the test): each node that starts it is killed.
     let mut inputs = slow_inputs(20, 0);
@@ -361,11 +351,7 @@ async fn an_input_that_kills_its_node_every_time_stops_after_max_deliver() {
         killed_at = Some(std::time::Instant::now());
         killed.push(nodes[victim].addr.clone());
     }
-    let report = tokio::time::timeout(Duration::from_secs(60), map)
-        .await
-        .expect("the map ends")
-        .unwrap()
-        .unwrap();
+    let report = ended(map, Duration::from_secs(60), "the map ends").await;
     for (i, r) in report.map.results.iter().enumerate() {
         if i == 7 {
             let e = r.as_ref().expect_err("input 7 has an error result");
@@ -387,15 +373,8 @@ async fn deterministic_failures_are_results_and_netrefs_are_refused() {
     let server = NatsServer::start();
     let node = NatsNode::start(&server.url, &[]);
     let fleet = fleet(&server.url).await;
-    let report = fleet
-        .map_durable(
-            wat::MATH.as_bytes(),
-            "sq_or_trap13",
-            inputs(20),
-            DurableMapOptions::default(),
-        )
-        .await
-        .unwrap();
+    let options = DurableMapOptions::default();
+    let report = map_math(&fleet, "sq_or_trap13", inputs(20), options).await;
     for (i, r) in report.map.results.iter().enumerate() {
         if i == 13 {
             assert_eq!(r.as_ref().unwrap_err().kind(), ErrorKind::Trapped);
@@ -516,17 +495,11 @@ memory_bytes = 33554432
         options
     };
     // Within `ops`' 32 MiB: runs.
-    let report = fleet
-        .map_durable(wat::MATH.as_bytes(), "sq", inputs(5), with_memory(16 << 20))
-        .await
-        .unwrap();
+    let report = map_math(&fleet, "sq", inputs(5), with_memory(16 << 20)).await;
     assert_squares(&report.map.results);
     // Above it (the node's own cap is 256 MiB): every input's result is the limit error
     // naming `ops`.
-    let report = fleet
-        .map_durable(wat::MATH.as_bytes(), "sq", inputs(3), with_memory(64 << 20))
-        .await
-        .unwrap();
+    let report = map_math(&fleet, "sq", inputs(3), with_memory(64 << 20)).await;
     for r in &report.map.results {
         let e = r.as_ref().expect_err("over the principal's memory cap");
         assert_eq!(e.kind(), ErrorKind::Limit, "{e}");

@@ -156,14 +156,21 @@ async fn map_work(pool: &Pool, n: usize, options: MapOptions) -> MapReport {
         .unwrap()
 }
 
-/// Asserts that `nodes[victim]`, and no other node of the map, failed, as `kind`; returns
-/// why.
-fn assert_failed_alone<'a>(
+/// Asserts that the other nodes took over from `nodes[victim]`: each of the `n` inputs has
+/// its square, handed over once, the nodes' counts add up to `n`, and `nodes[victim]`,
+/// and no other node of the map, failed, as `kind`. Returns why it failed.
+fn assert_taken_over<'a>(
     report: &'a MapReport,
+    handed: &Handed,
+    n: usize,
     nodes: &[Arc<Proc>],
     victim: usize,
     kind: ErrorKind,
 ) -> &'a Error {
+    assert_eq!(report.results.len(), n);
+    assert_squares(&report.results);
+    handed.check(&report.results);
+    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
     let failed: Vec<&str> = report.failed_nodes().map(|r| r.addr.as_str()).collect();
     assert_eq!(failed, [nodes[victim].addr.as_str()]);
     let why = report.nodes[victim].failed.as_ref().unwrap();
@@ -188,11 +195,7 @@ async fn a_node_killed_mid_map_gives_its_work_to_the_others() {
     let report = map_work(&pool, n, options).await;
 
     assert!(killed.load(Ordering::SeqCst), "the kill never happened");
-    assert_eq!(report.results.len(), n);
-    assert_squares(&report.results);
-    handed.check(&report.results);
-    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
-    assert_failed_alone(&report, &nodes, 1, ErrorKind::Disconnected);
+    assert_taken_over(&report, &handed, n, &nodes, 1, ErrorKind::Disconnected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,18 +433,15 @@ async fn a_hung_node_gives_its_work_to_the_others_after_a_bounded_time() {
     let call_timeout = std::time::Duration::from_secs(300);
     let (mut options, stopped) =
         handed.acting_once(n, thirty_percent_done, move || signal(victim.pid(), "STOP"));
-    options.liveness_timeout = Some(liveness);
-    options.call_timeout = Some(call_timeout);
+    options.liveness_timeout = liveness;
+    options.call_timeout = call_timeout;
     let started = std::time::Instant::now();
     let report = map_work(&pool, n, options).await;
     let took = started.elapsed();
     signal(nodes[2].pid(), "CONT");
 
     assert!(stopped.load(Ordering::SeqCst), "the stop never happened");
-    assert_squares(&report.results);
-    handed.check(&report.results);
-    assert_eq!(report.nodes.iter().map(|r| r.done).sum::<usize>(), n);
-    let why = assert_failed_alone(&report, &nodes, 2, ErrorKind::TimedOut);
+    let why = assert_taken_over(&report, &handed, n, &nodes, 2, ErrorKind::TimedOut);
     assert!(why.message().contains("stopped answering"), "{why}");
     // Its inputs moved after the liveness timeout, not after the calls' own timeout.
     println!("map with a hung node took {took:?}");

@@ -108,6 +108,15 @@ grants = ["upload", "instantiate", "run", "info"]
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 
+    /// `rwc COMMAND --node tls://ADDR --tls-ca CA FLAGS…`: [`rwc_at`] to the TLS `node`,
+    /// trusting the CA of this setup.
+    fn rwc_tls(&self, command: &str, node: &Proc, flags: &[&str]) -> (i32, String, String) {
+        let ca = self.path("ca.pem");
+        let mut args = vec!["--tls-ca", &ca];
+        args.extend_from_slice(flags);
+        rwc_at(command, &tls(node), &args)
+    }
+
     /// Starts a TLS node with the principals, its log going to `node.log`; with
     /// `client_ca`, it requires client certificates signed by the CA and knows `certops`.
     fn node(&self, client_ca: bool) -> Proc {
@@ -161,6 +170,13 @@ grants = ["upload", "instantiate", "run", "info"]
     }
 }
 
+/// Asserts that an `rwc` run was denied (exit code 5) saying `needle`; `what` names the
+/// case.
+fn assert_denied((code, _, err): &(i32, String, String), needle: &str, what: &str) {
+    assert_eq!(*code, 5, "{what}: {err}");
+    assert!(err.contains(needle), "{what}: {err}");
+}
+
 /// `tls://ADDR` for a node that printed `listening on ADDR`.
 fn tls(node: &Proc) -> String {
     format!("tls://{}", node.addr)
@@ -190,11 +206,11 @@ fn tls_with_a_trusted_ca_and_a_token_calls_and_each_tls_failure_is_distinct() {
     let other = Scratch::new();
     gen_cert(other.path(), &[]);
     let other_ca = other.path().join("ca.pem").to_string_lossy().into_owned();
-    let (code, _, err) = call(&tls(&node), &other_ca);
-    assert_eq!(code, 5, "{err}");
-    assert!(
-        err.contains("not signed by a CA this client trusts"),
-        "untrusted: {err}"
+    let untrusted = call(&tls(&node), &other_ca);
+    assert_denied(
+        &untrusted,
+        "not signed by a CA this client trusts",
+        "untrusted",
     );
 
     // The plain protocol to a TLS node: told to use tls://.
@@ -227,21 +243,13 @@ fn a_certificate_for_other_names_is_a_name_mismatch() {
     let s = Setup::new();
     let cmd = s.node_command("127.0.0.2:0", Some("node.toml"));
     let node = s.start_logged(cmd, "node.log", "start a TLS node");
-    let (code, _, err) = rwc_at(
-        "info",
-        &tls(&node),
-        &[
-            "--tls-ca",
-            &s.path("ca.pem"),
-            "--token-file",
-            &s.path("ops.token"),
-        ],
+    let result = s.rwc_tls("info", &node, &["--token-file", &s.path("ops.token")]);
+    assert_denied(
+        &result,
+        "not valid for the name `127.0.0.2`",
+        "name mismatch",
     );
-    assert_eq!(code, 5, "{err}");
-    assert!(
-        err.contains("not valid for the name `127.0.0.2`"),
-        "name mismatch: {err}"
-    );
+    let err = &result.2;
     assert!(
         err.contains("127.0.0.1"),
         "it says which names it is for: {err}"
@@ -280,9 +288,11 @@ fn tokens_right_wrong_and_missing() {
     assert_eq!(json["principal"]["name"], "ops", "{out}");
 
     for (file, what) in [(Some("wrong.token"), "wrong"), (None, "missing")] {
-        let (code, _, err) = info(file);
-        assert_eq!(code, 5, "{what} token: {err}");
-        assert!(err.contains("authentication failed"), "{what} token: {err}");
+        assert_denied(
+            &info(file),
+            "authentication failed",
+            &format!("{what} token"),
+        );
     }
 
     // RWC_TOKEN holds the token itself.
@@ -315,19 +325,9 @@ fn a_principal_without_upload_is_denied_naming_the_grant() {
     let s = Setup::new();
     let node = s.node(false);
     let module = s.dir.file("math.wat", wat::MATH);
-    let (code, _, err) = rwc_at(
-        "upload",
-        &tls(&node),
-        &[
-            "--tls-ca",
-            &s.path("ca.pem"),
-            "--token-file",
-            &s.path("reader.token"),
-            &module,
-        ],
-    );
-    assert_eq!(code, 5, "denied: {err}");
-    assert!(err.contains("`upload`"), "names the missing grant: {err}");
+    let flags = ["--token-file", &s.path("reader.token"), &module];
+    let denied = s.rwc_tls("upload", &node, &flags);
+    assert_denied(&denied, "`upload`", "names the missing grant");
 }
 
 #[test]
@@ -335,24 +335,17 @@ fn client_certificates_are_required_and_prove_a_principal() {
     let s = Setup::new();
     let node = s.node(true);
     let module = s.dir.file("math.wat", wat::MATH);
-    let ca = s.path("ca.pem");
-    let (code, _, err) = rwc_at(
-        "info",
-        &tls(&node),
-        &["--tls-ca", &ca, "--token-file", &s.path("ops.token")],
-    );
-    assert_eq!(code, 5, "{err}");
-    assert!(
-        err.contains("requires a client certificate"),
-        "missing client certificate: {err}"
+    let without = s.rwc_tls("info", &node, &["--token-file", &s.path("ops.token")]);
+    assert_denied(
+        &without,
+        "requires a client certificate",
+        "missing client certificate",
     );
 
-    let (code, out, err) = rwc_at(
+    let (code, out, err) = s.rwc_tls(
         "call",
-        &tls(&node),
+        &node,
         &[
-            "--tls-ca",
-            &ca,
             "--tls-cert",
             &s.path("certops.pem"),
             "--tls-key",
@@ -368,23 +361,18 @@ fn client_certificates_are_required_and_prove_a_principal() {
     // A certificate signed by another CA is refused.
     let other = Scratch::new();
     gen_cert(other.path(), &["--client", "certops"]);
-    let (code, _, err) = rwc_at(
+    let other_cert = s.rwc_tls(
         "info",
-        &tls(&node),
+        &node,
         &[
-            "--tls-ca",
-            &ca,
             "--tls-cert",
             &other.path().join("certops.pem").to_string_lossy(),
             "--tls-key",
             &other.path().join("certops.key").to_string_lossy(),
         ],
     );
-    assert_eq!(code, 5, "{err}");
-    assert!(
-        err.contains("does not trust this client's certificate"),
-        "{err}"
-    );
+    let needle = "does not trust this client's certificate";
+    assert_denied(&other_cert, needle, "a certificate of another CA");
 }
 
 #[test]
@@ -493,20 +481,9 @@ fn an_expired_client_certificate_is_refused_as_expired() {
     let cert = params.signed_by(&key, &issuer).expect("sign");
     let cert_file = s.dir.file("expired.pem", cert.pem());
     let key_file = s.dir.file("expired.key", key.serialize_pem());
-    let (code, _, err) = rwc_at(
-        "info",
-        &tls(&node),
-        &[
-            "--tls-ca",
-            &s.path("ca.pem"),
-            "--tls-cert",
-            &cert_file,
-            "--tls-key",
-            &key_file,
-        ],
-    );
-    assert_eq!(code, 5, "{err}");
-    assert!(err.contains("expired"), "expired certificate: {err}");
+    let flags = ["--tls-cert", &cert_file, "--tls-key", &key_file];
+    let expired = s.rwc_tls("info", &node, &flags);
+    assert_denied(&expired, "expired", "expired certificate");
     let log = s.log_with("the client's certificate has expired");
     assert!(
         log.contains("the client's certificate has expired"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use rwc_client::ssh::{SshAddress, VERSION};
-use rwc_client::{Client, ConnectOptions, InstanceOptions, Pool, Value};
+use rwc_client::{Client, ConnectOptions, Pool, Value};
 use support::{Scratch, bin_dir, node_bin, rwc, wat};
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -151,15 +151,7 @@ impl Drop for Sshd {
 async fn square_over(addr: &SshAddress, options: &[String]) -> Result<Value, rwc_client::Error> {
     let options = ConnectOptions::new().with_ssh_options(options.to_vec());
     let client = Client::connect_ssh(addr, &options).await?;
-    let module = client.upload(wat::MATH.as_bytes()).await?;
-    let result = client
-        .run(
-            &module,
-            "sq",
-            vec![Value::I64(7)],
-            InstanceOptions::default(),
-        )
-        .await;
+    let result = support::square(&client, 7).await;
     client.close();
     result
 }
@@ -191,11 +183,7 @@ async fn a_call_over_ssh_uses_the_rwc_node_on_the_host_path() {
         .await
         .unwrap();
     assert_eq!(pool.len(), 1, "one address is one node");
-    pool.load(wat::MATH.as_bytes()).await.unwrap();
-    let rows = pool
-        .each("sq", vec![Value::I64(4)], &InstanceOptions::default())
-        .await
-        .unwrap();
+    let rows = support::square_each(&mut pool, 4).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].result.as_ref().unwrap(), &Value::I64(16));
     pool.close();

@@ -80,6 +80,34 @@ guest_path = "/hidden"
         all.extend_from_slice(args);
         rwc(&all, "")
     }
+
+    /// Runs `wasi-fs MODE PATHS…` of both [`PROGRAMS`] with `flags`, each checked with
+    /// [`assert_passed`] and its count of checks (`oks`: C's, then Rust's); `after` runs
+    /// after each, given the language.
+    fn run_both(
+        &self,
+        flags: &[&str],
+        mode: &str,
+        paths: &[&str],
+        oks: [usize; 2],
+        mut after: impl FnMut(&str),
+    ) {
+        for ((lang, module), oks) in PROGRAMS.into_iter().zip(oks) {
+            let args: Vec<&str> = [mode].into_iter().chain(paths.iter().copied()).collect();
+            let result = self.run(module, flags, &args);
+            assert_passed(&format!("{lang} {mode}"), &result, oks);
+            after(lang);
+        }
+    }
+
+    /// Waits for the node's audit log line with all of `fields`; returns it.
+    fn audited(&self, fields: &[&str]) -> String {
+        let needles: Vec<&str> = ["rwc::audit"]
+            .into_iter()
+            .chain(fields.iter().copied())
+            .collect();
+        log_line(&self.log, &needles, Duration::from_secs(10))
+    }
 }
 
 /// The program's checks passed: exit 0, `0 failures` last, no FAIL line, and `oks`
@@ -182,59 +210,42 @@ fn a_trap_is_exit_6_with_a_message_and_a_module_without_start_is_refused() {
 #[test]
 fn the_file_api_works_in_a_read_write_grant_and_writes_are_audited() {
     let f = Fixture::new();
-    for (lang, module, oks) in [
-        ("C", guests::WASI_FS_C, 69),
-        ("Rust", guests::WASI_FS_RS, 29),
-    ] {
-        let result = f.run(module, &["--capability", "fs:data"], &["rw", "/data"]);
-        assert_passed(&format!("{lang} rw"), &result, oks);
-        // The program cleaned up after itself, on the host too.
-        let left: Vec<_> = std::fs::read_dir(f.root().join("data")).unwrap().collect();
-        assert!(left.is_empty(), "{lang}: {left:?}");
-    }
+    f.run_both(
+        &["--capability", "fs:data"],
+        "rw",
+        &["/data"],
+        [69, 29],
+        |lang| {
+            // The program cleaned up after itself, on the host too.
+            let left: Vec<_> = std::fs::read_dir(f.root().join("data")).unwrap().collect();
+            assert!(left.is_empty(), "{lang}: {left:?}");
+        },
+    );
     // Each change through the read-write grant is in the node's audit log.
-    let line = log_line(
-        &f.log,
-        &[
-            "rwc::audit",
-            "op=\"open_for_write\"",
-            "path=\"/data/f.txt\"",
-            "outcome=\"ok\"",
-        ],
-        Duration::from_secs(10),
-    );
+    let line = f.audited(&[
+        "op=\"open_for_write\"",
+        "path=\"/data/f.txt\"",
+        "outcome=\"ok\"",
+    ]);
     assert!(line.contains("principal="), "{line}");
-    log_line(
-        &f.log,
-        &[
-            "rwc::audit",
-            "op=\"rename\"",
-            "path=\"/data/g.txt\"",
-            "to=\"/data/f.txt\"",
-        ],
-        Duration::from_secs(10),
-    );
-    log_line(
-        &f.log,
-        &[
-            "rwc::audit",
-            "op=\"unlink\"",
-            "path=\"/data/sub2/inner.txt\"",
-        ],
-        Duration::from_secs(10),
-    );
+    f.audited(&[
+        "op=\"rename\"",
+        "path=\"/data/g.txt\"",
+        "to=\"/data/f.txt\"",
+    ]);
+    f.audited(&["op=\"unlink\"", "path=\"/data/sub2/inner.txt\""]);
 }
 
 #[test]
 fn a_read_only_grant_reads_and_refuses_every_change() {
     let f = Fixture::new();
-    for (lang, module, oks) in [
-        ("C", guests::WASI_FS_C, 22),
-        ("Rust", guests::WASI_FS_RS, 17),
-    ] {
-        let result = f.run(module, &["--capability", "fs:logs"], &["ro", "/logs"]);
-        assert_passed(&format!("{lang} ro"), &result, oks);
-    }
+    f.run_both(
+        &["--capability", "fs:logs"],
+        "ro",
+        &["/logs"],
+        [22, 17],
+        |_| {},
+    );
     assert_eq!(
         std::fs::read_to_string(f.root().join("logs/hello.txt")).unwrap(),
         "hello\n"
@@ -245,36 +256,20 @@ fn a_read_only_grant_reads_and_refuses_every_change() {
         .collect();
     assert_eq!(names.len(), 2, "nothing was created: {names:?}");
     // Refused attempts are audited too.
-    log_line(
-        &f.log,
-        &[
-            "rwc::audit",
-            "path=\"/logs/hello.txt\"",
-            "outcome=\"EPERM\"",
-        ],
-        Duration::from_secs(10),
-    );
+    f.audited(&["path=\"/logs/hello.txt\"", "outcome=\"EPERM\""]);
 }
 
 #[test]
 fn dot_dot_absolute_symlink_and_hard_link_escapes_fail() {
     let f = Fixture::new();
-    for (lang, module, oks) in [
-        ("C", guests::WASI_FS_C, 21),
-        ("Rust", guests::WASI_FS_RS, 11),
-    ] {
-        let result = f.run(
-            module,
-            &["--capability", "fs:esc", "--capability", "fs:logs"],
-            &["escape", "/esc", "/logs"],
-        );
-        assert_passed(&format!("{lang} escape"), &result, oks);
+    let flags = ["--capability", "fs:esc", "--capability", "fs:logs"];
+    f.run_both(&flags, "escape", &["/esc", "/logs"], [21, 11], |_| {
         // Clean for the next program: what the C one made inside its own directory.
         for made in ["mine", "x"] {
             let p = f.root().join("esc").join(made);
             let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir(&p));
         }
-    }
+    });
     assert_eq!(
         std::fs::read_to_string(f.root().join("secret.txt")).unwrap(),
         "secret\n"
@@ -289,11 +284,8 @@ fn dot_dot_absolute_symlink_and_hard_link_escapes_fail() {
 #[test]
 fn without_a_grant_there_is_no_directory() {
     let f = Fixture::new();
-    for (lang, module, oks) in [("C", guests::WASI_FS_C, 3), ("Rust", guests::WASI_FS_RS, 2)] {
-        // Nothing asked: the guest sees no preopen at all.
-        let result = f.run(module, &[], &["none", "/logs"]);
-        assert_passed(&format!("{lang} none"), &result, oks);
-    }
+    // Nothing asked: the guest sees no preopen at all.
+    f.run_both(&[], "none", &["/logs"], [3, 2], |_| {});
     // A directory the config has but does not grant: denied, exit code 5, nothing runs.
     let (code, out, err) = f.run(
         guests::WASI_FS_C,

@@ -76,26 +76,26 @@ struct PoolNode {
     failed: Option<Error>,
 }
 
-/// How to run a [`map`](Pool::map).
-#[derive(Debug, Clone, Default)]
+/// How to run a [`map`](Pool::map). `MapOptions::default()` holds the defaults named below.
+#[derive(Debug, Clone)]
 pub struct MapOptions {
     /// Instances per node (calls that run at once on it). Default: the node's CPU count,
     /// as its `sys` capability reports it, or [`DEFAULT_PER_NODE`] if it does not grant
     /// `sys`. Never more than the node lets one connection hold.
     pub per_node: Option<usize>,
     /// Calls queued per instance, so it never idles waiting for the next one to arrive.
-    /// Default: [`DEFAULT_DEPTH`].
-    pub depth: Option<usize>,
+    /// Default: [`DEFAULT_DEPTH`]; 0 counts as 1.
+    pub depth: usize,
     /// How long the pool waits for one call, from sending it to its result (queueing on
     /// the node included); one that takes longer fails with `timed out`. Default:
     /// [`DEFAULT_CALL_TIMEOUT`]. How long the guest itself may run is the instance's
     /// [`call_timeout`](InstanceOptions::call_timeout), capped by the node.
-    pub call_timeout: Option<Duration>,
+    pub call_timeout: Duration,
     /// How long a node may leave a ping unanswered during the map before it is taken to
     /// be hung (stopped, wedged): it is retired and its inputs go to the other nodes
     /// within 1.25 × this, instead of waiting out [`call_timeout`](MapOptions::call_timeout).
     /// A busy node still answers pings at once. Default: [`DEFAULT_LIVENESS_TIMEOUT`].
-    pub liveness_timeout: Option<Duration>,
+    pub liveness_timeout: Duration,
     /// Options of the instances (memory, fuel, env…). A fuel budget is per instance,
     /// shared by the calls it runs; an instance whose guest trapped or ran out of fuel or
     /// time is replaced by a fresh one.
@@ -107,6 +107,20 @@ pub struct MapOptions {
     pub each_result: Option<ResultFn>,
 }
 
+impl Default for MapOptions {
+    fn default() -> Self {
+        MapOptions {
+            per_node: None,
+            depth: DEFAULT_DEPTH,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            liveness_timeout: DEFAULT_LIVENESS_TIMEOUT,
+            instance: InstanceOptions::default(),
+            progress: None,
+            each_result: None,
+        }
+    }
+}
+
 impl MapOptions {
     /// Sets [`per_node`](MapOptions::per_node).
     pub fn per_node(mut self, n: usize) -> Self {
@@ -116,7 +130,7 @@ impl MapOptions {
 
     /// Sets [`depth`](MapOptions::depth).
     pub fn depth(mut self, n: usize) -> Self {
-        self.depth = Some(n);
+        self.depth = n;
         self
     }
 
@@ -478,9 +492,9 @@ impl Pool {
             export,
             inputs: &inputs,
             instance: &options.instance,
-            depth: options.depth.unwrap_or(DEFAULT_DEPTH).max(1),
-            call_timeout: options.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT),
-            liveness_timeout: options.liveness_timeout.unwrap_or(DEFAULT_LIVENESS_TIMEOUT),
+            depth: options.depth.max(1),
+            call_timeout: options.call_timeout,
+            liveness_timeout: options.liveness_timeout,
             progress: options.progress.clone(),
             each_result: options.each_result.clone(),
         };

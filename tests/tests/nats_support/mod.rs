@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rwc_client::nats::NatsFleet;
+use rwc_tests::process::Listening;
 
 use crate::support::{node_bin, rwc_bin};
 
@@ -24,7 +25,7 @@ pub const ACK_WAIT_SECS: &str = "1";
 #[derive(Debug)]
 pub struct NatsNode {
     pub addr: String,
-    child: Mutex<Option<Child>>,
+    process: Listening,
     log: Arc<(Mutex<Vec<String>>, Condvar)>,
 }
 
@@ -41,24 +42,11 @@ impl NatsNode {
             ])
             .args(args)
             .env("RUST_LOG", "info,rwc_node::nats=debug")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start rwc-node");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut first = String::new();
-        stdout
-            .read_line(&mut first)
-            .expect("read the node's first line");
-        let addr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("rwc-node printed {first:?}"))
-            .to_owned();
+            .env("NO_COLOR", "1");
+        let process = Listening::start_with_stderr(cmd, Stdio::piped()).expect("start rwc-node");
         let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let sink = log.clone();
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = process.take_stderr().expect("stderr is piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let (lines, changed) = &*sink;
@@ -69,14 +57,18 @@ impl NatsNode {
                 changed.notify_all();
             }
         });
-        std::thread::spawn(move || for _ in stdout.lines() {});
         let node = NatsNode {
-            addr,
-            child: Mutex::new(Some(child)),
+            addr: process.addr.clone(),
+            process,
             log,
         };
         node.wait_for_log("joined the NATS fleet", Duration::from_secs(20));
         node
+    }
+
+    /// `n` nodes [started](NatsNode::start) with the same `args`.
+    pub fn start_many(url: &str, n: usize, args: &[&str]) -> Vec<NatsNode> {
+        (0..n).map(|_| NatsNode::start(url, args)).collect()
     }
 
     /// Waits until the node has logged a line containing `text`; returns it.
@@ -114,35 +106,12 @@ impl NatsNode {
 
     /// SIGKILL: the node vanishes without deregistering.
     pub fn kill(&self) {
-        if let Some(mut c) = self
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM, then waits for the node to exit (it deregisters on the way).
     pub fn terminate(&self) {
-        if let Some(mut c) = self
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            let pid = c.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for NatsNode {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.terminate();
     }
 }
 

@@ -3,8 +3,9 @@
 //! WAT modules that need no guest SDK.
 #![allow(dead_code)]
 
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -148,6 +149,17 @@ pub fn rwc(args: &[&str], stdin: &str) -> (i32, String, String) {
     (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
+/// Asserts that a run ([`rwc`], [`rwc_at`]…) exited with `code` and said `needle` on
+/// stderr; returns its stderr.
+pub fn assert_exit((got, _, err): (i32, String, String), code: i32, needle: &str) -> String {
+    assert_eq!(
+        got, code,
+        "the exit code of a run that should say {needle:?}: {err}"
+    );
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    err
+}
+
 /// Runs `rwc COMMAND --node NODE ARGS…` with nothing on stdin: [`rwc`] for the commands
 /// that talk to one node (`call`, `run`, `info`, `ping`…).
 pub fn rwc_at(command: &str, node: &str, args: &[&str]) -> (i32, String, String) {
@@ -207,6 +219,18 @@ pub fn run_bytes(bin: &Path, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, Stri
     )
 }
 
+/// Starts `cmd` with stdin closed and stdout piped (stderr as `cmd` has it): the child and
+/// its stdout, to read line by line.
+pub fn spawn_piped(cmd: &mut Command) -> (Child, BufReader<ChildStdout>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", cmd.get_program().display()));
+    let out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    (child, out)
+}
+
 /// A scratch directory, removed on drop.
 #[derive(Debug)]
 pub struct Scratch(PathBuf);
@@ -254,6 +278,28 @@ pub async fn eventually(limit: Duration, what: &str, mut f: impl AsyncFnMut() ->
         assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `sq(n)` of [`wat::MATH`] on the node of `client`, in a fresh instance (the module is
+/// uploaded if the node lacks it).
+pub async fn square(
+    client: &rwc_client::Client,
+    n: i64,
+) -> Result<rwc_client::Value, rwc_client::Error> {
+    let module = client.upload(wat::MATH.as_bytes()).await?;
+    let args = vec![rwc_client::Value::I64(n)];
+    let options = rwc_client::InstanceOptions::default();
+    client.run(&module, "sq", args, options).await
+}
+
+/// `sq(n)` of [`wat::MATH`] on every node of `pool` ([`Pool::each`]), after loading it.
+///
+/// [`Pool::each`]: rwc_client::Pool::each
+pub async fn square_each(pool: &mut rwc_client::Pool, n: i64) -> Vec<rwc_client::EachResult> {
+    pool.load(wat::MATH.as_bytes()).await.unwrap();
+    let args = vec![rwc_client::Value::I64(n)];
+    let options = rwc_client::InstanceOptions::default();
+    pool.each("sq", args, &options).await.unwrap()
 }
 
 /// WAT modules: numeric exports only, so they need no guest SDK.

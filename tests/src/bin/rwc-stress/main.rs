@@ -89,21 +89,23 @@ enum Scenario {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let node_bin = match args.node_bin.map_or_else(node::default_bin, Ok) {
-        Ok(path) => path,
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rwc-stress: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rwc-stress: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    }
+}
+
+/// Runs the scenario `args` names; what went wrong is for `main` to print.
+fn run(args: Args) -> Result<(), String> {
+    let node_bin = args
+        .node_bin
+        .map_or_else(node::default_bin, Ok)
+        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let nodes = node::Launcher::new(node_bin);
     let outcome = runtime.block_on(async move {
         match args.scenario {
@@ -118,11 +120,5 @@ fn main() -> ExitCode {
             Scenario::HangInUpload { node, bytes } => hang::in_upload(&node, bytes).await,
         }
     });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rwc-stress: FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    outcome.map_err(|e| format!("FAILED: {e}"))
 }
