@@ -40,9 +40,14 @@ pub const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(60);
 /// election on a cluster takes some seconds; a restarted server some more).
 pub const LOOKUP_PATIENCE: Duration = Duration::from_secs(30);
 
-/// What JetStream answers a second result for an input that has one: its "stream store
-/// failed" code, which it gives with "maximum messages per subject exceeded".
-const ALREADY_ANSWERED: ErrorCode = ErrorCode::STREAM_STORE_FAILED;
+/// Whether JetStream refused a result because its input already has one. It answers that
+/// with its "stream store failed" code, which it gives to every failed store (a full disk
+/// too), so the server's text is checked as well: a store that failed for another reason
+/// is retried, not taken for an answer.
+fn already_answered(e: &(dyn std::error::Error + 'static)) -> bool {
+    has_code(e, ErrorCode::STREAM_STORE_FAILED)
+        && chain(e).contains("maximum messages per subject exceeded")
+}
 
 /// How to connect to NATS and make what is missing.
 #[derive(Debug, Clone)]
@@ -299,7 +304,7 @@ impl Fleet {
             };
             let e = match attempt.await {
                 Ok(_) => return Ok(Written::First),
-                Err(e) if has_code(&e, ALREADY_ANSWERED) => {
+                Err(e) if already_answered(&e) => {
                     return Ok(Written::AlreadyAnswered);
                 }
                 Err(e) => e,
@@ -459,7 +464,7 @@ impl ResultWrites<'_> {
     ) -> Result<(), Error> {
         match ack.await {
             Ok(_) => Ok(()),
-            Err(e) if has_code(&e, ALREADY_ANSWERED) => Ok(()),
+            Err(e) if already_answered(&e) => Ok(()),
             Err(e) => {
                 tracing::debug!(error = %e, "result write not confirmed; writing it again");
                 self.fleet.write_result(&result).await.map(|_| ())
