@@ -31,12 +31,18 @@ async fn spawn_watched(args: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>
     spawn_command(cmd).await
 }
 
-/// Starts `cmd` (`rwc-node` with its arguments) listening on `127.0.0.1:0`.
-async fn spawn_command(mut cmd: Command) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+/// Starts `cmd` (`rwc-node` with its arguments) listening on `127.0.0.1:0`, its log
+/// discarded.
+async fn spawn_command(cmd: Command) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    spawn_logging(cmd, Stdio::null()).await
+}
+
+/// [`spawn_command`] with the node's log (stderr) going to `log`.
+async fn spawn_logging(mut cmd: Command, log: Stdio) -> (Child, String, Arc<Mutex<Vec<String>>>) {
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -309,5 +315,26 @@ async fn config_file_sets_limits_and_flags_win() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("call_timeout"),
         "names the bad key"
+    );
+}
+
+/// A node whose log goes to a file writes plain text: no colour escape codes, although
+/// nothing set `NO_COLOR`.
+#[tokio::test]
+async fn a_log_written_to_a_file_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--no-cache"])
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info");
+    let file = std::fs::File::create(&path).unwrap();
+    let (mut child, _addr, _) = spawn_logging(cmd, file.into()).await;
+    terminate(&mut child).await;
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(log.contains("rwc-node ready"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in the log file: {log:?}"
     );
 }
